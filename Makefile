@@ -1,0 +1,71 @@
+# greenhub - see README.md. Sources are listed once, here (and checked
+# against the rockspec by scripts/check-rockspec.sh).
+LUA      ?= lua5.4
+PKG      ?= lua5.4
+CC       ?= cc
+PREFIX   ?= /usr/local
+LUA_CDIR ?= $(PREFIX)/lib/lua/5.4
+LUA_LDIR ?= $(PREFIX)/share/lua/5.4
+LUA_INC  := $(shell pkg-config --cflags $(PKG) 2>/dev/null || echo -I/usr/include/lua5.4)
+
+SRCS := csrc/hub.c csrc/timer.c csrc/thread.c csrc/timeout.c csrc/module.c
+HDRS := csrc/greenhub.h
+LUAS := lua/greenhub.lua $(wildcard lua/greenhub/*.lua)
+
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wshadow
+ALL_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden $(LUA_INC) $(CFLAGS)
+LIBS    := -lpthread -lm
+
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+BUSTED = $(LUA) /usr/bin/busted
+
+.PHONY: all test asan valgrind install uninstall clean demo bench deps check-rockspec
+
+all: build/greenhub/core.so
+
+build/greenhub/core.so: $(SRCS) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SRCS) $(LDFLAGS) $(LIBS)
+
+build-asan/greenhub/core.so: $(SRCS) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -fPIC -fvisibility=hidden $(LUA_INC) $(SAN_FLAGS) -shared -o $@ $(SRCS) $(LIBS)
+
+deps:
+	@sh scripts/deps.sh test
+
+test: deps all
+	@sh scripts/run-specs.sh build
+
+asan: deps build-asan/greenhub/core.so
+	@GH_SAN=1 sh scripts/run-specs.sh build-asan
+
+valgrind: deps all
+	@GH_VALGRIND=1 sh scripts/run-specs.sh build
+
+demo:
+	@sh scripts/deps.sh demo
+	@$(MAKE) --no-print-directory all
+	$(LUA) examples/demo.lua
+
+bench:
+	@sh scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@sh bench/run.sh
+
+check-rockspec:
+	@sh scripts/check-rockspec.sh
+
+install: all
+	install -d $(DESTDIR)$(LUA_CDIR)/greenhub $(DESTDIR)$(LUA_LDIR)/greenhub
+	install -m 0755 build/greenhub/core.so $(DESTDIR)$(LUA_CDIR)/greenhub/core.so
+	install -m 0644 lua/greenhub.lua $(DESTDIR)$(LUA_LDIR)/greenhub.lua
+	for f in $(wildcard lua/greenhub/*.lua); do install -m 0644 $$f $(DESTDIR)$(LUA_LDIR)/greenhub/; done
+
+uninstall:
+	rm -rf $(DESTDIR)$(LUA_CDIR)/greenhub $(DESTDIR)$(LUA_LDIR)/greenhub $(DESTDIR)$(LUA_LDIR)/greenhub.lua
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,209 @@
+/*
+ * greenhub.h - the hub's data structures and their invariants.
+ *
+ * One hub per lua_State (kept in the registry). Everything here runs on the
+ * thread that owns that state; only the resolver's workers touch their own
+ * job queue from other OS threads (see resolver.c).
+ */
+#ifndef GREENHUB_H
+#define GREENHUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lua.h"
+#include "lauxlib.h"
+
+#define GH_EXPORT __attribute__((visibility("default")))
+
+#define HUB_KEY     "greenhub.hub"
+#define HUB_MT      "greenhub.hub.mt"
+#define THREAD_MT   "greenhub.thread"
+#define TIMEOUT_MT  "greenhub.timeout"
+
+/* ---------------------------------------------------------------- lists */
+
+/* Intrusive circular doubly linked list; a list is a sentinel node. */
+typedef struct gh_link {
+  struct gh_link *prev, *next;
+} gh_link;
+
+static inline void link_init(gh_link *l) { l->prev = l->next = l; }
+static inline int link_empty(const gh_link *l) { return l->next == l; }
+static inline int link_linked(const gh_link *n) { return n->next != NULL && n->next != n; }
+static inline void link_push(gh_link *list, gh_link *n) {
+  n->prev = list->prev; n->next = list;
+  list->prev->next = n; list->prev = n;
+}
+static inline void link_remove(gh_link *n) {
+  n->prev->next = n->next; n->next->prev = n->prev;
+  n->prev = n->next = n;
+}
+
+#define container_of(p, type, field) \
+  ((type *)(void *)((char *)(p) - offsetof(type, field)))
+
+/* ---------------------------------------------------------------- timers */
+
+struct gh_hub;
+typedef struct gh_timer gh_timer;
+typedef void (*gh_timer_cb)(struct gh_hub *h, gh_timer *tm);
+
+/*
+ * A timer lives inside whatever it wakes (a thread record, a timeout
+ * token). idx is its 1-based slot in the heap, 0 when not armed: cancel is
+ * O(log n) and nothing stale is ever left in the heap.
+ */
+struct gh_timer {
+  int64_t deadline;        /* CLOCK_MONOTONIC, nanoseconds */
+  uint64_t seq;            /* arming order: equal deadlines fire FIFO */
+  uint32_t idx;            /* heap slot (1-based), 0 = not armed */
+  gh_timer_cb fire;        /* called from the hub loop, never runs Lua */
+};
+
+typedef struct gh_heap {
+  gh_timer **v;            /* v[1..n]; v[0] unused */
+  uint32_t n, cap;
+  uint64_t seq;
+} gh_heap;
+
+void timer_start(gh_heap *hp, gh_timer *tm, int64_t deadline);
+void timer_cancel(gh_heap *hp, gh_timer *tm);
+gh_timer *timer_peek(const gh_heap *hp);
+gh_timer *timer_pop(gh_heap *hp);
+int timer_check(const gh_heap *hp); /* heap invariant, for the specs */
+void timer_free(gh_heap *hp);
+
+/* ---------------------------------------------------------------- threads */
+
+enum { TS_PENDING, TS_RUNNING, TS_SUSPENDED, TS_DEAD };
+
+/* where a suspended thread is parked (its `link` is in at most one list) */
+enum { TW_NONE, TW_RUNQ, TW_LIST, TW_FD, TW_SLEEP, TW_FOREVER };
+
+/* why a parked thread was woken; its continuation reads this */
+enum { WK_OK, WK_TIMEOUT, WK_CLOSED, WK_INTR };
+
+enum {
+  TF_MAIN = 1,             /* the record of the Lua main thread */
+  TF_ERROR = 2,            /* died with an error (value on co's stack) */
+  TF_KILLED = 4,           /* died from the Killed sentinel: no error */
+  TF_OBSERVED = 8,         /* someone waited on / linked it: don't report */
+  TF_LINKS = 16,           /* has entries in the hub's link table */
+  TF_MAIN_WOKEN = 32,      /* main only: its wait is over */
+  TF_HANDLE = 64,          /* user holds a handle (spawn, not spawn_n) */
+  TF_BARE = 128,           /* parked by a bare coroutine.yield */
+};
+
+/*
+ * A green thread: a full userdata holding this record, with the coroutine as
+ * its user value. While alive it is anchored in the hub's thread table
+ * (slot `ref`); once dead only user handles keep it, and its results (or
+ * error) stay on the dead coroutine's stack for t:wait().
+ */
+typedef struct gh_thread {
+  gh_link link;            /* run queue or the wait list it parks on */
+  gh_timer timer;          /* wait deadline / spawn_after start */
+  gh_link joiners;         /* threads blocked in t:wait() on this one */
+  lua_State *co;           /* the coroutine (NULL for the main record) */
+  struct gh_hub *hub;
+  int ref;                 /* slot in the thread table while alive */
+  int nres;                /* results on co's stack once dead */
+  int waitfd;              /* fd when parked in TW_FD */
+  int64_t since;           /* when it parked (monotonic ns) */
+  uint8_t state;           /* TS_* */
+  uint8_t where;           /* TW_* */
+  uint8_t wake;            /* WK_* */
+  uint8_t flags;           /* TF_* */
+} gh_thread;
+
+/* ---------------------------------------------------------------- fds */
+
+enum { FD_R = 1, FD_W = 2 };
+
+/*
+ * Per-fd record, indexed by fd number. gen changes whenever greenhub
+ * learns the fd was closed or reopened; it travels in epoll's data so a
+ * wake-up meant for an old fd never reaches a new one with the same number.
+ */
+typedef struct gh_fd {
+  uint32_t gen;
+  uint8_t registered;      /* in epoll (EPOLLIN|EPOLLOUT|EPOLLET) */
+  uint8_t ready;           /* FD_R|FD_W edges seen since last EAGAIN */
+  gh_thread *reader, *writer;
+} gh_fd;
+
+/* ---------------------------------------------------------------- hub */
+
+typedef struct gh_hub {
+  lua_State *mainL;        /* the state's main thread */
+  gh_thread main;          /* record standing for the main thread */
+  gh_thread *current;      /* green thread being resumed, or NULL */
+  gh_link runq;            /* FIFO of ready threads */
+  size_t nready;
+  gh_heap timers;
+  int epfd;
+  gh_fd *fds;              /* indexed by fd */
+  int nfds;                /* capacity of fds */
+  size_t nfdwait;          /* threads parked on fds */
+  size_t nexternal;        /* other wake-up sources pending (resolver) */
+  int in_loop;             /* a loop turn is on the C stack */
+  int closed;              /* state is closing: hub is gone */
+  int64_t now;             /* monotonic ns, read once per turn */
+  int threads_ref;         /* registry: table ref -> thread userdata */
+  int links_ref;           /* registry: thread -> { {g, args...}, ... } */
+  int killed_ref;          /* registry: the Killed sentinel */
+  int onerror_ref;         /* registry: error handler or LUA_NOREF */
+  int main_intr_ref;       /* registry: pending interrupt for main */
+  size_t nthreads;         /* green threads not yet dead */
+  uint64_t switches, turns, spawned;
+  uint64_t poll_ns, run_ns;
+} gh_hub;
+
+/* hub.c */
+int64_t hub_clock(void);
+gh_hub *hub_get(lua_State *L);
+gh_thread *hub_self(lua_State *L, gh_hub *h, const char *what);
+void hub_enqueue(gh_hub *h, gh_thread *t);
+void hub_unwait(gh_hub *h, gh_thread *t);
+void hub_wake(gh_hub *h, gh_thread *t, int why);
+void hub_interrupt(gh_hub *h, lua_State *L, gh_thread *t);
+int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
+             lua_KContext ctx, lua_KFunction k);
+int hub_check_intr(lua_State *L, gh_hub *h, gh_thread *self);
+int hub_yield(lua_State *L, gh_hub *h, gh_thread *self, lua_KContext ctx,
+              lua_KFunction k);
+int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
+                int64_t deadline, lua_KContext ctx, lua_KFunction k);
+void hub_fd_forget(gh_hub *h, int fd);  /* fd just opened or closing */
+gh_fd *hub_fd(gh_hub *h, int fd);
+int hub_turn(lua_State *L, gh_hub *h, int may_block);
+int64_t hub_deadline(lua_State *L, int arg);
+int64_t hub_after(double s);
+int hub_open(lua_State *L);
+
+/* The record of the caller inside a continuation. */
+static inline gh_thread *hub_me(lua_State *L, gh_hub *h) {
+  return (h->current && h->current->co == L) ? h->current : &h->main;
+}
+
+#define HUB(L) ((gh_hub *)lua_touserdata(L, lua_upvalueindex(1)))
+
+/* Register reg into the table at mod, each closure with the hub as upvalue 1. */
+static inline void gh_setfuncs(lua_State *L, int mod, int hub, const luaL_Reg *reg) {
+  lua_pushvalue(L, mod);
+  lua_pushvalue(L, hub);
+  luaL_setfuncs(L, reg, 1);
+  lua_pop(L, 1);
+}
+
+/* thread.c */
+void thread_resume(gh_hub *h, lua_State *from, gh_thread *t);
+void thread_timer_fire(gh_hub *h, gh_timer *tm);
+gh_thread *thread_check(lua_State *L, int arg);
+void thread_open(lua_State *L, int mod, int hub);
+
+/* timeout.c */
+void timeout_open(lua_State *L, int mod, int hub);
+
+#endif

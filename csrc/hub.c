@@ -1,0 +1,332 @@
+/*
+ * hub.c - the loop: run queue, parking and waking, per-fd waiters, epoll.
+ *
+ * Only the Lua main thread ever runs the loop (a blocking call there runs
+ * turns until its own wake-up arrives); green threads park by yielding to
+ * it. Nothing in here raises while a loop turn is half done.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "greenhub.h"
+
+#define POLL_BATCH 256
+
+int64_t hub_clock(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+gh_hub *hub_get(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, HUB_KEY);
+  gh_hub *h = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (!h) luaL_error(L, "greenhub: hub not initialised");
+  return h;
+}
+
+/*
+ * The record of whoever calls a blocking operation, or a clear error when
+ * blocking is impossible there.
+ */
+gh_thread *hub_self(lua_State *L, gh_hub *h, const char *what) {
+  if (h->current && h->current->co == L) {
+    if (!lua_isyieldable(L))
+      luaL_error(L, "greenhub: %s cannot block here: the green thread is "
+                    "inside a C call that cannot yield (a table.sort "
+                    "comparator, a C library callback, ...); move the "
+                    "blocking call out of it", what);
+    return h->current;
+  }
+  if (L == h->mainL) {
+    if (h->in_loop || h->current)
+      luaL_error(L, "greenhub: %s cannot block in the main thread while the "
+                    "hub is running (inside an error handler or finalizer)",
+                 what);
+    return &h->main;
+  }
+  luaL_error(L, "greenhub: %s cannot block inside a coroutine greenhub does "
+                "not own; run the code with gh.spawn, or call gh.patch() so "
+                "that coroutine.wrap/resume pass the hub's yields through",
+             what);
+  return NULL;
+}
+
+/* s seconds from now as a deadline, rounded up so nothing wakes early. */
+int64_t hub_after(double s) {
+  if (!(s > 0)) return hub_clock();
+  if (s >= 9.0e9) return INT64_MAX;
+  return hub_clock() + (int64_t)ceil(s * 1e9);
+}
+
+/* Optional timeout argument: nil, negative or infinite = no deadline (-1). */
+int64_t hub_deadline(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg)) return -1;
+  double s = luaL_checknumber(L, arg);
+  if (s != s) luaL_argerror(L, arg, "timeout is NaN");
+  if (s < 0 || s == HUGE_VAL) return -1;
+  return hub_after(s);
+}
+
+/* ---------------------------------------------------------------- waking */
+
+void hub_enqueue(gh_hub *h, gh_thread *t) {
+  link_push(&h->runq, &t->link);
+  t->where = TW_RUNQ;
+  h->nready++;
+}
+
+/* Undo whatever a parked thread is registered in. */
+void hub_unwait(gh_hub *h, gh_thread *t) {
+  timer_cancel(&h->timers, &t->timer);
+  switch (t->where) {
+    case TW_RUNQ:
+      link_remove(&t->link);
+      h->nready--;
+      break;
+    case TW_LIST:
+      link_remove(&t->link);
+      break;
+    case TW_FD: {
+      gh_fd *r = &h->fds[t->waitfd];
+      if (r->reader == t) r->reader = NULL;
+      if (r->writer == t) r->writer = NULL;
+      h->nfdwait--;
+      break;
+    }
+    default:
+      break;
+  }
+  t->where = TW_NONE;
+}
+
+void hub_wake(gh_hub *h, gh_thread *t, int why) {
+  hub_unwait(h, t);
+  t->wake = (uint8_t)why;
+  if (t->flags & TF_MAIN) t->flags |= TF_MAIN_WOKEN;
+  else hub_enqueue(h, t);
+}
+
+/*
+ * Deliver the value on top of L as an error to raise in t at its blocking
+ * point (kill, with_timeout). t must not be running. A green thread gets
+ * the value as its resume argument; main keeps it in the registry.
+ */
+void hub_interrupt(gh_hub *h, lua_State *L, gh_thread *t) {
+  if (t->flags & TF_MAIN) {
+    luaL_unref(L, LUA_REGISTRYINDEX, h->main_intr_ref);
+    h->main_intr_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  } else {
+    if (t->wake == WK_INTR && t->where == TW_RUNQ) lua_pop(t->co, 1);
+    lua_checkstack(t->co, 1);
+    lua_xmove(L, t->co, 1);
+  }
+  hub_wake(h, t, WK_INTR);
+}
+
+/* In a continuation: raise a pending interrupt, else return 0. */
+int hub_check_intr(lua_State *L, gh_hub *h, gh_thread *self) {
+  if (self->wake != WK_INTR) return 0;
+  self->wake = WK_OK;
+  if (self->flags & TF_MAIN) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->main_intr_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, h->main_intr_ref);
+    h->main_intr_ref = LUA_NOREF;
+  }
+  return lua_error(L);
+}
+
+/* ---------------------------------------------------------------- parking */
+
+static void main_block(lua_State *L, gh_hub *h) {
+  gh_thread *m = &h->main;
+  while (!(m->flags & TF_MAIN_WOKEN)) {
+    if (hub_turn(L, h, 1) && !(m->flags & TF_MAIN_WOKEN)) {
+      hub_unwait(h, m);
+      luaL_error(L, "greenhub: deadlock: the main thread is blocked and no "
+                    "green thread, timer or socket is left that could wake it");
+    }
+  }
+  m->flags &= (uint8_t)~TF_MAIN_WOKEN;
+}
+
+/*
+ * Park self until hub_wake; the caller has already put it on a list or fd
+ * (self->where), or leaves TW_NONE for a plain sleep. deadline < 0: none.
+ * Continues in k(L, LUA_YIELD, ctx), which must call hub_check_intr first.
+ */
+int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
+             lua_KContext ctx, lua_KFunction k) {
+  if (self->where == TW_NONE) self->where = deadline < 0 ? TW_FOREVER : TW_SLEEP;
+  if (deadline >= 0) timer_start(&h->timers, &self->timer, deadline);
+  self->wake = WK_OK;
+  self->since = h->now;
+  if (self->flags & TF_MAIN) {
+    main_block(L, h);
+    return k(L, LUA_YIELD, ctx);
+  }
+  self->state = TS_SUSPENDED;
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+/* Let every other ready thread run once, then continue in k. */
+int hub_yield(lua_State *L, gh_hub *h, gh_thread *self, lua_KContext ctx,
+              lua_KFunction k) {
+  self->wake = WK_OK;
+  if (self->flags & TF_MAIN) {
+    hub_turn(L, h, 0);
+    self->flags &= (uint8_t)~TF_MAIN_WOKEN;
+    return k(L, LUA_YIELD, ctx);
+  }
+  hub_enqueue(h, self);
+  self->state = TS_SUSPENDED;
+  return lua_yieldk(L, 0, ctx, k);
+}
+
+/* ---------------------------------------------------------------- fds */
+
+gh_fd *hub_fd(gh_hub *h, int fd) {
+  if (fd < 0) return NULL;
+  if (fd >= h->nfds) {
+    int n = h->nfds ? h->nfds : 64;
+    while (n <= fd) n *= 2;
+    gh_fd *v = realloc(h->fds, (size_t)n * sizeof *v);
+    if (!v) return NULL;
+    memset(v + h->nfds, 0, (size_t)(n - h->nfds) * sizeof *v);
+    h->fds = v;
+    h->nfds = n;
+  }
+  return &h->fds[fd];
+}
+
+/*
+ * Greenhub must forget what it knew about fd: it was just opened, or is
+ * about to be closed. Waiters are woken with "closed"; the new generation
+ * makes events still queued for the old file harmless.
+ */
+void hub_fd_forget(gh_hub *h, int fd) {
+  if (h->closed || fd < 0 || fd >= h->nfds) return;
+  gh_fd *r = &h->fds[fd];
+  if (r->registered) epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
+  r->registered = 0;
+  r->ready = 0;
+  r->gen++;
+  if (r->reader) hub_wake(h, r->reader, WK_CLOSED);
+  if (r->writer) hub_wake(h, r->writer, WK_CLOSED);
+}
+
+static int fd_register(gh_hub *h, int fd, gh_fd *r) {
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)r->gen << 32);
+  if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if (errno != EEXIST || epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
+      return -1;
+  }
+  r->registered = 1;
+  return 0;
+}
+
+/*
+ * Park self until fd is ready in direction dir (FD_R / FD_W), the deadline
+ * passes, or greenhub closes the fd. Registers the fd with epoll on first
+ * use only. A second waiter in the same direction raises.
+ */
+int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
+                int64_t deadline, lua_KContext ctx, lua_KFunction k) {
+  gh_fd *r = hub_fd(h, fd);
+  if (!r) return luaL_error(L, "greenhub: out of memory for fd %d", fd);
+  gh_thread **slot = dir == FD_R ? &r->reader : &r->writer;
+  if (*slot && *slot != self)
+    return luaL_error(L, "greenhub: fd %d already has a %s waiting (one per "
+                         "direction)", fd, dir == FD_R ? "reader" : "writer");
+  r->ready &= (uint8_t)~dir;
+  if (!r->registered && fd_register(h, fd, r) < 0) {
+    /* regular files are always ready; a bad fd is the caller's mistake */
+    if (errno == EPERM) { self->wake = WK_OK; return k(L, LUA_YIELD, ctx); }
+    return luaL_error(L, "greenhub: cannot watch fd %d: %s", fd, strerror(errno));
+  }
+  *slot = self;
+  self->where = TW_FD;
+  self->waitfd = fd;
+  h->nfdwait++;
+  return hub_park(L, h, self, deadline, ctx, k);
+}
+
+static void poll_dispatch(gh_hub *h, struct epoll_event *ev, int n) {
+  for (int i = 0; i < n; i++) {
+    int fd = (int)(uint32_t)ev[i].data.u64;
+    uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
+    if (fd >= h->nfds) continue;
+    gh_fd *r = &h->fds[fd];
+    if (!r->registered || r->gen != gen) continue; /* stale: fd was reused */
+    uint32_t e = ev[i].events;
+    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      r->ready |= FD_R;
+      if (r->reader) hub_wake(h, r->reader, WK_OK);
+    }
+    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+      r->ready |= FD_W;
+      if (r->writer) hub_wake(h, r->writer, WK_OK);
+    }
+  }
+}
+
+/* ---------------------------------------------------------------- loop */
+
+/*
+ * One loop turn: run the threads ready at its start, fire due timers, then
+ * poll (timeout 0 if anything is ready, else until the next timer).
+ * Returns 1 when idle: nothing ready, no timer, no waiter that any outside
+ * event could wake. Called on the main thread only.
+ */
+int hub_turn(lua_State *L, gh_hub *h, int may_block) {
+  struct epoll_event ev[POLL_BATCH];
+  int64_t t0 = hub_clock();
+  h->in_loop = 1;
+  h->turns++;
+  h->now = t0;
+
+  for (size_t n = h->nready; n > 0 && h->nready > 0; n--) {
+    gh_thread *t = container_of(h->runq.next, gh_thread, link);
+    link_remove(&t->link);
+    h->nready--;
+    t->where = TW_NONE;
+    thread_resume(h, L, t);
+  }
+
+  gh_timer *tm;
+  while ((tm = timer_peek(&h->timers)) && tm->deadline <= h->now) {
+    timer_cancel(&h->timers, tm);
+    tm->fire(h, tm);
+  }
+
+  int64_t t1 = hub_clock();
+  h->run_ns += (uint64_t)(t1 - t0);
+  int timeout = -1;
+  if (h->nready || (h->main.flags & TF_MAIN_WOKEN) || !may_block) {
+    timeout = 0;
+  } else if ((tm = timer_peek(&h->timers))) {
+    int64_t ms = (tm->deadline - t1 + 999999) / 1000000;
+    timeout = ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
+  }
+  int waiters = h->nfdwait || h->nexternal;
+  int idle = 0;
+  if (timeout < 0 && !waiters) {
+    idle = 1;
+  } else if (timeout != 0 || waiters) {
+    int n = epoll_wait(h->epfd, ev, POLL_BATCH, timeout);
+    if (n > 0) poll_dispatch(h, ev, n);
+    h->poll_ns += (uint64_t)(hub_clock() - t1);
+  }
+  h->in_loop = 0;
+  return idle;
+}

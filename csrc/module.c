@@ -1,0 +1,92 @@
+/*
+ * module.c - luaopen_greenhub_core: creates (or finds) this state's hub and
+ * builds the module table from each part's *_open. The only exported symbol.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "greenhub.h"
+
+static int hub_gc(lua_State *L) {
+  gh_hub *h = luaL_checkudata(L, 1, HUB_MT);
+  if (h->closed) return 0;
+  h->closed = 1;
+  if (h->epfd >= 0) close(h->epfd);
+  h->epfd = -1;
+  timer_free(&h->timers);
+  free(h->fds);
+  h->fds = NULL;
+  h->nfds = 0;
+  return 0;
+}
+
+static int killed_tostring(lua_State *L) {
+  lua_pushliteral(L, "greenhub.Killed");
+  return 1;
+}
+
+/* Push this state's hub, creating it on first use. Returns its index. */
+int hub_open(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, HUB_KEY) == LUA_TUSERDATA)
+    return lua_gettop(L);
+  lua_pop(L, 1);
+  gh_hub *h = lua_newuserdatauv(L, sizeof *h, 0);
+  memset(h, 0, sizeof *h);
+  h->epfd = -1;
+  h->closed = 1; /* until fully built: __gc must not touch half a hub */
+  luaL_newmetatable(L, HUB_MT);
+  lua_pushcfunction(L, hub_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  h->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (h->epfd < 0) luaL_error(L, "greenhub: epoll_create1 failed");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  h->mainL = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  link_init(&h->runq);
+  link_init(&h->main.link);
+  link_init(&h->main.joiners);
+  h->main.flags = TF_MAIN;
+  h->main.state = TS_RUNNING;
+  h->main.hub = h;
+  h->main.ref = LUA_NOREF;
+  h->main.timer.fire = thread_timer_fire;
+  h->onerror_ref = LUA_NOREF;
+  h->main_intr_ref = LUA_NOREF;
+  lua_newtable(L);
+  h->threads_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  h->links_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);                        /* the Killed sentinel */
+  lua_newtable(L);
+  lua_pushcfunction(L, killed_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushliteral(L, "greenhub.Killed");
+  lua_setfield(L, -2, "__name");
+  lua_setmetatable(L, -2);
+  h->killed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  h->closed = 0;
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, HUB_KEY);
+  /* a write to a dead peer must be an error return, never a signal */
+  signal(SIGPIPE, SIG_IGN);
+  return lua_gettop(L);
+}
+
+GH_EXPORT int luaopen_greenhub_core(lua_State *L) {
+  lua_newtable(L);
+  int mod = lua_gettop(L);
+  int hub = hub_open(L);
+  thread_open(L, mod, hub);
+  timeout_open(L, mod, hub);
+  gh_hub *h = lua_touserdata(L, hub);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->killed_ref);
+  lua_setfield(L, mod, "Killed");
+  lua_pushliteral(L, "greenhub 0.1");
+  lua_setfield(L, mod, "_VERSION");
+  lua_settop(L, mod);
+  return 1;
+}

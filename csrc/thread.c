@@ -1,0 +1,489 @@
+/*
+ * thread.c - green threads: spawn, sleep, wait, kill, link, run.
+ *
+ * A green thread is a coroutine resumed from C by the hub. Its blocking
+ * calls park through hub_park/hub_yield and continue in a lua_KFunction;
+ * every continuation first raises a pending interrupt (kill, timeout).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "greenhub.h"
+
+gh_thread *thread_check(lua_State *L, int arg) {
+  return luaL_checkudata(L, arg, THREAD_MT);
+}
+
+static void push_thread(lua_State *L, gh_hub *h, gh_thread *t) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
+  lua_rawgeti(L, -1, t->ref);
+  lua_remove(L, -2);
+}
+
+static void check_callable(lua_State *L, int arg) {
+  if (lua_type(L, arg) == LUA_TFUNCTION) return;
+  if (luaL_getmetafield(L, arg, "__call") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_typeerror(L, arg, "function");
+}
+
+/* The spawn_after timer starts a pending thread; any other ends a wait. */
+void thread_timer_fire(gh_hub *h, gh_timer *tm) {
+  gh_thread *t = container_of(tm, gh_thread, timer);
+  if (t->state == TS_PENDING) hub_enqueue(h, t);
+  else hub_wake(h, t, WK_TIMEOUT);
+}
+
+/*
+ * New pending thread running the function and n - 1 arguments on top of L
+ * (popped); its userdata is pushed. Not queued yet.
+ */
+static gh_thread *thread_new(lua_State *L, gh_hub *h, int n) {
+  luaL_checkstack(L, 4, NULL);
+  lua_State *co = lua_newthread(L);
+  lua_insert(L, -(n + 1));
+  lua_checkstack(co, n + LUA_MINSTACK);
+  lua_xmove(L, co, n);
+  gh_thread *t = lua_newuserdatauv(L, sizeof *t, 1);
+  memset(t, 0, sizeof *t);
+  link_init(&t->link);
+  link_init(&t->joiners);
+  t->co = co;
+  t->hub = h;
+  t->ref = LUA_NOREF;
+  t->state = TS_PENDING;
+  t->timer.fire = thread_timer_fire;
+  luaL_setmetatable(L, THREAD_MT);
+  lua_insert(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
+  lua_pushvalue(L, -2);
+  t->ref = luaL_ref(L, -2);
+  lua_pop(L, 1);
+  h->nthreads++;
+  h->spawned++;
+  return t;
+}
+
+/* ---------------------------------------------------------------- death */
+
+/* Text for an error value: strings as they are, others via __tostring. */
+static const char *error_text(lua_State *L, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER)
+    return lua_tostring(L, idx);
+  if (luaL_callmeta(L, idx, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+    return lua_tostring(L, -1);
+  return lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
+}
+
+/* An error nobody waits for: hand it to gh.onerror's handler, or stderr. */
+static void report(gh_hub *h, lua_State *L, gh_thread *t) {
+  int top = lua_gettop(L);
+  luaL_checkstack(L, 8, NULL);
+  lua_pushvalue(t->co, -1);
+  lua_xmove(t->co, L, 1);                       /* err */
+  luaL_traceback(L, t->co, error_text(L, top + 1), 0);
+  if (h->onerror_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->onerror_ref);
+    push_thread(L, h, t);
+    lua_pushvalue(L, top + 1);
+    lua_pushvalue(L, -4);                        /* traceback */
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK)
+      fprintf(stderr, "greenhub: error in the onerror handler: %s\n",
+              error_text(L, -1));
+  } else {
+    fprintf(stderr, "greenhub: uncaught error in green thread %p: %s\n",
+            (void *)t, lua_tostring(L, -1));
+  }
+  fflush(stderr);
+  lua_settop(L, top);
+}
+
+static void run_links(gh_hub *h, lua_State *L, gh_thread *t) {
+  int top = lua_gettop(L);
+  luaL_checkstack(L, 8, NULL);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->links_ref);
+  push_thread(L, h, t);
+  lua_pushvalue(L, -1);
+  lua_rawget(L, top + 1);                        /* list of {n, g, args} */
+  lua_pushvalue(L, top + 2);
+  lua_pushnil(L);
+  lua_rawset(L, top + 1);                        /* links[t] = nil */
+  lua_Integer n = luaL_len(L, top + 3);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, top + 3, i);
+    int e = lua_gettop(L);
+    lua_getfield(L, e, "n");
+    int na = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    luaL_checkstack(L, na + 4, NULL);
+    lua_rawgeti(L, e, 1);                        /* g */
+    lua_pushvalue(L, top + 2);                   /* t */
+    for (int a = 2; a <= na; a++) lua_rawgeti(L, e, a);
+    gh_thread *lt = thread_new(L, h, na + 1);
+    hub_enqueue(h, lt);
+    lua_settop(L, e - 1);
+  }
+  lua_settop(L, top);
+}
+
+/*
+ * t has finished: status st from lua_resume (results on co's top, or the
+ * error value). Records the outcome, closes the coroutine's pending
+ * to-be-closed variables, wakes joiners, runs links, drops the anchor.
+ */
+static void thread_die(gh_hub *h, lua_State *L, gh_thread *t, int st, int nres) {
+  lua_State *co = t->co;
+  t->state = TS_DEAD;
+  t->where = TW_NONE;
+  h->nthreads--;
+  if (st == LUA_OK) {
+    t->nres = nres;
+  } else {
+    lua_rawgeti(co, LUA_REGISTRYINDEX, h->killed_ref);
+    int killed = lua_rawequal(co, -1, -2);
+    lua_pop(co, 1);
+    if (!killed && !(t->flags & TF_OBSERVED) && link_empty(&t->joiners))
+      report(h, L, t);
+    /* close <close> variables left open by the error; the (possibly new)
+       error value ends up alone on co's stack */
+    if (lua_status(co) != LUA_OK) lua_resetthread(co);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, h->killed_ref);
+    killed = lua_rawequal(co, -1, -2);
+    lua_pop(co, 1);
+    t->flags |= killed ? TF_KILLED : TF_ERROR;
+    t->nres = 1;
+  }
+  while (!link_empty(&t->joiners)) {
+    gh_thread *j = container_of(t->joiners.next, gh_thread, link);
+    hub_wake(h, j, WK_OK);
+  }
+  if (t->flags & TF_LINKS) run_links(h, L, t);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
+  luaL_unref(L, -1, t->ref);
+  lua_pop(L, 1);
+  t->ref = LUA_NOREF;
+}
+
+/* Kill t without running it further; the error value is on co's top. */
+static void thread_abort(gh_hub *h, lua_State *L, gh_thread *t) {
+  lua_State *co = t->co;
+  lua_xmove(co, L, 1);
+  lua_resetthread(co);
+  lua_settop(co, 0);
+  lua_xmove(L, co, 1);
+  t->flags |= TF_OBSERVED; /* whoever killed it knows */
+  thread_die(h, L, t, LUA_ERRRUN, 0);
+}
+
+/* Resume t (ready, or pending) from L, and handle how it stops. */
+void thread_resume(gh_hub *h, lua_State *L, gh_thread *t) {
+  int nargs = 0, nres;
+  if (t->state == TS_PENDING) {
+    nargs = lua_gettop(t->co) - 1;
+  } else if (t->wake == WK_INTR) {
+    nargs = 1;
+    if (t->flags & TF_BARE) { thread_abort(h, L, t); return; }
+  }
+  t->flags &= (uint8_t)~TF_BARE;
+  gh_thread *prev = h->current;
+  h->current = t;
+  t->state = TS_RUNNING;
+  h->switches++;
+  int st = lua_resume(t->co, L, nargs, &nres);
+  h->current = prev;
+  if (st == LUA_YIELD) {
+    t->state = TS_SUSPENDED;
+    if (t->where == TW_NONE) {
+      /* a bare coroutine.yield, not ours: treat as sleep(0) */
+      lua_pop(t->co, nres);
+      t->wake = WK_OK;
+      t->flags |= TF_BARE;
+      hub_enqueue(h, t);
+    }
+    return;
+  }
+  thread_die(h, L, t, st, nres);
+}
+
+/* ---------------------------------------------------------------- module */
+
+static int l_spawn(lua_State *L) {
+  gh_hub *h = HUB(L);
+  check_callable(L, 1);
+  gh_thread *t = thread_new(L, h, lua_gettop(L));
+  t->flags |= TF_HANDLE;
+  hub_enqueue(h, t);
+  return 1;
+}
+
+static int l_spawn_n(lua_State *L) {
+  gh_hub *h = HUB(L);
+  check_callable(L, 1);
+  hub_enqueue(h, thread_new(L, h, lua_gettop(L)));
+  return 0;
+}
+
+static double check_seconds(lua_State *L, int arg) {
+  double s = luaL_checknumber(L, arg);
+  if (s != s) luaL_argerror(L, arg, "seconds is NaN");
+  return s;
+}
+
+static int l_spawn_after(lua_State *L) {
+  gh_hub *h = HUB(L);
+  double s = check_seconds(L, 1);
+  check_callable(L, 2);
+  int64_t deadline = hub_after(s);
+  lua_remove(L, 1);
+  gh_thread *t = thread_new(L, h, lua_gettop(L));
+  t->flags |= TF_HANDLE;
+  timer_start(&h->timers, &t->timer, deadline);
+  return 1;
+}
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_hub *h = HUB(L);
+  (void)status; (void)ctx;
+  hub_check_intr(L, h, hub_me(L, h));
+  return 0;
+}
+
+static int l_sleep(lua_State *L) {
+  gh_hub *h = HUB(L);
+  double s = luaL_optnumber(L, 1, 0);
+  if (s != s) luaL_argerror(L, 1, "seconds is NaN");
+  gh_thread *self = hub_self(L, h, "sleep");
+  lua_settop(L, 0);
+  if (s <= 0) return hub_yield(L, h, self, 0, sleep_k);
+  return hub_park(L, h, self, s == HUGE_VAL ? -1 : hub_after(s), 0, sleep_k);
+}
+
+static int l_current(lua_State *L) {
+  gh_hub *h = HUB(L);
+  gh_thread *t = h->current;
+  if (t && t->co == L) push_thread(L, h, t);
+  else if (t) {
+    /* inside a coroutine nested in a green thread: still that thread */
+    push_thread(L, h, t);
+  } else lua_pushnil(L);
+  return 1;
+}
+
+static int l_run(lua_State *L) {
+  gh_hub *h = HUB(L);
+  if (L != h->mainL || h->current || h->in_loop)
+    return luaL_error(L, "greenhub: run() must be called from the main "
+                         "thread, outside the hub");
+  while (!hub_turn(L, h, 1)) {
+    if (h->main.flags & TF_MAIN_WOKEN) {
+      h->main.flags &= (uint8_t)~TF_MAIN_WOKEN;
+      hub_check_intr(L, h, &h->main);
+    }
+  }
+  return 0;
+}
+
+/* Monotonic seconds: for measuring, never affected by clock changes. */
+static int l_clock(lua_State *L) {
+  lua_pushnumber(L, (double)hub_clock() / 1e9);
+  return 1;
+}
+
+static int l_onerror(lua_State *L) {
+  gh_hub *h = HUB(L);
+  if (!lua_isnoneornil(L, 1)) check_callable(L, 1);
+  lua_settop(L, 1);
+  luaL_unref(L, LUA_REGISTRYINDEX, h->onerror_ref);
+  h->onerror_ref = lua_isnil(L, 1) ? LUA_NOREF : luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+static int l_stats(lua_State *L) {
+  gh_hub *h = HUB(L);
+  lua_createtable(L, 0, 12);
+  lua_pushinteger(L, (lua_Integer)h->nthreads); lua_setfield(L, -2, "threads");
+  lua_pushinteger(L, (lua_Integer)h->nready); lua_setfield(L, -2, "ready");
+  lua_pushinteger(L, (lua_Integer)h->timers.n); lua_setfield(L, -2, "timers");
+  lua_pushinteger(L, (lua_Integer)h->nfdwait); lua_setfield(L, -2, "fds");
+  lua_pushinteger(L, (lua_Integer)h->switches); lua_setfield(L, -2, "switches");
+  lua_pushinteger(L, (lua_Integer)h->turns); lua_setfield(L, -2, "turns");
+  lua_pushinteger(L, (lua_Integer)h->spawned); lua_setfield(L, -2, "spawned");
+  lua_pushnumber(L, (double)h->poll_ns / 1e9); lua_setfield(L, -2, "poll_time");
+  lua_pushnumber(L, (double)h->run_ns / 1e9); lua_setfield(L, -2, "run_time");
+  lua_pushboolean(L, timer_check(&h->timers)); lua_setfield(L, -2, "heap_ok");
+  return 1;
+}
+
+static int l_threads(lua_State *L) {
+  gh_hub *h = HUB(L);
+  lua_newtable(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
+  lua_Integer i = 0;
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (lua_type(L, -1) == LUA_TUSERDATA) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -5, ++i);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- methods */
+
+static int wait_result(lua_State *L, gh_thread *t) {
+  lua_State *co = t->co;
+  if (t->flags & TF_KILLED) return 0;
+  int n = t->nres, top = lua_gettop(co);
+  luaL_checkstack(L, n, "too many results");
+  lua_checkstack(co, n);
+  for (int i = top - n + 1; i <= top; i++) lua_pushvalue(co, i);
+  lua_xmove(co, L, n);
+  if (t->flags & TF_ERROR) return lua_error(L);
+  return n;
+}
+
+static int wait_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_hub *h = HUB(L);
+  (void)status; (void)ctx;
+  hub_check_intr(L, h, hub_me(L, h));
+  return wait_result(L, thread_check(L, 1));
+}
+
+static int t_wait(lua_State *L) {
+  gh_thread *t = thread_check(L, 1);
+  gh_hub *h = t->hub;
+  lua_settop(L, 1);
+  if (t->state == TS_DEAD) return wait_result(L, t);
+  gh_thread *self = hub_self(L, h, "wait");
+  if (self == t) return luaL_error(L, "greenhub: a thread cannot wait for itself");
+  t->flags |= TF_OBSERVED;
+  link_push(&t->joiners, &self->link);
+  self->where = TW_LIST;
+  return hub_park(L, h, self, -1, 0, wait_k);
+}
+
+static int t_kill(lua_State *L) {
+  gh_thread *t = thread_check(L, 1);
+  gh_hub *h = t->hub;
+  lua_settop(L, 2);
+  if (lua_isnil(L, 2)) {
+    lua_pop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->killed_ref);
+  }
+  switch (t->state) {
+    case TS_DEAD:
+      return 0;
+    case TS_RUNNING:
+      if (t->co == L) return lua_error(L);
+      return luaL_error(L, "greenhub: cannot kill a thread that is running "
+                           "(it is resuming another)");
+    case TS_PENDING:
+      hub_unwait(h, t);
+      lua_settop(t->co, 0);
+      lua_xmove(L, t->co, 1);
+      thread_abort(h, L, t);
+      return 0;
+    default:
+      hub_interrupt(h, L, t);
+      hub_unwait(h, t); /* off the run queue: it sees the error now */
+      thread_resume(h, L, t);
+      return 0;
+  }
+}
+
+static int t_cancel(lua_State *L) {
+  gh_thread *t = thread_check(L, 1);
+  int pending = t->state == TS_PENDING;
+  if (pending) {
+    lua_settop(L, 1);
+    t_kill(L);
+  }
+  lua_pushboolean(L, pending);
+  return 1;
+}
+
+static int t_link(lua_State *L) {
+  gh_thread *t = thread_check(L, 1);
+  gh_hub *h = t->hub;
+  check_callable(L, 2);
+  int n = lua_gettop(L);
+  if (t->state == TS_DEAD) {
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 1);
+    for (int i = 3; i <= n; i++) lua_pushvalue(L, i);
+    lua_call(L, n - 1, 0);
+    return 0;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->links_ref);   /* n+1 */
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, n + 1) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, n + 1);
+  }                                                  /* n+2: list */
+  lua_createtable(L, n - 1, 1);
+  for (int i = 2; i <= n; i++) {
+    lua_pushvalue(L, i);
+    lua_rawseti(L, -2, i - 1);
+  }
+  lua_pushinteger(L, n - 1);
+  lua_setfield(L, -2, "n");
+  lua_rawseti(L, n + 2, luaL_len(L, n + 2) + 1);
+  t->flags |= TF_LINKS | TF_OBSERVED;
+  return 0;
+}
+
+static const char *const status_names[] = {"pending", "running", "suspended", "dead"};
+
+static int t_status(lua_State *L) {
+  lua_pushstring(L, status_names[thread_check(L, 1)->state]);
+  return 1;
+}
+
+static int t_traceback(lua_State *L) {
+  gh_thread *t = thread_check(L, 1);
+  const char *msg = luaL_optstring(L, 2, NULL);
+  if (t->state == TS_SUSPENDED) luaL_traceback(L, t->co, msg, 0);
+  else lua_pushfstring(L, "%s%sgreen thread is %s", msg ? msg : "",
+                       msg ? "\n" : "", status_names[t->state]);
+  return 1;
+}
+
+static int t_tostring(lua_State *L) {
+  gh_thread *t = thread_check(L, 1);
+  lua_pushfstring(L, "greenhub.thread (%s): %p", status_names[t->state], (void *)t);
+  return 1;
+}
+
+static const luaL_Reg thread_methods[] = {
+  {"wait", t_wait}, {"kill", t_kill}, {"cancel", t_cancel}, {"link", t_link},
+  {"status", t_status}, {"traceback", t_traceback}, {NULL, NULL}
+};
+
+static const luaL_Reg thread_funcs[] = {
+  {"spawn", l_spawn}, {"spawn_n", l_spawn_n}, {"spawn_after", l_spawn_after},
+  {"sleep", l_sleep}, {"current", l_current}, {"run", l_run},
+  {"onerror", l_onerror}, {"clock", l_clock}, {"stats", l_stats}, {"threads", l_threads},
+  {NULL, NULL}
+};
+
+void thread_open(lua_State *L, int mod, int hub) {
+  luaL_newmetatable(L, THREAD_MT);
+  int mt = lua_gettop(L);
+  lua_newtable(L);
+  gh_setfuncs(L, lua_gettop(L), hub, thread_methods);
+  lua_setfield(L, mt, "__index");
+  lua_pushcfunction(L, t_tostring);
+  lua_setfield(L, mt, "__tostring");
+  lua_pop(L, 1);
+  gh_setfuncs(L, mod, hub, thread_funcs);
+}

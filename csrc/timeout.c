@@ -1,0 +1,93 @@
+/*
+ * timeout.c - the timers behind gh.with_timeout.
+ *
+ * A token is armed on the calling thread; when it fires, the token itself
+ * is raised inside that thread at its blocking point, so with_timeout can
+ * tell its own timeout from any other error (nested timeouts stay apart).
+ */
+#include <math.h>
+
+#include "greenhub.h"
+
+typedef struct gh_timeout {
+  gh_timer timer;
+  gh_hub *hub;
+  gh_thread *target;       /* anchored by the token's user value */
+  int ref;                 /* registry anchor while armed */
+} gh_timeout;
+
+static void timeout_fire(gh_hub *h, gh_timer *tm) {
+  gh_timeout *to = container_of(tm, gh_timeout, timer);
+  lua_State *L = h->mainL;    /* the loop only ever runs on main */
+  gh_thread *t = to->target;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, to->ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, to->ref);
+  to->ref = LUA_NOREF;
+  if (t->state == TS_DEAD || t->state == TS_PENDING) { lua_pop(L, 1); return; }
+  hub_interrupt(h, L, t);
+}
+
+/* timeout_start(seconds) -> token, armed on the calling thread */
+static int l_timeout_start(lua_State *L) {
+  gh_hub *h = HUB(L);
+  double s = luaL_checknumber(L, 1);
+  if (s != s) luaL_argerror(L, 1, "seconds is NaN");
+  gh_thread *self = hub_self(L, h, "with_timeout");
+  gh_timeout *to = lua_newuserdatauv(L, sizeof *to, 1);
+  to->timer.idx = 0;
+  to->timer.fire = timeout_fire;
+  to->hub = h;
+  to->target = self;
+  to->ref = LUA_NOREF;
+  luaL_setmetatable(L, TIMEOUT_MT);
+  if (!(self->flags & TF_MAIN)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
+    lua_rawgeti(L, -1, self->ref);
+    lua_setiuservalue(L, -3, 1);
+    lua_pop(L, 1);
+  }
+  if (s != HUGE_VAL) {
+    lua_pushvalue(L, -1);
+    to->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    timer_start(&h->timers, &to->timer, hub_after(s));
+  }
+  return 1;
+}
+
+static int l_timeout_cancel(lua_State *L) {
+  gh_timeout *to = luaL_checkudata(L, 1, TIMEOUT_MT);
+  gh_hub *h = to->hub;
+  timer_cancel(&h->timers, &to->timer);
+  luaL_unref(L, LUA_REGISTRYINDEX, to->ref);
+  to->ref = LUA_NOREF;
+  /* fired, but the target has not seen it yet: take it back */
+  gh_thread *t = to->target;
+  if (t->wake == WK_INTR && (t->flags & TF_MAIN) && t->state != TS_DEAD) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->main_intr_ref);
+    if (lua_rawequal(L, -1, 1)) {
+      luaL_unref(L, LUA_REGISTRYINDEX, h->main_intr_ref);
+      h->main_intr_ref = LUA_NOREF;
+      t->wake = WK_OK;
+    }
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int timeout_tostring(lua_State *L) {
+  lua_pushliteral(L, "timeout");
+  return 1;
+}
+
+static const luaL_Reg timeout_funcs[] = {
+  {"timeout_start", l_timeout_start}, {"timeout_cancel", l_timeout_cancel},
+  {NULL, NULL}
+};
+
+void timeout_open(lua_State *L, int mod, int hub) {
+  luaL_newmetatable(L, TIMEOUT_MT);
+  lua_pushcfunction(L, timeout_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+  gh_setfuncs(L, mod, hub, timeout_funcs);
+}

@@ -1,0 +1,40 @@
+rockspec_format = "3.0"
+package = "greenhub"
+version = "scm-1"
+source = {
+  url = "git+https://github.com/greenhub/greenhub.git",
+}
+description = {
+  summary = "Green threads for Lua 5.4 on a C hub (epoll, timer heap, run queue)",
+  detailed = [[
+greenhub multiplexes thousands of green threads (Lua coroutines) on an epoll
+hub written in C. Blocking calls (sleep, socket I/O, waits) yield to the hub,
+so plain sequential code runs concurrently; the API follows LuaSocket.
+]],
+  license = "MIT",
+}
+supported_platforms = { "linux" }
+dependencies = {
+  "lua >= 5.4, < 5.5",
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["greenhub.core"] = {
+      sources = {
+        "csrc/hub.c",
+        "csrc/timer.c",
+        "csrc/thread.c",
+        "csrc/timeout.c",
+        "csrc/module.c",
+      },
+      libraries = { "pthread", "m" },
+      defines = {},
+      incdirs = { "csrc" },
+    },
+    greenhub = "lua/greenhub.lua",
+  },
+}
+test = {
+  type = "busted",
+}

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Install (as root, with apt-get) or name the Debian packages a target needs.
+#   sh scripts/deps.sh test|demo|bench
+set -e
+need_test="lua5.4 liblua5.4-dev lua-busted luarocks lua-socket pkg-config gcc make"
+need_demo="lua5.4 liblua5.4-dev pkg-config gcc make"
+need_bench="lua5.4 liblua5.4-dev pkg-config gcc make lua-cqueues lua-luv lua-socket wrk python3-eventlet python3-gevent util-linux procps"
+case "${1:-test}" in
+  test) pkgs=$need_test ;;
+  demo) pkgs=$need_demo ;;
+  bench) pkgs=$need_bench ;;
+  *) echo "usage: $0 test|demo|bench" >&2; exit 2 ;;
+esac
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "greenhub: installing:$missing" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q $missing >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1; apt-get install -y -q $missing >/dev/null; }
+else
+  echo "greenhub: missing Debian packages:$missing" >&2
+  echo "install them with: sudo apt-get install$missing" >&2
+  exit 1
+fi

@@ -1,0 +1,50 @@
+#!/bin/sh
+# Run the busted specs against the module built in $1 (build or build-asan)
+# and end with one line "N passed, N failed".
+#   GH_SAN=1       preload the sanitizer runtimes (module built with them)
+#   GH_VALGRIND=1  run under valgrind memcheck
+#   SPECS=...      spec files or directories (default: spec)
+dir=${1:-build}
+specs=${SPECS:-spec}
+LUA=${LUA:-lua5.4}
+log=$(mktemp)
+ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
+set -- $LUA /usr/bin/busted --cpath="$dir/?.so" $specs
+if [ -n "$GH_SAN" ]; then
+  asan=$(cc -print-file-name=libasan.so)
+  ubsan=$(cc -print-file-name=libubsan.so)
+  export LD_PRELOAD="$asan $ubsan"
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=66"
+  export LSAN_OPTIONS="suppressions=$(pwd)/scripts/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  export GH_SLOW=1
+fi
+if [ -n "$GH_VALGRIND" ]; then
+  set -- valgrind -q --error-exitcode=67 --leak-check=full --errors-for-leak-kinds=definite \
+    --suppressions=scripts/valgrind.supp "$@"
+  export GH_SLOW=1
+fi
+timeout 1800 "$@" 2>&1 | tee "$log"
+rc=$?
+# busted: "12 successes / 0 failures / 1 errors / 0 pending : 1.2 seconds"
+summary=$(grep -E '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$log" | tail -n 1)
+if [ -z "$summary" ]; then
+  passed=0; failed=1
+  echo "greenhub: the spec run did not finish (no busted summary)" >&2
+else
+  passed=$(echo "$summary" | sed -E 's/^[^0-9]*([0-9]+) success.*/\1/')
+  fails=$(echo "$summary" | sed -E 's/.* ([0-9]+) failures?.*/\1/')
+  errs=$(echo "$summary" | sed -E 's/.* ([0-9]+) errors?.*/\1/')
+  failed=$((fails + errs))
+fi
+if grep -qE '^(==[0-9]+==ERROR|.*runtime error:)' "$log"; then
+  echo "greenhub: sanitizer reported errors (see above)" >&2
+  failed=$((failed + 1))
+fi
+if grep -qE '==[0-9]+== ERROR SUMMARY: [1-9]' "$log"; then
+  echo "greenhub: valgrind reported errors (see above)" >&2
+  failed=$((failed + 1))
+fi
+rm -f "$log"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

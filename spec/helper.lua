@@ -1,0 +1,42 @@
+-- Shared helpers for the specs: the module, a bound on hung tests, and
+-- running small Lua scripts in a child interpreter.
+local H = {}
+
+H.gh = require "greenhub"
+
+-- Run f under a hard bound: a test that hangs in a greenhub wait fails
+-- after s seconds instead of stalling the suite.
+function H.bounded(s, f, ...)
+  local r = table.pack(H.gh.with_timeout(s, f, ...))
+  if r[1] == nil and r[2] == "timeout" and r.n == 2 then
+    error("test did not finish within " .. s .. " s", 2)
+  end
+  return table.unpack(r, 1, r.n)
+end
+
+-- Slow runs (sanitizers, valgrind) relax wall-clock bounds, never logic.
+H.slow = os.getenv("GH_SLOW") ~= nil
+function H.scale(x) return H.slow and x * 10 or x end
+
+local cpath = package.cpath:match("^([^;]*)")
+-- Run a Lua script in a fresh lua5.4 with the same module paths.
+-- Returns stdout+stderr and the exit code.
+function H.run_script(src)
+  local name = os.tmpname()
+  local f = assert(io.open(name, "w"))
+  f:write(src)
+  f:close()
+  local cmd = string.format(
+    "timeout 60 lua5.4 -e 'package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path; package.cpath=%q..\";\"..package.cpath' %s 2>&1; echo \"EXIT:$?\"",
+    cpath, name)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  os.remove(name)
+  local code = tonumber(out:match("EXIT:(%d+)%s*$"))
+  return out:gsub("EXIT:%d+%s*$", ""), code
+end
+
+H.now = H.gh.clock
+
+return H
