@@ -135,6 +135,11 @@ typedef struct gh_fd {
 
 /* ---------------------------------------------------------------- hub */
 
+typedef struct gh_pool gh_pool;
+
+/* epoll data tag of the resolver's eventfd (no fd record has this gen) */
+#define GH_TAG_RESOLVER UINT64_MAX
+
 typedef struct gh_hub {
   lua_State *mainL;        /* the state's main thread */
   gh_thread main;          /* record standing for the main thread */
@@ -150,6 +155,7 @@ typedef struct gh_hub {
   int in_loop;             /* a loop turn is on the C stack */
   int closed;              /* state is closing: hub is gone */
   int64_t now;             /* monotonic ns, read once per turn */
+  gh_pool *pool;           /* resolver workers, started on first name */
   int threads_ref;         /* registry: table ref -> thread userdata */
   int links_ref;           /* registry: thread -> { {g, args...}, ... } */
   int killed_ref;          /* registry: the Killed sentinel */
@@ -196,6 +202,24 @@ static inline void gh_setfuncs(lua_State *L, int mod, int hub, const luaL_Reg *r
   luaL_setfuncs(L, reg, 1);
   lua_pop(L, 1);
 }
+
+/* The hub from a C function's upvalue 1 (every greenhub closure has it). */
+static inline gh_hub *hub_get_fast(lua_State *L) { return HUB(L); }
+
+/* resolver.c */
+int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
+                    int family, int socktype, int passive, int64_t deadline,
+                    lua_KContext ctx, lua_KFunction k);
+void resolver_drain(gh_hub *h);
+void resolver_close(gh_hub *h);
+const char *resolver_strerror(int err);
+int resolver_set_delay(lua_State *L);
+
+/* sync.c */
+void sync_open(lua_State *L, int mod, int hub);
+
+/* socket.c */
+void socket_open(lua_State *L, int mod, int hub);
 
 /* thread.c */
 void thread_resume(gh_hub *h, lua_State *from, gh_thread *t);

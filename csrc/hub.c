@@ -263,6 +263,7 @@ int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
 
 static void poll_dispatch(gh_hub *h, struct epoll_event *ev, int n) {
   for (int i = 0; i < n; i++) {
+    if (ev[i].data.u64 == GH_TAG_RESOLVER) { resolver_drain(h); continue; }
     int fd = (int)(uint32_t)ev[i].data.u64;
     uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
     if (fd >= h->nfds) continue;

@@ -14,6 +14,7 @@ static int hub_gc(lua_State *L) {
   gh_hub *h = luaL_checkudata(L, 1, HUB_MT);
   if (h->closed) return 0;
   h->closed = 1;
+  resolver_close(h);
   if (h->epfd >= 0) close(h->epfd);
   h->epfd = -1;
   timer_free(&h->timers);
@@ -82,6 +83,8 @@ GH_EXPORT int luaopen_greenhub_core(lua_State *L) {
   int hub = hub_open(L);
   thread_open(L, mod, hub);
   timeout_open(L, mod, hub);
+  socket_open(L, mod, hub);
+  sync_open(L, mod, hub);
   gh_hub *h = lua_touserdata(L, hub);
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->killed_ref);
   lua_setfield(L, mod, "Killed");

@@ -5,7 +5,7 @@ local core = require "greenhub.core"
 
 local M = {}
 for k, v in pairs(core) do
-  if not k:match("^timeout_") then M[k] = v end
+  if not k:match("^timeout_") and not k:match("^_") then M[k] = v end
 end
 
 local pack, unpack = table.pack, table.unpack
@@ -29,6 +29,139 @@ function M.with_timeout(s, f, ...)
   if s ~= s then error("bad argument #1 to 'with_timeout' (seconds is NaN)", 2) end
   local tok = timeout_start(s)
   return finish(tok, pcall(f, ...))
+end
+
+-- Sockets ------------------------------------------------------------------
+
+-- gh.socket: LuaSocket's `socket` module, green (loaded on first use)
+setmetatable(M, { __index = function(t, k)
+  if k == "socket" then
+    local s = require "greenhub.socket"
+    rawset(t, "socket", s)
+    return s
+  end
+end })
+
+--- connect(host, port [, timeout]) -> connected TCP socket, or nil, err
+function M.connect(host, port, timeout)
+  local sock, err = core.tcp()
+  if not sock then return nil, err end
+  if timeout then sock:settimeout(timeout, "t") end
+  local ok, e = sock:connect(host, port)
+  if not ok then sock:close(); return nil, e end
+  if timeout then sock:settimeout(nil, "t") end
+  return sock
+end
+
+--- listen(host, port [, backlog]) -> listening TCP socket (reuseaddr on)
+function M.listen(host, port, backlog)
+  if host == "*" then host = "0.0.0.0" end
+  local sock, err = core.tcp()
+  if not sock then return nil, err end
+  local ok, e = sock:_bind_reuse(host, port)
+  if not ok then sock:close(); return nil, e end
+  ok, e = sock:listen(backlog or 1024)
+  if not ok then sock:close(); return nil, e end
+  return sock
+end
+
+--- serve(server, handler [, concurrency]): accept forever; each connection
+-- runs handler(conn, addr...) in its own green thread, at most
+-- `concurrency` at once. The connection is closed when the handler ends.
+-- Returns when the server socket is closed.
+function M.serve(server, handler, concurrency)
+  if type(handler) ~= "function" then
+    error("bad argument #2 to 'serve' (function expected, got " .. type(handler) .. ")", 2)
+  end
+  local limit = concurrency or math.huge
+  local running, slot = 0, nil
+  local backoff = 0.01
+  local function run(conn)
+    local ok, err = pcall(handler, conn)
+    conn:close()
+    running = running - 1
+    if slot and running < limit then local e = slot; slot = nil; e:send() end
+    if not ok then error(err, 0) end
+  end
+  while true do
+    while running >= limit do
+      slot = slot or core.event()
+      slot:wait()
+    end
+    local conn, err = server:accept()
+    if conn then
+      backoff = 0.01
+      running = running + 1
+      core.spawn_n(run, conn)
+    elseif err == "closed" then
+      return
+    elseif err ~= "timeout" then
+      -- out of fds (or similar): back off instead of spinning
+      core.sleep(backoff)
+      backoff = math.min(backoff * 2, 1)
+    end
+  end
+end
+
+--- resolve(host) -> list of IP addresses (strings), or nil, err
+function M.resolve(host, timeout)
+  local list, err = core.getaddrinfo(host, "any", timeout)
+  if not list then return nil, err end
+  local out, seen = {}, {}
+  for _, a in ipairs(list) do
+    if not seen[a.addr] then seen[a.addr] = true; out[#out + 1] = a.addr end
+  end
+  if #out == 0 then return nil, "host not found" end
+  return out
+end
+
+-- green select: helpers wait on each fd; the first ready one wakes us
+local function fd_of(s)
+  if type(s) == "number" then return s end
+  local ok, fd = pcall(function() return s:getfd() end)
+  return ok and fd or nil
+end
+
+function M._select(recvt, sendt, timeout)
+  recvt, sendt = recvt or {}, sendt or {}
+  local function scan()
+    local r, w = {}, {}
+    for _, s in ipairs(recvt) do
+      if type(s) ~= "number" and s.dirty and s:dirty() then r[#r + 1] = s; r[s] = true end
+    end
+    return r, w
+  end
+  local r, w = scan()
+  local ev = core.event()
+  local helpers = {}
+  local function watch(list, dir, out)
+    for _, s in ipairs(list) do
+      local fd = fd_of(s)
+      if fd and fd >= 0 and not out[s] then
+        helpers[#helpers + 1] = core.spawn(function()
+          local ok = core.trampoline(fd, dir, 0)
+          if not ok then ok = core.trampoline(fd, dir) end
+          if ok then
+            out[#out + 1] = s; out[s] = true
+            if not ev:ready() then ev:send() end
+          end
+        end)
+      end
+    end
+  end
+  if #r == 0 then
+    watch(recvt, "r", r)
+    watch(sendt, "w", w)
+    if #helpers > 0 then
+      ev:wait(timeout ~= nil and timeout >= 0 and timeout or nil)
+      if not ev:ready() then core.sleep(0) end
+    elseif timeout and timeout > 0 then
+      core.sleep(timeout)
+    end
+    for _, t in ipairs(helpers) do t:kill() end
+  end
+  if #r == 0 and #w == 0 then return r, w, "timeout" end
+  return r, w
 end
 
 M.pack, M.unpack = pack, unpack

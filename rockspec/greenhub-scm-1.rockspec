@@ -26,6 +26,10 @@ build = {
         "csrc/timer.c",
         "csrc/thread.c",
         "csrc/timeout.c",
+        "csrc/buffer.c",
+        "csrc/socket.c",
+        "csrc/resolver.c",
+        "csrc/sync.c",
         "csrc/module.c",
       },
       libraries = { "pthread", "m" },
@@ -33,6 +37,7 @@ build = {
       incdirs = { "csrc" },
     },
     greenhub = "lua/greenhub.lua",
+    ["greenhub.socket"] = "lua/greenhub/socket.lua",
   },
 }
 test = {

@@ -2,7 +2,7 @@
 # The rockspec must build the same C sources (and ship the same Lua files)
 # as the Makefile. Prints the differences and fails on any.
 set -e
-mk=$(sed -n 's/^SRCS := //p' Makefile | tr ' ' '\n' | sort)
+mk=$(sed -n '/^SRCS := /,/[^\\]$/p' Makefile | sed 's/^SRCS := //; s/\\$//' | tr ' ' '\n' | grep '\.c$' | sort)
 rs=$(grep -o '"csrc/[a-z_]*\.c"' rockspec/greenhub-scm-1.rockspec | tr -d '"' | sort)
 ok=1
 if [ "$mk" != "$rs" ]; then

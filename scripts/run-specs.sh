@@ -8,7 +8,7 @@ dir=${1:-build}
 specs=${SPECS:-spec}
 LUA=${LUA:-lua5.4}
 log=$(mktemp)
-ulimit -n 65536 2>/dev/null || ulimit -n 8192 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 set -- $LUA /usr/bin/busted --cpath="$dir/?.so" $specs
 if [ -n "$GH_SAN" ]; then
   asan=$(cc -print-file-name=libasan.so)

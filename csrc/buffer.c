@@ -1,0 +1,68 @@
+/*
+ * buffer.c - receive buffer storage and line scanning (see buffer.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buffer.h"
+
+char *buf_reserve(gh_buf *b, size_t n) {
+  if (b->cap - b->last >= n) return b->data + b->last;
+  size_t len = buf_len(b);
+  if (b->data && b->cap - len >= n && b->first > 0) { /* compact */
+    memmove(b->data, b->data + b->first, len);
+    b->first = 0;
+    b->last = len;
+    return b->data + b->last;
+  }
+  size_t cap = b->cap ? b->cap : BUF_MIN;
+  while (cap - len < n) {
+    if (cap > ((size_t)-1) / 2) return NULL;
+    cap *= 2;
+  }
+  char *d = malloc(cap);
+  if (!d) return NULL;
+  if (len) memcpy(d, b->data + b->first, len);
+  free(b->data);
+  b->data = d;
+  b->cap = cap;
+  b->first = 0;
+  b->last = len;
+  return d + len;
+}
+
+void buf_consume(gh_buf *b, size_t n) {
+  b->first += n;
+  if (b->first == b->last) b->first = b->last = 0;
+}
+
+void buf_shrink(gh_buf *b) {
+  if (b->data && b->first == b->last) buf_free(b);
+}
+
+void buf_free(gh_buf *b) {
+  free(b->data);
+  b->data = NULL;
+  b->first = b->last = b->cap = 0;
+}
+
+ptrdiff_t buf_find_line(const gh_buf *b, size_t from) {
+  size_t len = buf_len(b);
+  if (from >= len) return -1;
+  const char *p = memchr(b->data + b->first + from, '\n', len - from);
+  return p ? p - (b->data + b->first) : -1;
+}
+
+size_t buf_copy_line(const char *src, size_t n, char *out) {
+  size_t k = 0;
+  const char *cr;
+  while (n > 0 && (cr = memchr(src, '\r', n)) != NULL) {
+    size_t m = (size_t)(cr - src);
+    memcpy(out + k, src, m);
+    k += m;
+    src += m + 1;
+    n -= m + 1;
+  }
+  memcpy(out + k, src, n);
+  return k + n;
+}

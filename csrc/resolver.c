@@ -1,0 +1,271 @@
+/*
+ * resolver.c - name resolution that never blocks the hub.
+ *
+ * Numeric addresses are converted inline. Names go to a small pool of
+ * worker threads running getaddrinfo; a finished job is handed back through
+ * an eventfd watched by the hub's epoll. The workers touch only the job
+ * queues (under the pool mutex), never Lua or the hub.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "greenhub.h"
+
+#define MAX_WORKERS 4
+
+typedef struct gh_job {
+  struct gh_job *next;
+  gh_link waiters;         /* the parked caller (empty once it gave up) */
+  char *host, *serv;
+  struct addrinfo hints;
+  struct addrinfo *res;
+  int err;                 /* getaddrinfo's result */
+  int abandoned;           /* caller gone: whoever finishes last frees */
+  int done;
+  lua_KFunction k;         /* the caller's continuation */
+  lua_KContext ctx;
+} gh_job;
+
+struct gh_pool {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  gh_job *todo, *todo_tail;
+  gh_job *done;            /* finished, not yet seen by the hub */
+  pthread_t workers[MAX_WORKERS];
+  int nworkers, idle, stop;
+  int efd;                 /* eventfd: workers -> hub */
+  double delay;            /* test hook: seconds each lookup is delayed */
+};
+
+static void job_free(gh_job *j) {
+  if (j->res) freeaddrinfo(j->res);
+  free(j->host);
+  free(j->serv);
+  free(j);
+}
+
+static void *worker_main(void *arg) {
+  gh_pool *p = arg;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    while (!p->todo && !p->stop) {
+      p->idle++;
+      pthread_cond_wait(&p->cv, &p->mu);
+      p->idle--;
+    }
+    if (p->stop) break;
+    gh_job *j = p->todo;
+    p->todo = j->next;
+    if (!p->todo) p->todo_tail = NULL;
+    double delay = p->delay;
+    pthread_mutex_unlock(&p->mu);
+    if (delay > 0) {
+      struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
+      nanosleep(&ts, NULL);
+    }
+    j->err = getaddrinfo(j->host, j->serv, &j->hints, &j->res);
+    pthread_mutex_lock(&p->mu);
+    j->next = p->done;
+    p->done = j;
+    uint64_t one = 1;
+    ssize_t w = write(p->efd, &one, sizeof one);
+    (void)w; /* a full counter still means "readable" */
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+static gh_pool *pool_get(gh_hub *h) {
+  if (h->pool) return h->pool;
+  gh_pool *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (p->efd < 0) { free(p); return NULL; }
+  struct epoll_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.events = EPOLLIN;
+  ev.data.u64 = GH_TAG_RESOLVER;
+  if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, p->efd, &ev) < 0) {
+    close(p->efd);
+    free(p);
+    return NULL;
+  }
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv, NULL);
+  h->pool = p;
+  return p;
+}
+
+/* Called by the hub when the eventfd fires: wake the callers. */
+void resolver_drain(gh_hub *h) {
+  gh_pool *p = h->pool;
+  uint64_t n;
+  ssize_t r = read(p->efd, &n, sizeof n);
+  (void)r;
+  pthread_mutex_lock(&p->mu);
+  gh_job *j = p->done;
+  p->done = NULL;
+  pthread_mutex_unlock(&p->mu);
+  while (j) {
+    gh_job *next = j->next;
+    j->done = 1;
+    h->nexternal--;
+    if (j->abandoned) job_free(j);
+    else if (!link_empty(&j->waiters))
+      hub_wake(h, container_of(j->waiters.next, gh_thread, link), WK_OK);
+    j = next;
+  }
+}
+
+void resolver_close(gh_hub *h) {
+  gh_pool *p = h->pool;
+  if (!p) return;
+  pthread_mutex_lock(&p->mu);
+  p->stop = 1;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  for (int i = 0; i < p->nworkers; i++) pthread_join(p->workers[i], NULL);
+  for (gh_job *j = p->todo, *n; j; j = n) { n = j->next; job_free(j); }
+  for (gh_job *j = p->done, *n; j; j = n) { n = j->next; job_free(j); }
+  close(p->efd);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv);
+  free(p);
+  h->pool = NULL;
+}
+
+/* Push a table of binary sockaddrs for res, or nil + message. */
+static int push_addrs(lua_State *L, int err, struct addrinfo *res) {
+  if (err) {
+    lua_pushnil(L);
+    lua_pushstring(L, resolver_strerror(err));
+    return 2;
+  }
+  lua_newtable(L);
+  int i = 0;
+  for (struct addrinfo *a = res; a; a = a->ai_next) {
+    if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
+    lua_pushlstring(L, (const char *)a->ai_addr, a->ai_addrlen);
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
+const char *resolver_strerror(int err) {
+  switch (err) {
+    case EAI_NONAME:
+#ifdef EAI_NODATA
+    case EAI_NODATA:
+#endif
+      return "host not found";
+    case EAI_AGAIN: return "temporary failure in name resolution";
+    case EAI_FAMILY: return "address family not supported";
+    case EAI_SERVICE: return "service not supported";
+    case EAI_MEMORY: return "out of memory";
+    case EAI_SYSTEM: return strerror(errno);
+    default: return gai_strerror(err);
+  }
+}
+
+static int lookup_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_job *j = (gh_job *)ctx;
+  gh_hub *h = hub_get_fast(L);
+  gh_thread *self = hub_me(L, h);
+  lua_KFunction k = j->k;
+  lua_KContext kctx = j->ctx;
+  (void)status;
+  if (j->done) {
+    int err = j->err;
+    struct addrinfo *res = j->res;
+    j->res = NULL;
+    job_free(j);
+    hub_check_intr(L, h, self);
+    push_addrs(L, err, res);
+    if (res) freeaddrinfo(res);
+    if (!err) lua_pushnil(L); /* keep two values: addrs, nil */
+    return k(L, LUA_YIELD, kctx);
+  }
+  j->abandoned = 1; /* the worker still has it; drain frees it */
+  hub_check_intr(L, h, self);
+  lua_pushnil(L);
+  lua_pushstring(L, self->wake == WK_TIMEOUT ? "timeout" : "closed");
+  return k(L, LUA_YIELD, kctx);
+}
+
+/*
+ * Resolve host (NULL or "*" with passive: any address) and serv. Pushes
+ * two values, a table of binary sockaddrs and nil, or nil and an error
+ * message, then continues in k(L, LUA_YIELD, ctx). Parks when a name
+ * needs the workers.
+ */
+int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
+                    int family, int socktype, int passive, int64_t deadline,
+                    lua_KContext ctx, lua_KFunction k) {
+  struct addrinfo hints, *res = NULL;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = family;
+  hints.ai_socktype = socktype;
+  hints.ai_flags = passive ? AI_PASSIVE : 0;
+  if (host && (strcmp(host, "*") == 0 || *host == '\0')) host = NULL;
+  if (host && strcmp(host, "localhost") == 0)
+    host = family == AF_INET6 ? "::1" : "127.0.0.1";
+  hints.ai_flags |= AI_NUMERICHOST;
+  int err = getaddrinfo(host, serv, &hints, &res);
+  if (err != EAI_NONAME || host == NULL) {
+    push_addrs(L, err, res);
+    if (res) freeaddrinfo(res);
+    if (!err) lua_pushnil(L);
+    return k(L, LUA_YIELD, ctx);
+  }
+  /* a name: ask the workers */
+  gh_thread *self = hub_self(L, h, "resolve");
+  gh_pool *p = pool_get(h);
+  gh_job *j = p ? calloc(1, sizeof *j) : NULL;
+  if (j) {
+    j->host = strdup(host);
+    j->serv = serv ? strdup(serv) : NULL;
+  }
+  if (!j || !j->host || (serv && !j->serv)) {
+    if (j) job_free(j);
+    lua_pushnil(L);
+    lua_pushliteral(L, "out of memory");
+    return k(L, LUA_YIELD, ctx);
+  }
+  hints.ai_flags &= ~AI_NUMERICHOST;
+  hints.ai_flags |= AI_ADDRCONFIG;
+  j->hints = hints;
+  j->k = k;
+  j->ctx = ctx;
+  link_init(&j->waiters);
+  pthread_mutex_lock(&p->mu);
+  if (p->todo_tail) p->todo_tail->next = j; else p->todo = j;
+  p->todo_tail = j;
+  if (p->idle == 0 && p->nworkers < MAX_WORKERS &&
+      pthread_create(&p->workers[p->nworkers], NULL, worker_main, p) == 0)
+    p->nworkers++;
+  pthread_cond_signal(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+  h->nexternal++;
+  link_push(&j->waiters, &self->link);
+  self->where = TW_LIST;
+  return hub_park(L, h, self, deadline, (lua_KContext)j, lookup_k);
+}
+
+/* Test hook: delay every lookup by s seconds (specs prove the hub keeps
+   running meanwhile). Not part of the API. */
+int resolver_set_delay(lua_State *L) {
+  gh_pool *p = pool_get(HUB(L));
+  if (!p) return luaL_error(L, "greenhub: cannot start the resolver");
+  pthread_mutex_lock(&p->mu);
+  p->delay = luaL_checknumber(L, 1);
+  pthread_mutex_unlock(&p->mu);
+  return 0;
+}

@@ -1,0 +1,1150 @@
+/*
+ * socket.c - green TCP, UDP and Unix stream sockets with LuaSocket's API.
+ *
+ * Every operation tries the syscall first and parks in the hub only on
+ * EAGAIN (hub_wait_fd), continuing in a lua_KFunction that retries. Errors
+ * the network causes are returned as nil, LuaSocket's words [, partial];
+ * misuse raises.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "buffer.h"
+#include "greenhub.h"
+
+#define SOCK_MT "greenhub.socket"
+#define LINE_MAX_DEFAULT (1024 * 1024)
+#define UDP_DATAGRAMSIZE 8192
+
+enum { K_MASTER, K_CLIENT, K_SERVER, K_UNCONNECTED, K_CONNECTED };
+enum { P_LINE, P_ALL, P_COUNT };
+
+typedef struct gh_sock {
+  int fd;                  /* -1 when closed, or tcp() not yet created */
+  int family;              /* AF_INET, AF_INET6, AF_UNIX; AF_UNSPEC = lazy */
+  int type;                /* SOCK_STREAM or SOCK_DGRAM */
+  int kind;                /* K_*: what LuaSocket would call its class */
+  double tblock, ttotal;   /* settimeout 'b' and 't'; < 0 = none */
+  size_t line_max;         /* longest line "*l" accepts */
+  gh_buf buf;              /* received, not yet returned */
+  double nrecv, nsent;     /* getstats */
+  int64_t birth;
+  gh_hub *hub;
+} gh_sock;
+
+/* ---------------------------------------------------------------- errors */
+
+/* LuaSocket's words for errno values code depends on; else strerror. */
+static const char *sock_strerror(int err) {
+  switch (err) {
+    case 0: return NULL;
+    case EAGAIN: case ETIMEDOUT: return "timeout";
+    case ECONNREFUSED: return "connection refused";
+    case EPIPE: case ECONNRESET: case ECONNABORTED: case ENOTCONN:
+    case ESHUTDOWN: case EBADF: return "closed";
+    case EADDRINUSE: return "address already in use";
+    case EISCONN: return "already connected";
+    case EACCES: return "permission denied";
+    case EAFNOSUPPORT: return "address family not supported";
+    case EPROTONOSUPPORT: return "protocol not supported";
+    case EMFILE: case ENFILE: return "too many open files";
+    default: return strerror(err);
+  }
+}
+
+static int push_fail(lua_State *L, const char *msg) {
+  lua_pushnil(L);
+  lua_pushstring(L, msg);
+  return 2;
+}
+
+static int push_errno(lua_State *L, int err) {
+  return push_fail(L, sock_strerror(err));
+}
+
+/* ---------------------------------------------------------------- objects */
+
+static gh_sock *sock_check(lua_State *L, int arg) {
+  return luaL_checkudata(L, arg, SOCK_MT);
+}
+
+static const char *sock_class(const gh_sock *s) {
+  static const char *const tcp[] = {"tcp{master}", "tcp{client}", "tcp{server}"};
+  static const char *const unx[] = {"unix{master}", "unix{client}", "unix{server}"};
+  if (s->type == SOCK_DGRAM) return s->kind == K_CONNECTED ? "udp{connected}" : "udp{unconnected}";
+  return s->family == AF_UNIX ? unx[s->kind] : tcp[s->kind];
+}
+
+/* Raise unless s is one of the classes in mask (bits of K_*). */
+static gh_sock *sock_need(lua_State *L, int kmask, int type, const char *what) {
+  gh_sock *s = sock_check(L, 1);
+  if (s->type != type || !(kmask & (1 << s->kind)))
+    luaL_error(L, "greenhub: %s is not available on %s", what, sock_class(s));
+  return s;
+}
+
+static void set_nonblock(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static gh_sock *sock_push(lua_State *L, gh_hub *h, int fd, int family, int type, int kind) {
+  gh_sock *s = lua_newuserdatauv(L, sizeof *s, 0);
+  memset(s, 0, sizeof *s);
+  s->fd = -1;
+  s->family = family;
+  s->type = type;
+  s->kind = kind;
+  s->tblock = s->ttotal = -1;
+  s->line_max = LINE_MAX_DEFAULT;
+  s->hub = h;
+  s->birth = hub_clock();
+  luaL_setmetatable(L, SOCK_MT);
+  s->fd = fd;
+  if (fd >= 0) hub_fd_forget(h, fd);
+  return s;
+}
+
+/* Create the fd of a lazy tcp()/udp() once the family is known. */
+static int sock_create_fd(gh_sock *s, int family) {
+  int fd = socket(family, s->type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (family == AF_INET6) {
+    int on = 1; /* as LuaSocket: v6 sockets are v6 only */
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  }
+  s->fd = fd;
+  s->family = family;
+  hub_fd_forget(s->hub, fd);
+  return 0;
+}
+
+static void sock_close_fd(gh_sock *s) {
+  if (s->fd >= 0) {
+    hub_fd_forget(s->hub, s->fd); /* wakes waiters with "closed" */
+    close(s->fd);
+    s->fd = -1;
+  }
+  buf_free(&s->buf);
+}
+
+static int sock_gc(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  if (s->fd >= 0 && s->hub->closed) { close(s->fd); s->fd = -1; }
+  sock_close_fd(s);
+  return 0;
+}
+
+static int sock_close(lua_State *L) {
+  sock_close_fd(sock_check(L, 1));
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+static int sock_tostring(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  if (s->fd < 0 && s->kind != K_MASTER && s->kind != K_UNCONNECTED)
+    lua_pushfstring(L, "%s (closed): %p", sock_class(s), (void *)s);
+  else
+    lua_pushfstring(L, "%s: %p", sock_class(s), (void *)s);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- timeouts */
+
+/* Deadline of the whole call ('t' mode), -1 for none. */
+static int64_t call_deadline(const gh_sock *s) {
+  return s->ttotal < 0 ? -1 : hub_after(s->ttotal);
+}
+
+/* Deadline of one wait: the sooner of the call's and the 'b' timeout. */
+static int64_t wait_deadline(const gh_sock *s, int64_t total) {
+  if (s->tblock < 0) return total;
+  int64_t b = hub_after(s->tblock);
+  return (total < 0 || b < total) ? b : total;
+}
+
+static int expired(int64_t deadline) {
+  return deadline >= 0 && deadline <= hub_clock();
+}
+
+static int sock_settimeout(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  double t = luaL_optnumber(L, 2, -1);
+  const char *mode = luaL_optstring(L, 3, "b");
+  if (t != t) luaL_argerror(L, 2, "timeout is NaN");
+  if (t == HUGE_VAL) t = -1;
+  switch (*mode) {
+    case 'b': s->tblock = t; break;
+    case 'r': case 't': s->ttotal = t; break;
+    default: return luaL_argerror(L, 3, "invalid timeout mode");
+  }
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- receive */
+
+static void parse_pattern(lua_State *L, int *mode, size_t *count) {
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    lua_Integer n = luaL_checkinteger(L, 2);
+    if (n < 0) luaL_argerror(L, 2, "negative byte count");
+    *mode = P_COUNT;
+    *count = (size_t)n;
+    return;
+  }
+  const char *p = luaL_optstring(L, 2, "*l");
+  if (*p == '*') p++;
+  if (strcmp(p, "l") == 0) *mode = P_LINE;
+  else if (strcmp(p, "a") == 0) *mode = P_ALL;
+  else luaL_argerror(L, 2, "invalid receive pattern");
+  *count = 0;
+}
+
+/* prefix .. n buffered bytes (CRs dropped for lines), consumed. */
+static void push_data(lua_State *L, gh_sock *s, size_t n, size_t skip, int line) {
+  size_t plen = 0;
+  const char *prefix = lua_tolstring(L, 3, &plen);
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, plen + n);
+  if (plen) memcpy(out, prefix, plen);
+  size_t k = 0;
+  if (n > 0) /* an empty buffer may have no storage at all */
+    k = line ? buf_copy_line(buf_head(&s->buf), n, out + plen)
+             : (memcpy(out + plen, buf_head(&s->buf), n), n);
+  luaL_pushresultsize(&b, plen + k);
+  buf_consume(&s->buf, n + skip);
+}
+
+/* nil, err, partial (everything buffered, with the prefix). */
+static int recv_fail(lua_State *L, gh_sock *s, const char *err) {
+  lua_pushnil(L);
+  lua_pushstring(L, err);
+  push_data(L, s, buf_len(&s->buf), 0, 0);
+  return 3;
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Serve the pattern from the buffer, reading more until it can. */
+static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
+  int mode;
+  size_t count, scanned = 0;
+  parse_pattern(L, &mode, &count);
+  for (;;) {
+    size_t len = buf_len(&s->buf);
+    if (mode == P_LINE) {
+      ptrdiff_t nl = buf_find_line(&s->buf, scanned);
+      if (nl >= 0 && (size_t)nl > s->line_max) {
+        buf_consume(&s->buf, (size_t)nl + 1); /* drop just that line */
+        return push_fail(L, "line too long");
+      }
+      if (nl >= 0) {
+        push_data(L, s, (size_t)nl, 1, 1);
+        return 1;
+      }
+      if (len >= s->line_max) {
+        buf_free(&s->buf);
+        return push_fail(L, "line too long");
+      }
+      scanned = len;
+    } else if (mode == P_COUNT && len >= count) {
+      push_data(L, s, count, 0, 0);
+      return 1;
+    }
+    if (s->fd < 0) return recv_fail(L, s, "closed");
+    size_t want = 4096;
+    if (mode == P_COUNT && count - len > want) want = count - len;
+    if (mode == P_LINE && s->line_max - len < want) want = s->line_max - len + 1;
+    if (!buf_reserve(&s->buf, want)) return luaL_error(L, "greenhub: out of memory");
+    size_t room = buf_room(&s->buf);
+    if (mode == P_COUNT && room > count - len) room = count - len;
+    ssize_t n = recv(s->fd, s->buf.data + s->buf.last, room, 0);
+    if (n > 0) {
+      buf_commit(&s->buf, (size_t)n);
+      s->nrecv += (double)n;
+      continue;
+    }
+    if (n == 0) {
+      if (mode == P_ALL) { push_data(L, s, buf_len(&s->buf), 0, 0); return 1; }
+      return recv_fail(L, s, "closed");
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return recv_fail(L, s, sock_strerror(errno));
+    int64_t d = wait_deadline(s, total);
+    if (expired(d)) return recv_fail(L, s, "timeout");
+    gh_hub *h = s->hub;
+    gh_thread *self = hub_self(L, h, "receive");
+    buf_shrink(&s->buf); /* an idle socket holds no buffer */
+    return hub_wait_fd(L, h, self, s->fd, FD_R, d, (lua_KContext)total, recv_k);
+  }
+}
+
+static int recv_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  gh_thread *self = hub_me(L, s->hub);
+  (void)status;
+  hub_check_intr(L, s->hub, self);
+  if (self->wake == WK_TIMEOUT) return recv_fail(L, s, "timeout");
+  if (self->wake == WK_CLOSED || s->fd < 0) return recv_fail(L, s, "closed");
+  return recv_step(L, s, (int64_t)ctx);
+}
+
+static int udp_receive(lua_State *L, gh_sock *s, int from);
+
+static int sock_receive(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  if (s->type == SOCK_DGRAM) return udp_receive(L, s, 0);
+  if (s->kind != K_CLIENT)
+    return luaL_error(L, "greenhub: receive is not available on %s", sock_class(s));
+  int mode;
+  size_t count;
+  parse_pattern(L, &mode, &count);
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TSTRING);
+  lua_settop(L, 3);
+  return recv_step(L, s, call_deadline(s));
+}
+
+/* ---------------------------------------------------------------- send */
+
+static int send_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Stack: sock, data, i, j, done (index of the last byte sent). */
+static int send_step(lua_State *L, gh_sock *s, int64_t total) {
+  size_t len;
+  const char *data = lua_tolstring(L, 2, &len);
+  lua_Integer end = lua_tointeger(L, 4);
+  lua_Integer done = lua_tointeger(L, 5);
+  while (done < end) {
+    if (s->fd < 0) goto fail_closed;
+    ssize_t n = send(s->fd, data + done, (size_t)(end - done), MSG_NOSIGNAL);
+    if (n >= 0) {
+      done += n;
+      s->nsent += (double)n;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      lua_pushnil(L);
+      lua_pushstring(L, sock_strerror(errno));
+      lua_pushinteger(L, done);
+      return 3;
+    }
+    lua_pushinteger(L, done);
+    lua_replace(L, 5);
+    int64_t d = wait_deadline(s, total);
+    if (expired(d)) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "timeout");
+      lua_pushinteger(L, done);
+      return 3;
+    }
+    gh_hub *h = s->hub;
+    return hub_wait_fd(L, h, hub_self(L, h, "send"), s->fd, FD_W, d,
+                       (lua_KContext)total, send_k);
+  }
+  lua_pushinteger(L, done);
+  return 1;
+fail_closed:
+  lua_pushnil(L);
+  lua_pushliteral(L, "closed");
+  lua_pushinteger(L, done);
+  return 3;
+}
+
+static int send_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  gh_thread *self = hub_me(L, s->hub);
+  (void)status;
+  hub_check_intr(L, s->hub, self);
+  if (self->wake != WK_OK || s->fd < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, self->wake == WK_TIMEOUT ? "timeout" : "closed");
+    lua_pushinteger(L, lua_tointeger(L, 5));
+    return 3;
+  }
+  return send_step(L, s, (int64_t)ctx);
+}
+
+static int udp_send(lua_State *L, gh_sock *s, int to);
+
+static int sock_send(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  if (s->type == SOCK_DGRAM) return udp_send(L, s, 0);
+  if (s->kind != K_CLIENT)
+    return luaL_error(L, "greenhub: send is not available on %s", sock_class(s));
+  size_t len;
+  luaL_checklstring(L, 2, &len);
+  lua_Integer i = luaL_optinteger(L, 3, 1);
+  lua_Integer j = luaL_optinteger(L, 4, -1);
+  lua_Integer n = (lua_Integer)len;
+  if (i < 0) i = n + i + 1;
+  if (j < 0) j = n + j + 1;
+  if (i < 1) i = 1;
+  if (j > n) j = n;
+  lua_settop(L, 2);
+  lua_pushinteger(L, i);
+  lua_pushinteger(L, j < i - 1 ? i - 1 : j);
+  lua_pushinteger(L, i - 1);
+  return send_step(L, s, call_deadline(s));
+}
+
+/* ---------------------------------------------------------------- addresses */
+
+static int push_sockaddr(lua_State *L, const struct sockaddr *sa, socklen_t len) {
+  char ip[INET6_ADDRSTRLEN];
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const void *)sa;
+    inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+    lua_pushstring(L, ip);
+    lua_pushinteger(L, ntohs(a->sin_port));
+    lua_pushliteral(L, "inet");
+    return 3;
+  }
+  if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const void *)sa;
+    inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+    lua_pushstring(L, ip);
+    lua_pushinteger(L, ntohs(a->sin6_port));
+    lua_pushliteral(L, "inet6");
+    return 3;
+  }
+  if (sa->sa_family == AF_UNIX) {
+    const struct sockaddr_un *a = (const void *)sa;
+    size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                   ? strnlen(a->sun_path, len - offsetof(struct sockaddr_un, sun_path)) : 0;
+    lua_pushlstring(L, a->sun_path, n);
+    return 1;
+  }
+  return push_fail(L, "unknown family");
+}
+
+static int sock_getname(lua_State *L, int peer) {
+  gh_sock *s = sock_check(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (s->fd < 0) return push_fail(L, "closed");
+  int r = peer ? getpeername(s->fd, (struct sockaddr *)&ss, &len)
+               : getsockname(s->fd, (struct sockaddr *)&ss, &len);
+  if (r < 0) return push_errno(L, errno);
+  return push_sockaddr(L, (struct sockaddr *)&ss, len);
+}
+static int sock_getpeername(lua_State *L) { return sock_getname(L, 1); }
+static int sock_getsockname(lua_State *L) { return sock_getname(L, 0); }
+
+static int family_of(const gh_sock *s) {
+  return s->family == AF_UNSPEC ? AF_UNSPEC : s->family;
+}
+
+/* Port argument as a service string ("0" for none). */
+static const char *port_arg(lua_State *L, int arg, char *buf, size_t n) {
+  if (lua_type(L, arg) == LUA_TNUMBER) {
+    lua_Integer p = luaL_checkinteger(L, arg);
+    if (p < 0 || p > 65535) luaL_argerror(L, arg, "port out of range");
+    snprintf(buf, n, "%d", (int)p);
+    return buf;
+  }
+  if (lua_isnoneornil(L, arg)) return "0";
+  return luaL_checkstring(L, arg);
+}
+
+static int unix_addr(lua_State *L, int arg, struct sockaddr_un *a, socklen_t *len) {
+  size_t n;
+  const char *path = luaL_checklstring(L, arg, &n);
+  if (n >= sizeof a->sun_path) luaL_argerror(L, arg, "path too long");
+  memset(a, 0, sizeof *a);
+  a->sun_family = AF_UNIX;
+  memcpy(a->sun_path, path, n);
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+  return 0;
+}
+
+/* ---------------------------------------------------------------- bind */
+
+static int bind_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  (void)status;
+  hub_check_intr(L, s->hub, hub_me(L, s->hub));
+  /* stack: sock host port addrs err */
+  if (lua_isnil(L, -2)) return 2;
+  int err = EAFNOSUPPORT;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, -2);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, -2, i);
+    size_t alen;
+    const struct sockaddr *sa = (const void *)lua_tolstring(L, -1, &alen);
+    lua_pop(L, 1);
+    int created = 0;
+    if (s->fd < 0) {
+      if (sock_create_fd(s, sa->sa_family) < 0) { err = errno; continue; }
+      created = 1;
+    } else if (sa->sa_family != s->family) {
+      continue;
+    }
+    if (ctx) { int on = 1; setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on); }
+    if (bind(s->fd, sa, (socklen_t)alen) == 0) {
+      lua_pushinteger(L, 1);
+      return 1;
+    }
+    err = errno;
+    if (created) sock_close_fd(s);
+  }
+  return push_errno(L, err);
+}
+
+/* bind(host, port): host "*" = any address. */
+static int sock_bind(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  if (s->kind != K_MASTER && s->kind != K_UNCONNECTED)
+    return luaL_error(L, "greenhub: bind is not available on %s", sock_class(s));
+  if (s->family == AF_UNIX) {
+    struct sockaddr_un a;
+    socklen_t len;
+    unix_addr(L, 2, &a, &len);
+    if (bind(s->fd, (struct sockaddr *)&a, len) < 0) return push_errno(L, errno);
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+  char pb[16];
+  const char *host = luaL_checkstring(L, 2);
+  const char *port = port_arg(L, 3, pb, sizeof pb);
+  lua_settop(L, 3);
+  return resolver_lookup(L, s->hub, host, port, family_of(s), s->type, 1,
+                         call_deadline(s), 0, bind_k);
+}
+
+/* internal: bind with SO_REUSEADDR set first (socket.bind, gh.listen) */
+static int sock_bind_reuse(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  char pb[16];
+  const char *host = luaL_checkstring(L, 2);
+  const char *port = port_arg(L, 3, pb, sizeof pb);
+  lua_settop(L, 3);
+  return resolver_lookup(L, s->hub, host, port, family_of(s), s->type, 1,
+                         call_deadline(s), 1, bind_k);
+}
+
+static int sock_listen(lua_State *L) {
+  gh_sock *s = sock_need(L, 1 << K_MASTER, SOCK_STREAM, "listen");
+  int backlog = (int)luaL_optinteger(L, 2, 32);
+  if (s->fd < 0 && sock_create_fd(s, AF_INET) < 0) return push_errno(L, errno);
+  if (listen(s->fd, backlog) < 0) return push_errno(L, errno);
+  s->kind = K_SERVER;
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- connect */
+
+static int connect_next(lua_State *L, gh_sock *s, int64_t total);
+
+static int connect_done(lua_State *L, gh_sock *s) {
+  s->kind = s->type == SOCK_DGRAM ? K_CONNECTED : K_CLIENT;
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+static int connect_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  gh_thread *self = hub_me(L, s->hub);
+  (void)status;
+  hub_check_intr(L, s->hub, self);
+  if (self->wake == WK_TIMEOUT) return push_fail(L, "timeout");
+  if (self->wake == WK_CLOSED || s->fd < 0) return push_fail(L, "closed");
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  if (err == 0) return connect_done(L, s);
+  lua_pushinteger(L, err);
+  lua_replace(L, 6);
+  if (s->kind == K_MASTER && s->type == SOCK_STREAM) sock_close_fd(s);
+  return connect_next(L, s, (int64_t)ctx);
+}
+
+/* Stack: sock host port addrs nil index lasterr. Try each address. */
+static int connect_next(lua_State *L, gh_sock *s, int64_t total) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 4);
+  lua_Integer i = lua_tointeger(L, 7);
+  int err = (int)lua_tointeger(L, 6);
+  for (; i <= n; i++) {
+    lua_rawgeti(L, 4, i);
+    size_t alen;
+    const struct sockaddr *sa = (const void *)lua_tolstring(L, -1, &alen);
+    lua_pop(L, 1);
+    if (s->fd < 0) {
+      if (sock_create_fd(s, sa->sa_family) < 0) { err = errno; continue; }
+    } else if (sa->sa_family != s->family) {
+      err = EAFNOSUPPORT;
+      continue;
+    }
+    int r;
+    do r = connect(s->fd, sa, (socklen_t)alen); while (r < 0 && errno == EINTR);
+    if (r == 0) return connect_done(L, s);
+    if (errno == EINPROGRESS || errno == EAGAIN) {
+      lua_pushinteger(L, i + 1);
+      lua_replace(L, 7);
+      int64_t d = wait_deadline(s, total);
+      if (expired(d)) return push_fail(L, "timeout");
+      gh_hub *h = s->hub;
+      return hub_wait_fd(L, h, hub_self(L, h, "connect"), s->fd, FD_W, d,
+                         (lua_KContext)total, connect_wait_k);
+    }
+    err = errno;
+    if (s->kind == K_MASTER && s->type == SOCK_STREAM) sock_close_fd(s);
+  }
+  return push_errno(L, err ? err : ECONNREFUSED);
+}
+
+static int connect_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  (void)status;
+  hub_check_intr(L, s->hub, hub_me(L, s->hub));
+  if (lua_isnil(L, 4)) return 2; /* resolution failed: nil, err */
+  lua_settop(L, 4);
+  lua_pushnil(L);
+  lua_pushinteger(L, ECONNREFUSED); /* 6: last error */
+  lua_pushinteger(L, 1);            /* 7: next address */
+  return connect_next(L, s, (int64_t)ctx);
+}
+
+static int sock_connect(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  if (s->family == AF_UNIX) {
+    if (s->kind != K_MASTER) return luaL_error(L, "greenhub: connect is not available on %s", sock_class(s));
+    struct sockaddr_un a;
+    socklen_t len;
+    unix_addr(L, 2, &a, &len);
+    lua_settop(L, 1);
+    lua_pushnil(L);
+    lua_pushnil(L);
+    lua_createtable(L, 1, 0);
+    lua_pushlstring(L, (const char *)&a, len);
+    lua_rawseti(L, -2, 1);
+    return connect_k(L, LUA_OK, (lua_KContext)call_deadline(s));
+  }
+  if (s->type == SOCK_STREAM ? s->kind != K_MASTER : 0)
+    return luaL_error(L, "greenhub: connect is not available on %s", sock_class(s));
+  char pb[16];
+  const char *host = luaL_checkstring(L, 2);
+  const char *port = port_arg(L, 3, pb, sizeof pb);
+  lua_settop(L, 3);
+  int64_t total = call_deadline(s);
+  return resolver_lookup(L, s->hub, host, port, family_of(s), s->type, 0,
+                         total, (lua_KContext)total, connect_k);
+}
+
+/* ---------------------------------------------------------------- accept */
+
+static int accept_k(lua_State *L, int status, lua_KContext ctx);
+
+static int accept_step(lua_State *L, gh_sock *s, int64_t total) {
+  for (;;) {
+    if (s->fd < 0) return push_fail(L, "closed");
+    int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      gh_sock *c = sock_push(L, s->hub, fd, s->family, SOCK_STREAM, K_CLIENT);
+      c->line_max = s->line_max;
+      return 1;
+    }
+    switch (errno) {
+      case EINTR: case ECONNABORTED: case EPROTO:
+        continue; /* that peer is gone; the next may be there */
+      case EAGAIN:
+        break;
+      default:
+        return push_errno(L, errno); /* EMFILE etc.: the caller backs off */
+    }
+    int64_t d = wait_deadline(s, total);
+    if (expired(d)) return push_fail(L, "timeout");
+    gh_hub *h = s->hub;
+    return hub_wait_fd(L, h, hub_self(L, h, "accept"), s->fd, FD_R, d,
+                       (lua_KContext)total, accept_k);
+  }
+}
+
+static int accept_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  gh_thread *self = hub_me(L, s->hub);
+  (void)status;
+  hub_check_intr(L, s->hub, self);
+  if (self->wake == WK_TIMEOUT) return push_fail(L, "timeout");
+  if (self->wake == WK_CLOSED) return push_fail(L, "closed");
+  return accept_step(L, s, (int64_t)ctx);
+}
+
+static int sock_accept(lua_State *L) {
+  gh_sock *s = sock_need(L, 1 << K_SERVER, SOCK_STREAM, "accept");
+  lua_settop(L, 1);
+  return accept_step(L, s, call_deadline(s));
+}
+
+/* ---------------------------------------------------------------- udp */
+
+static int udp_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Stack: sock [size]. from: also return the sender's address. */
+static int udp_step(lua_State *L, gh_sock *s, int from, int64_t total) {
+  lua_Integer want = luaL_optinteger(L, 2, UDP_DATAGRAMSIZE);
+  if (want < 0) luaL_argerror(L, 2, "negative size");
+  char stackbuf[UDP_DATAGRAMSIZE];
+  char *buf = stackbuf;
+  if (want > UDP_DATAGRAMSIZE) buf = lua_newuserdatauv(L, (size_t)want, 0);
+  for (;;) {
+    if (s->fd < 0) return push_fail(L, "closed");
+    struct sockaddr_storage ss;
+    socklen_t slen = sizeof ss;
+    ssize_t n = recvfrom(s->fd, buf, (size_t)want, 0, (struct sockaddr *)&ss, &slen);
+    if (n >= 0) {
+      s->nrecv += (double)n;
+      lua_pushlstring(L, buf, (size_t)n);
+      if (!from) return 1;
+      int k = push_sockaddr(L, (struct sockaddr *)&ss, slen);
+      if (k == 3) lua_pop(L, 1); /* data, ip, port: no family */
+      return k == 3 ? 3 : 1 + k;
+    }
+    if (errno == EINTR) continue;
+    if (errno == ECONNREFUSED) return push_fail(L, "connection refused");
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
+    int64_t d = wait_deadline(s, total);
+    if (expired(d)) return push_fail(L, "timeout");
+    gh_hub *h = s->hub;
+    lua_settop(L, 2);
+    return hub_wait_fd(L, h, hub_self(L, h, "receive"), s->fd, FD_R, d,
+                       (lua_KContext)(total * 2 + from), udp_k);
+  }
+}
+
+static int udp_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  gh_thread *self = hub_me(L, s->hub);
+  (void)status;
+  hub_check_intr(L, s->hub, self);
+  if (self->wake == WK_TIMEOUT) return push_fail(L, "timeout");
+  if (self->wake == WK_CLOSED) return push_fail(L, "closed");
+  int64_t c = (int64_t)ctx;
+  int from = (int)(c & 1);
+  return udp_step(L, s, from, c < 0 ? -1 : c / 2);
+}
+
+static int udp_receive(lua_State *L, gh_sock *s, int from) {
+  lua_settop(L, 2);
+  int64_t total = call_deadline(s);
+  return udp_step(L, s, from, total);
+}
+
+static int sock_receivefrom(lua_State *L) {
+  gh_sock *s = sock_need(L, 1 << K_UNCONNECTED | 1 << K_CONNECTED, SOCK_DGRAM, "receivefrom");
+  return udp_receive(L, s, 1);
+}
+
+static int udp_send_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Stack: sock data [addr-string]. Datagrams go whole or not at all. */
+static int udp_send_step(lua_State *L, gh_sock *s, int64_t total) {
+  size_t len, alen = 0;
+  const char *data = lua_tolstring(L, 2, &len);
+  const char *addr = lua_tolstring(L, 3, &alen);
+  for (;;) {
+    if (s->fd < 0) return push_fail(L, "closed");
+    ssize_t n = addr ? sendto(s->fd, data, len, MSG_NOSIGNAL, (const void *)addr, (socklen_t)alen)
+                     : send(s->fd, data, len, MSG_NOSIGNAL);
+    if (n >= 0) {
+      s->nsent += (double)n;
+      lua_pushinteger(L, n);
+      return 1;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
+    int64_t d = wait_deadline(s, total);
+    if (expired(d)) return push_fail(L, "timeout");
+    gh_hub *h = s->hub;
+    return hub_wait_fd(L, h, hub_self(L, h, "send"), s->fd, FD_W, d,
+                       (lua_KContext)total, udp_send_k);
+  }
+}
+
+static int udp_send_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  gh_thread *self = hub_me(L, s->hub);
+  (void)status;
+  hub_check_intr(L, s->hub, self);
+  if (self->wake == WK_TIMEOUT) return push_fail(L, "timeout");
+  if (self->wake == WK_CLOSED) return push_fail(L, "closed");
+  return udp_send_step(L, s, (int64_t)ctx);
+}
+
+static int udp_send(lua_State *L, gh_sock *s, int to) {
+  luaL_checkstring(L, 2);
+  if (!to) {
+    if (s->kind != K_CONNECTED) return luaL_error(L, "greenhub: send is not available on %s", sock_class(s));
+    lua_settop(L, 2);
+    return udp_send_step(L, s, call_deadline(s));
+  }
+  /* sendto(data, ip, port): numeric addresses only, as LuaSocket */
+  const char *ip = luaL_checkstring(L, 3);
+  lua_Integer port = luaL_checkinteger(L, 4);
+  if (port < 0 || port > 65535) luaL_argerror(L, 4, "port out of range");
+  struct sockaddr_storage ss;
+  socklen_t slen;
+  memset(&ss, 0, sizeof ss);
+  struct sockaddr_in *a4 = (void *)&ss;
+  struct sockaddr_in6 *a6 = (void *)&ss;
+  if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    slen = sizeof *a4;
+  } else if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    slen = sizeof *a6;
+  } else {
+    return push_fail(L, "invalid ip address");
+  }
+  if (s->fd < 0 && sock_create_fd(s, ss.ss_family) < 0) return push_errno(L, errno);
+  lua_settop(L, 2);
+  lua_pushlstring(L, (const char *)&ss, slen);
+  return udp_send_step(L, s, call_deadline(s));
+}
+
+static int sock_sendto(lua_State *L) {
+  gh_sock *s = sock_need(L, 1 << K_UNCONNECTED, SOCK_DGRAM, "sendto");
+  return udp_send(L, s, 1);
+}
+
+static int sock_setpeername(lua_State *L) {
+  gh_sock *s = sock_need(L, 1 << K_UNCONNECTED | 1 << K_CONNECTED, SOCK_DGRAM, "setpeername");
+  const char *host = luaL_checkstring(L, 2);
+  if (strcmp(host, "*") == 0) { /* disconnect */
+    struct sockaddr sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_family = AF_UNSPEC;
+    if (s->fd >= 0) connect(s->fd, &sa, sizeof sa);
+    s->kind = K_UNCONNECTED;
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+  return sock_connect(L);
+}
+
+/* ---------------------------------------------------------------- options */
+
+typedef struct { const char *name; int level, opt; } optdef;
+static const optdef bool_opts[] = {
+  {"tcp-nodelay", IPPROTO_TCP, TCP_NODELAY},
+  {"keepalive", SOL_SOCKET, SO_KEEPALIVE},
+  {"reuseaddr", SOL_SOCKET, SO_REUSEADDR},
+  {"reuseport", SOL_SOCKET, SO_REUSEPORT},
+  {"broadcast", SOL_SOCKET, SO_BROADCAST},
+  {"dontroute", SOL_SOCKET, SO_DONTROUTE},
+  {"ipv6-v6only", IPPROTO_IPV6, IPV6_V6ONLY},
+  {NULL, 0, 0}
+};
+static const optdef int_opts[] = {
+  {"recv-buffer-size", SOL_SOCKET, SO_RCVBUF},
+  {"send-buffer-size", SOL_SOCKET, SO_SNDBUF},
+  {"tcp-keepidle", IPPROTO_TCP, TCP_KEEPIDLE},
+  {"tcp-keepintvl", IPPROTO_TCP, TCP_KEEPINTVL},
+  {"tcp-keepcnt", IPPROTO_TCP, TCP_KEEPCNT},
+  {NULL, 0, 0}
+};
+
+static const optdef *find_opt(const optdef *v, const char *name) {
+  for (; v->name; v++) if (strcmp(v->name, name) == 0) return v;
+  return NULL;
+}
+
+static int sock_setoption(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  const optdef *o;
+  if (s->fd < 0 && s->kind == K_MASTER && sock_create_fd(s, AF_INET) < 0)
+    return push_errno(L, errno);
+  if (s->fd < 0) return push_fail(L, "closed");
+  int r;
+  if ((o = find_opt(bool_opts, name))) {
+    luaL_checkany(L, 3);
+    int v = lua_toboolean(L, 3);
+    r = setsockopt(s->fd, o->level, o->opt, &v, sizeof v);
+  } else if ((o = find_opt(int_opts, name))) {
+    int v = (int)luaL_checkinteger(L, 3);
+    r = setsockopt(s->fd, o->level, o->opt, &v, sizeof v);
+  } else if (strcmp(name, "linger") == 0) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    struct linger li;
+    lua_getfield(L, 3, "on");
+    li.l_onoff = lua_toboolean(L, -1);
+    lua_getfield(L, 3, "timeout");
+    li.l_linger = (int)luaL_optinteger(L, -1, 0);
+    r = setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &li, sizeof li);
+  } else if (strcmp(name, "line-max") == 0) {
+    lua_Integer v = luaL_checkinteger(L, 3);
+    if (v < 1) luaL_argerror(L, 3, "line-max must be positive");
+    s->line_max = (size_t)v;
+    r = 0;
+  } else {
+    return luaL_argerror(L, 2, lua_pushfstring(L, "unsupported option '%s'", name));
+  }
+  if (r < 0) return push_errno(L, errno);
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+static int sock_getoption(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  const char *name = luaL_checkstring(L, 2);
+  const optdef *o;
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (strcmp(name, "line-max") == 0) {
+    lua_pushinteger(L, (lua_Integer)s->line_max);
+    return 1;
+  }
+  if (s->fd < 0) return push_fail(L, "closed");
+  if ((o = find_opt(bool_opts, name)) || (o = find_opt(int_opts, name))) {
+    if (getsockopt(s->fd, o->level, o->opt, &v, &len) < 0) return push_errno(L, errno);
+    if (o >= bool_opts && o < bool_opts + sizeof bool_opts / sizeof *bool_opts) lua_pushboolean(L, v);
+    else lua_pushinteger(L, v);
+    return 1;
+  }
+  if (strcmp(name, "linger") == 0) {
+    struct linger li;
+    len = sizeof li;
+    if (getsockopt(s->fd, SOL_SOCKET, SO_LINGER, &li, &len) < 0) return push_errno(L, errno);
+    lua_createtable(L, 0, 2);
+    lua_pushboolean(L, li.l_onoff);
+    lua_setfield(L, -2, "on");
+    lua_pushinteger(L, li.l_linger);
+    lua_setfield(L, -2, "timeout");
+    return 1;
+  }
+  return luaL_argerror(L, 2, lua_pushfstring(L, "unsupported option '%s'", name));
+}
+
+/* ---------------------------------------------------------------- misc */
+
+static int sock_shutdown(lua_State *L) {
+  static const char *const modes[] = {"both", "send", "receive", NULL};
+  static const int how[] = {SHUT_RDWR, SHUT_WR, SHUT_RD};
+  gh_sock *s = sock_check(L, 1);
+  int m = luaL_checkoption(L, 2, "both", modes);
+  if (s->fd < 0) return push_fail(L, "closed");
+  if (shutdown(s->fd, how[m]) < 0) return push_errno(L, errno);
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+static int sock_getfd(lua_State *L) {
+  lua_pushinteger(L, sock_check(L, 1)->fd);
+  return 1;
+}
+
+/* setfd(fd): adopt fd (LuaSec hands fds between objects this way). */
+static int sock_setfd(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  lua_Integer fd = luaL_checkinteger(L, 2);
+  if (fd >= 0) {
+    set_nonblock((int)fd);
+    hub_fd_forget(s->hub, (int)fd);
+  }
+  s->fd = fd < 0 ? -1 : (int)fd;
+  return 0;
+}
+
+static int sock_dirty(lua_State *L) {
+  lua_pushboolean(L, buf_len(&sock_check(L, 1)->buf) > 0);
+  return 1;
+}
+
+static int sock_getstats(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  lua_pushnumber(L, s->nrecv);
+  lua_pushnumber(L, s->nsent);
+  lua_pushnumber(L, (double)(hub_clock() - s->birth) / 1e9);
+  return 3;
+}
+
+static int sock_setstats(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  s->nrecv = luaL_optnumber(L, 2, s->nrecv);
+  s->nsent = luaL_optnumber(L, 3, s->nsent);
+  if (!lua_isnoneornil(L, 4))
+    s->birth = hub_clock() - (int64_t)(luaL_checknumber(L, 4) * 1e9);
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+static int sock_getfamily(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  lua_pushstring(L, s->family == AF_INET6 ? "inet6" : s->family == AF_UNIX ? "unix" : "inet");
+  return 1;
+}
+
+static int sock_class_m(lua_State *L) {
+  lua_pushstring(L, sock_class(sock_check(L, 1)));
+  return 1;
+}
+
+/* ---------------------------------------------------------------- trampoline */
+
+static int tramp_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_hub *h = HUB(L);
+  gh_thread *self = hub_me(L, h);
+  (void)status; (void)ctx;
+  hub_check_intr(L, h, self);
+  if (self->wake == WK_OK) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  return push_fail(L, self->wake == WK_TIMEOUT ? "timeout" : "closed");
+}
+
+/*
+ * trampoline(fd, "r"|"w" [, timeout]): wait until a foreign fd is ready.
+ * Re-arms the registration each time (one epoll_ctl), since greenhub cannot
+ * know what the fd's owner did with it in between.
+ */
+static int l_trampoline(lua_State *L) {
+  gh_hub *h = HUB(L);
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  static const char *const dirs[] = {"r", "w", "read", "write", NULL};
+  int dir = luaL_checkoption(L, 2, NULL, dirs) % 2 == 0 ? FD_R : FD_W;
+  int64_t d = hub_deadline(L, 3);
+  if (fd < 0 || fd > INT32_MAX) return luaL_argerror(L, 1, "invalid fd");
+  gh_thread *self = hub_self(L, h, "trampoline");
+  gh_fd *r = hub_fd(h, (int)fd);
+  if (!r) return luaL_error(L, "greenhub: out of memory");
+  if (r->registered) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)r->gen << 32);
+    if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, (int)fd, &ev) < 0) r->registered = 0;
+  }
+  lua_settop(L, 0);
+  return hub_wait_fd(L, h, self, (int)fd, dir, d, 0, tramp_k);
+}
+
+/* notify_close(fd): a foreign fd is about to be closed; waiters get "closed". */
+static int l_notify_close(lua_State *L) {
+  hub_fd_forget(HUB(L), (int)luaL_checkinteger(L, 1));
+  return 0;
+}
+
+/* ---------------------------------------------------------------- module */
+
+static int new_sock(lua_State *L, int family, int type, int lazy) {
+  gh_hub *h = HUB(L);
+  int fd = -1;
+  if (!lazy) {
+    fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return push_errno(L, errno);
+    if (family == AF_INET6) {
+      int on = 1;
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    }
+  }
+  sock_push(L, h, fd, family, type, type == SOCK_DGRAM ? K_UNCONNECTED : K_MASTER);
+  return 1;
+}
+
+static int l_tcp(lua_State *L) { return new_sock(L, AF_UNSPEC, SOCK_STREAM, 1); }
+static int l_tcp4(lua_State *L) { return new_sock(L, AF_INET, SOCK_STREAM, 0); }
+static int l_tcp6(lua_State *L) { return new_sock(L, AF_INET6, SOCK_STREAM, 0); }
+static int l_udp(lua_State *L) { return new_sock(L, AF_UNSPEC, SOCK_DGRAM, 1); }
+static int l_udp4(lua_State *L) { return new_sock(L, AF_INET, SOCK_DGRAM, 0); }
+static int l_udp6(lua_State *L) { return new_sock(L, AF_INET6, SOCK_DGRAM, 0); }
+static int l_unix(lua_State *L) { return new_sock(L, AF_UNIX, SOCK_STREAM, 0); }
+
+/* resolve(host [, family]) -> { ip, ... } via getaddrinfo results */
+static int resolve_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  hub_check_intr(L, HUB(L), hub_me(L, HUB(L)));
+  if (lua_isnil(L, -2)) return 2;
+  lua_pop(L, 1);
+  int t = lua_gettop(L);
+  lua_newtable(L);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, t), k = 0;
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, t, i);
+    size_t alen;
+    const struct sockaddr *sa = (const void *)lua_tolstring(L, -1, &alen);
+    push_sockaddr(L, sa, (socklen_t)alen); /* ip port family */
+    lua_createtable(L, 0, 2);
+    lua_insert(L, -4);
+    lua_setfield(L, -4, "family");
+    lua_pop(L, 1);
+    lua_setfield(L, -2, "addr");
+    lua_rawseti(L, t + 1, ++k);
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+static int l_getaddrinfo(lua_State *L) {
+  gh_hub *h = HUB(L);
+  const char *host = luaL_checkstring(L, 1);
+  static const char *const fams[] = {"any", "inet", "inet6", NULL};
+  static const int famv[] = {AF_UNSPEC, AF_INET, AF_INET6};
+  int f = famv[luaL_checkoption(L, 2, "any", fams)];
+  int64_t d = hub_deadline(L, 3);
+  lua_settop(L, 0);
+  return resolver_lookup(L, h, host, NULL, f, SOCK_STREAM, 0, d, 0, resolve_k);
+}
+
+static int l_strerror(lua_State *L) {
+  lua_pushstring(L, sock_strerror((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+static const luaL_Reg sock_methods[] = {
+  {"accept", sock_accept}, {"bind", sock_bind}, {"close", sock_close},
+  {"connect", sock_connect}, {"dirty", sock_dirty}, {"getfd", sock_getfd},
+  {"getoption", sock_getoption}, {"getpeername", sock_getpeername},
+  {"getsockname", sock_getsockname}, {"getstats", sock_getstats},
+  {"listen", sock_listen}, {"receive", sock_receive},
+  {"receivefrom", sock_receivefrom}, {"send", sock_send},
+  {"sendto", sock_sendto}, {"setfd", sock_setfd}, {"setoption", sock_setoption},
+  {"setpeername", sock_setpeername}, {"setsockname", sock_bind},
+  {"setstats", sock_setstats}, {"settimeout", sock_settimeout},
+  {"shutdown", sock_shutdown}, {"getfamily", sock_getfamily},
+  {"class", sock_class_m}, {"_bind_reuse", sock_bind_reuse},
+  {NULL, NULL}
+};
+
+static const luaL_Reg sock_funcs[] = {
+  {"tcp", l_tcp}, {"tcp4", l_tcp4}, {"tcp6", l_tcp6},
+  {"udp", l_udp}, {"udp4", l_udp4}, {"udp6", l_udp6},
+  {"unix", l_unix}, {"getaddrinfo", l_getaddrinfo}, {"strerror", l_strerror},
+  {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
+  {"_resolver_delay", resolver_set_delay},
+  {NULL, NULL}
+};
+
+void socket_open(lua_State *L, int mod, int hub) {
+  luaL_newmetatable(L, SOCK_MT);
+  int mt = lua_gettop(L);
+  lua_newtable(L);
+  gh_setfuncs(L, lua_gettop(L), hub, sock_methods);
+  lua_setfield(L, mt, "__index");
+  lua_pushcfunction(L, sock_gc);
+  lua_setfield(L, mt, "__gc");
+  lua_pushcfunction(L, sock_gc);
+  lua_setfield(L, mt, "__close");
+  lua_pushcfunction(L, sock_tostring);
+  lua_setfield(L, mt, "__tostring");
+  lua_pop(L, 1);
+  gh_setfuncs(L, mod, hub, sock_funcs);
+}

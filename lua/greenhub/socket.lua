@@ -1,0 +1,147 @@
+-- greenhub.socket: LuaSocket's `socket` module, green. Sockets come from
+-- the C core; this file adds LuaSocket's module-level helpers (connect,
+-- bind, select, dns, ...) on top, with LuaSocket's arguments and results.
+local core = require "greenhub.core"
+
+local M = {}
+
+M._VERSION = "LuaSocket 3.0 (greenhub)"
+M._SETSIZE = 1024 * 64
+M._SOCKETINVALID = -1
+M.BLOCKSIZE = 2048
+
+M.tcp, M.tcp4, M.tcp6 = core.tcp, core.tcp4, core.tcp6
+M.udp, M.udp4, M.udp6 = core.udp, core.udp4, core.udp6
+M.sleep = core.sleep
+M.gettime = function()
+  -- wall-clock seconds as LuaSocket's gettime; measure intervals with gh.clock
+  return os.time() + (core.clock() % 1)
+end
+do
+  local ok, posix_time = pcall(require, "socket.core")
+  if ok and type(posix_time) == "table" and posix_time.gettime then
+    M.gettime = posix_time.gettime
+  end
+end
+
+-- socket.unix() / socket.unix.stream(): Unix-domain stream sockets
+M.unix = setmetatable({ stream = core.unix }, {
+  __call = function(_, ...) return core.unix(...) end,
+})
+
+--- connect(address, port [, locaddr, locport [, family]])
+function M.connect(address, port, laddress, lport, family)
+  local sock, err
+  if family == "inet" then sock, err = core.tcp4()
+  elseif family == "inet6" then sock, err = core.tcp6()
+  else sock, err = core.tcp() end
+  if not sock then return nil, err end
+  if laddress then
+    local ok, e = sock:bind(laddress, lport or 0)
+    if not ok then sock:close(); return nil, e end
+  end
+  local ok, e = sock:connect(address, port)
+  if not ok then sock:close(); return nil, e end
+  return sock
+end
+M.connect4 = function(a, p, la, lp) return M.connect(a, p, la, lp, "inet") end
+M.connect6 = function(a, p, la, lp) return M.connect(a, p, la, lp, "inet6") end
+
+--- bind(address, port [, backlog]): a listening TCP socket, reuseaddr on
+function M.bind(host, port, backlog)
+  if host == "*" then host = "0.0.0.0" end
+  local sock, err = core.tcp()
+  if not sock then return nil, err end
+  local ok, e = sock:_bind_reuse(host, port)
+  if not ok then sock:close(); return nil, e end
+  ok, e = sock:listen(backlog or 32)
+  if not ok then sock:close(); return nil, e end
+  return sock
+end
+
+-- DNS, resolved by the hub's worker pool (never blocks other threads)
+local dns = {}
+M.dns = dns
+
+function dns.getaddrinfo(host)
+  if type(host) ~= "string" then error("bad argument #1 to 'getaddrinfo' (string expected)", 2) end
+  local list, err = core.getaddrinfo(host)
+  if not list then return nil, err end
+  local out, seen = {}, {}
+  for _, a in ipairs(list) do
+    local k = a.family .. a.addr
+    if not seen[k] then seen[k] = true; out[#out + 1] = a end
+  end
+  return out
+end
+
+function dns.toip(host)
+  local list, err = core.getaddrinfo(host, "inet")
+  if not list then return nil, err end
+  if #list == 0 then return nil, "host not found" end
+  local ips, seen = {}, {}
+  for _, a in ipairs(list) do
+    if not seen[a.addr] then seen[a.addr] = true; ips[#ips + 1] = a.addr end
+  end
+  return ips[1], { name = host, alias = {}, ip = ips }
+end
+
+function dns.gethostname()
+  local f = io.open("/proc/sys/kernel/hostname")
+  local name = f and f:read("l")
+  if f then f:close() end
+  return name or os.getenv("HOSTNAME") or "localhost"
+end
+
+function dns.tohostname(addr)
+  local ip, info = dns.toip(addr)
+  if not ip then return nil, info end
+  return info.name, info
+end
+
+--- select(recvt, sendt [, timeout]): green; waits in the hub
+function M.select(recvt, sendt, timeout)
+  local gh = require "greenhub"
+  return gh._select(recvt, sendt, timeout)
+end
+
+-- LuaSocket's pure-Lua helpers: from the installed LuaSocket when present
+local function try_luasocket_helpers()
+  local ok, real = pcall(function()
+    local saved = package.loaded["socket"]
+    package.loaded["socket"] = nil
+    local r = require "socket"
+    package.loaded["socket"] = saved
+    return r
+  end)
+  if ok and type(real) == "table" then
+    for _, k in ipairs({ "protect", "newtry", "try", "skip", "sink", "source", "sinkt", "sourcet", "choose", "__unload" }) do
+      if real[k] ~= nil and M[k] == nil then M[k] = real[k] end
+    end
+  end
+end
+try_luasocket_helpers()
+
+M.skip = M.skip or function(d, ...) return select(d + 1, ...) end
+M.newtry = M.newtry or function(finalizer)
+  return function(...)
+    local ok = ...
+    if not ok then
+      if finalizer then pcall(finalizer) end
+      error({ (select(2, ...)) }, 0)
+    end
+    return ...
+  end
+end
+M.try = M.try or M.newtry()
+M.protect = M.protect or function(f)
+  return function(...)
+    local r = table.pack(pcall(f, ...))
+    if r[1] then return table.unpack(r, 2, r.n) end
+    local e = r[2]
+    if type(e) == "table" then return nil, e[1] end
+    error(e, 0)
+  end
+end
+
+return M
