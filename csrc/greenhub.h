@@ -19,6 +19,7 @@
 #define HUB_KEY     "greenhub.hub"
 #define HUB_MT      "greenhub.hub.mt"
 #define THREAD_MT   "greenhub.thread"
+#define GH_POOL_MAX 1024    /* finished coroutines kept for reuse */
 #define TIMEOUT_MT  "greenhub.timeout"
 
 /* ---------------------------------------------------------------- lists */
@@ -161,6 +162,10 @@ typedef struct gh_hub {
   int killed_ref;          /* registry: the Killed sentinel */
   int onerror_ref;         /* registry: error handler or LUA_NOREF */
   int main_intr_ref;       /* registry: pending interrupt for main */
+  int thread_mt_ref;       /* registry: the thread metatable */
+  const void *thread_mt;   /* ... and its address, for fast type checks */
+  int pool_ref;            /* registry: finished coroutines kept for reuse */
+  size_t npool;
   size_t nthreads;         /* green threads not yet dead */
   uint64_t switches, turns, spawned;
   uint64_t poll_ns, run_ns;

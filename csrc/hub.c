@@ -291,10 +291,9 @@ static void poll_dispatch(gh_hub *h, struct epoll_event *ev, int n) {
  */
 int hub_turn(lua_State *L, gh_hub *h, int may_block) {
   struct epoll_event ev[POLL_BATCH];
-  int64_t t0 = hub_clock();
   h->in_loop = 1;
   h->turns++;
-  h->now = t0;
+  h->now = hub_clock(); /* the one clock read of a busy turn */
 
   for (size_t n = h->nready; n > 0 && h->nready > 0; n--) {
     gh_thread *t = container_of(h->runq.next, gh_thread, link);
@@ -310,14 +309,17 @@ int hub_turn(lua_State *L, gh_hub *h, int may_block) {
     tm->fire(h, tm);
   }
 
-  int64_t t1 = hub_clock();
-  h->run_ns += (uint64_t)(t1 - t0);
   int timeout = -1;
+  int64_t t1 = 0;
   if (h->nready || (h->main.flags & TF_MAIN_WOKEN) || !may_block) {
     timeout = 0;
-  } else if ((tm = timer_peek(&h->timers))) {
-    int64_t ms = (tm->deadline - t1 + 999999) / 1000000;
-    timeout = ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
+  } else {
+    t1 = hub_clock(); /* about to sleep: time Lua ran, and the exact wait */
+    h->run_ns += (uint64_t)(t1 - h->now);
+    if ((tm = timer_peek(&h->timers))) {
+      int64_t ms = (tm->deadline - t1 + 999999) / 1000000;
+      timeout = ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
+    }
   }
   int waiters = h->nfdwait || h->nexternal;
   int idle = 0;
@@ -325,8 +327,8 @@ int hub_turn(lua_State *L, gh_hub *h, int may_block) {
     idle = 1;
   } else if (timeout != 0 || waiters) {
     int n = epoll_wait(h->epfd, ev, POLL_BATCH, timeout);
+    if (t1) h->poll_ns += (uint64_t)(hub_clock() - t1);
     if (n > 0) poll_dispatch(h, ev, n);
-    h->poll_ns += (uint64_t)(hub_clock() - t1);
   }
   h->in_loop = 0;
   return idle;

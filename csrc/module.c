@@ -61,6 +61,9 @@ int hub_open(lua_State *L) {
   h->threads_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   h->links_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  h->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  h->thread_mt_ref = LUA_NOREF;
   lua_newtable(L);                        /* the Killed sentinel */
   lua_newtable(L);
   lua_pushcfunction(L, killed_tostring);

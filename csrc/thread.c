@@ -11,8 +11,17 @@
 
 #include "greenhub.h"
 
+/* luaL_checkudata without its by-name registry lookup (a hot path). */
 gh_thread *thread_check(lua_State *L, int arg) {
-  return luaL_checkudata(L, arg, THREAD_MT);
+  gh_hub *h = HUB(L);
+  gh_thread *t = lua_touserdata(L, arg);
+  if (t && lua_getmetatable(L, arg)) {
+    int ok = lua_topointer(L, -1) == h->thread_mt;
+    lua_pop(L, 1);
+    if (ok) return t;
+  }
+  luaL_typeerror(L, arg, THREAD_MT);
+  return NULL;
 }
 
 static void push_thread(lua_State *L, gh_hub *h, gh_thread *t) {
@@ -39,11 +48,23 @@ void thread_timer_fire(gh_hub *h, gh_timer *tm) {
 
 /*
  * New pending thread running the function and n - 1 arguments on top of L
- * (popped); its userdata is pushed. Not queued yet.
+ * (popped); its userdata is pushed. Not queued yet. Coroutines of finished
+ * threads are reused (a finished coroutine can run a new function), which
+ * makes spawn cost a userdata, not a whole new lua_State and stack.
  */
 static gh_thread *thread_new(lua_State *L, gh_hub *h, int n) {
+  lua_State *co;
   luaL_checkstack(L, 4, NULL);
-  lua_State *co = lua_newthread(L);
+  if (h->npool > 0) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->pool_ref);
+    lua_rawgeti(L, -1, (lua_Integer)h->npool);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, (lua_Integer)h->npool--);
+    lua_remove(L, -2);
+    co = lua_tothread(L, -1);
+  } else {
+    co = lua_newthread(L);
+  }
   lua_insert(L, -(n + 1));
   lua_checkstack(co, n + LUA_MINSTACK);
   lua_xmove(L, co, n);
@@ -53,10 +74,10 @@ static gh_thread *thread_new(lua_State *L, gh_hub *h, int n) {
   link_init(&t->joiners);
   t->co = co;
   t->hub = h;
-  t->ref = LUA_NOREF;
   t->state = TS_PENDING;
   t->timer.fire = thread_timer_fire;
-  luaL_setmetatable(L, THREAD_MT);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->thread_mt_ref);
+  lua_setmetatable(L, -2);
   lua_insert(L, -2);
   lua_setiuservalue(L, -2, 1);
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
@@ -131,6 +152,38 @@ static void run_links(gh_hub *h, lua_State *L, gh_thread *t) {
 }
 
 /*
+ * Move a dead thread's outcome (its nres results, or its error value, on
+ * top of co) into its user value: one value as is, several as a table.
+ * The coroutine is then reset and kept for reuse by the next spawn.
+ */
+static void thread_store(gh_hub *h, lua_State *L, gh_thread *t) {
+  lua_State *co = t->co;
+  int n = t->nres;
+  if (n == 0) goto reuse; /* nothing to keep (the stale user value is never read) */
+  push_thread(L, h, t);
+  luaL_checkstack(L, n + 2, "too many results");
+  lua_xmove(co, L, n);
+  if (n == 0) lua_pushnil(L);
+  else if (n > 1) {
+    lua_createtable(L, n, 0);
+    lua_insert(L, -(n + 1));
+    for (int i = n; i >= 1; i--) lua_rawseti(L, -(i + 1), i);
+  }
+  lua_setiuservalue(L, -2, 1);
+  lua_pop(L, 1);
+reuse:
+  lua_settop(co, 0);
+  t->co = NULL;
+  if (h->npool < GH_POOL_MAX && lua_status(co) == LUA_OK) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->pool_ref);
+    lua_pushthread(co);
+    lua_xmove(co, L, 1);
+    lua_rawseti(L, -2, (lua_Integer)++h->npool);
+    lua_pop(L, 1);
+  }
+}
+
+/*
  * t has finished: status st from lua_resume (results on co's top, or the
  * error value). Records the outcome, closes the coroutine's pending
  * to-be-closed variables, wakes joiners, runs links, drops the anchor.
@@ -157,6 +210,7 @@ static void thread_die(gh_hub *h, lua_State *L, gh_thread *t, int st, int nres) 
     t->flags |= killed ? TF_KILLED : TF_ERROR;
     t->nres = 1;
   }
+  thread_store(h, L, t);
   while (!link_empty(&t->joiners)) {
     gh_thread *j = container_of(t->joiners.next, gh_thread, link);
     hub_wake(h, j, WK_OK);
@@ -337,15 +391,16 @@ static int l_threads(lua_State *L) {
 
 /* ---------------------------------------------------------------- methods */
 
+/* The outcome of dead t (userdata at index 1): its results, or raise. */
 static int wait_result(lua_State *L, gh_thread *t) {
-  lua_State *co = t->co;
   if (t->flags & TF_KILLED) return 0;
-  int n = t->nres, top = lua_gettop(co);
-  luaL_checkstack(L, n, "too many results");
-  lua_checkstack(co, n);
-  for (int i = top - n + 1; i <= top; i++) lua_pushvalue(co, i);
-  lua_xmove(co, L, n);
+  int n = t->nres;
+  lua_getiuservalue(L, 1, 1);
   if (t->flags & TF_ERROR) return lua_error(L);
+  if (n <= 1) return n;
+  luaL_checkstack(L, n, "too many results");
+  int tab = lua_gettop(L);
+  for (int i = 1; i <= n; i++) lua_rawgeti(L, tab, i);
   return n;
 }
 
@@ -482,8 +537,13 @@ void thread_open(lua_State *L, int mod, int hub) {
   lua_newtable(L);
   gh_setfuncs(L, lua_gettop(L), hub, thread_methods);
   lua_setfield(L, mt, "__index");
-  lua_pushcfunction(L, t_tostring);
-  lua_setfield(L, mt, "__tostring");
-  lua_pop(L, 1);
+  static const luaL_Reg meta[] = {{"__tostring", t_tostring}, {NULL, NULL}};
+  gh_setfuncs(L, mt, hub, meta);
+  gh_hub *h = lua_touserdata(L, hub);
+  h->thread_mt = lua_topointer(L, -1);
+  if (h->thread_mt_ref == LUA_NOREF || h->thread_mt_ref == 0)
+    h->thread_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  else
+    lua_pop(L, 1);
   gh_setfuncs(L, mod, hub, thread_funcs);
 }

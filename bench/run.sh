@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# make bench: greenhub next to its peers, measured side by side in one run,
+# reported as ratios. Server pinned to CPU 0, load generator to CPU 1;
+# every figure is the median of $RUNS runs.
+#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|all]
+set -u
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+DUR=${DUR:-4}
+what=${1:-all}
+PY=/usr/bin/python3
+B=build/bench
+mkdir -p $B
+cc -O2 -o $B/raw_http bench/raw_http.c
+cc -O2 -o $B/echo_client bench/echo_client.c
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "n/a"; else print v[int((NR+1)/2)]}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 == 0 || b+0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+have_py() { $PY -c "import $1" 2>/dev/null; }
+
+# ---------------------------------------------------------------- core
+core() {
+  echo "== core: green threads (ns per operation; lower is better)"
+  printf "%-12s %10s %10s %10s %10s %10s\n" test bare greenhub cqueues eventlet gevent
+  for t in switch spawn spawn_batch; do
+    declare -A r=()
+    for impl in bare greenhub cqueues eventlet gevent; do
+      vals=""
+      for _ in $(seq $RUNS); do
+        case $impl in
+          eventlet|gevent) have_py $impl || continue; v=$(taskset -c 0 $PY bench/core.py $impl $t 2>/dev/null) ;;
+          *) v=$(taskset -c 0 lua5.4 bench/core.lua $impl $t 2>/dev/null) ;;
+        esac
+        vals="$vals$v"$'\n'
+      done
+      r[$impl]=$(printf "%s" "$vals" | grep -E '^[0-9.]+$' | median)
+    done
+    printf "%-12s %10.0f %10.0f %10.0f %10.0f %10.0f\n" $t ${r[bare]} ${r[greenhub]} ${r[cqueues]:-0} ${r[eventlet]:-0} ${r[gevent]:-0}
+    echo "   greenhub rate / bare rate: $(ratio ${r[bare]} ${r[greenhub]})   greenhub vs cqueues: $(ratio ${r[cqueues]:-0} ${r[greenhub]})x   vs eventlet: $(ratio ${r[eventlet]:-0} ${r[greenhub]})x   vs gevent: $(ratio ${r[gevent]:-0} ${r[greenhub]})x"
+    unset r
+  done
+  echo "== core: 100,000 threads sleeping random 0-1 s (wall s, early fires, max lateness s)"
+  for impl in greenhub cqueues luv; do
+    echo "   $impl: $(taskset -c 0 lua5.4 bench/core.lua $impl sleeps)"
+  done
+  for impl in eventlet gevent; do have_py $impl && echo "   $impl: $(taskset -c 0 $PY bench/core.py $impl sleeps)"; done
+  echo "== core: RSS bytes per suspended thread (100,000 in sleep(3600), timer included)"
+  declare -A m=()
+  for impl in bare greenhub cqueues; do m[$impl]=$(for _ in $(seq $RUNS); do lua5.4 bench/core.lua $impl memory; done | median); done
+  for impl in eventlet gevent; do have_py $impl && m[$impl]=$($PY bench/core.py $impl memory); done
+  for k in bare greenhub cqueues eventlet gevent; do printf "   %-9s %8.0f\n" $k ${m[$k]:-0}; done
+  echo "   greenhub / bare: $(ratio ${m[greenhub]} ${m[bare]})"
+}
+
+# ---------------------------------------------------------------- servers
+PORT=18080
+start_server() { # name mode -> sets SPID
+  local name=$1 mode=$2
+  case $name in
+    raw) if [ $mode = echo ]; then taskset -c 0 $B/raw_http $PORT -e & else taskset -c 0 $B/raw_http $PORT & fi ;;
+    greenhub) if [ $mode = echo ]; then taskset -c 0 lua5.4 examples/echo.lua $PORT >/dev/null & else taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>/dev/null & fi ;;
+    cqueues) taskset -c 0 lua5.4 bench/peers/cqueues_server.lua $PORT $mode & ;;
+    luv) taskset -c 0 lua5.4 bench/peers/luv_server.lua $PORT $mode & ;;
+    eventlet|gevent) have_py $name || return 1; taskset -c 0 $PY bench/peers/py_server.py $name $PORT $mode 2>/dev/null & ;;
+  esac
+  SPID=$!
+  for _ in $(seq 50); do
+    if (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  kill $SPID 2>/dev/null; return 1
+}
+stop_server() { kill $SPID 2>/dev/null; wait $SPID 2>/dev/null; PORT=$((PORT + 1)); }
+cpu_ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
+
+http() {
+  local conns=$1
+  echo "== HTTP/1.1 keep-alive hello world, wrk -t1 -c$conns -d${DUR}s (median of $RUNS)"
+  printf "   %-9s %10s %10s %12s %14s\n" server req/s ratio p99 "server us/req"
+  local base="" basecpu=""
+  for s in raw greenhub cqueues luv eventlet gevent; do
+    local rps="" p99="" cpu=""
+    for _ in $(seq $RUNS); do
+      start_server $s http || { rps="$rps"; continue; }
+      local c0; c0=$(cpu_ticks $SPID)
+      out=$(taskset -c 1 wrk -t1 -c$conns -d${DUR}s --latency http://127.0.0.1:$PORT/ 2>&1)
+      local c1; c1=$(cpu_ticks $SPID)
+      stop_server
+      local r; r=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+      local total; total=$(echo "$out" | awk '/requests in/ {print $1}')
+      rps="$rps$r"$'\n'
+      p99="$p99$(echo "$out" | awk '$1=="99%" {v=$2; if (v ~ /ms$/) {sub(/ms/,"",v); v=v*1000} else if (v ~ /us$/) {sub(/us/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1e6}; print v}')"$'\n'
+      cpu="$cpu$(awk -v a=$c0 -v b=$c1 -v n=$total -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n }')"$'\n'
+    done
+    local mr mp mc
+    mr=$(printf "%s" "$rps" | grep -E '^[0-9.]+$' | median)
+    mp=$(printf "%s" "$p99" | grep -E '^[0-9.]+$' | median)
+    mc=$(printf "%s" "$cpu" | grep -E '^[0-9.]+$' | median)
+    [ -z "$base" ] && base=$mr && basecpu=$mc
+    printf "   %-9s %10s %10s %10sus %14s\n" $s "$mr" "$(ratio "$mr" "$base")" "$mp" "$mc"
+    [ $s = greenhub ] && echo "   greenhub server CPU per request / raw C: $(ratio "$mc" "$basecpu")"
+  done
+}
+
+echo_bench() {
+  echo "== echo ping-pong, 64 B, 100 connections, ${DUR}s (round trips/s, median of $RUNS)"
+  local base="" basecpu=""
+  for s in raw greenhub cqueues luv eventlet gevent; do
+    local rt="" cpu=""
+    for _ in $(seq $RUNS); do
+      start_server $s echo || continue
+      local c0; c0=$(cpu_ticks $SPID)
+      local r; r=$(taskset -c 1 $B/echo_client $PORT 100 $DUR)
+      local c1; c1=$(cpu_ticks $SPID)
+      stop_server
+      rt="$rt$r"$'\n'
+      cpu="$cpu$(awk -v a=$c0 -v b=$c1 -v r=$r -v d=$DUR -v hz=$(getconf CLK_TCK) 'BEGIN { if (r > 0) printf "%.2f", (b - a) / hz * 1e6 / (r * d) }')"$'\n'
+    done
+    local m mc
+    m=$(printf "%s" "$rt" | grep -E '^[0-9.]+$' | median)
+    mc=$(printf "%s" "$cpu" | grep -E '^[0-9.]+$' | median)
+    [ -z "$base" ] && base=$m && basecpu=$mc
+    printf "   %-9s %10s trips/s  ratio %s  server us/trip %s\n" $s "$m" "$(ratio "$m" "$base")" "$mc"
+  done
+}
+
+syscalls() {
+  echo "== syscalls per keep-alive request (greenhub, strace -c -f, wrk -c10, 3 s)"
+  strace -c -f -o $B/strace.txt taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>/dev/null &
+  local sp=$!
+  sleep 1
+  local out; out=$(taskset -c 1 wrk -t1 -c10 -d3s http://127.0.0.1:$PORT/ 2>&1)
+  kill -INT $sp 2>/dev/null; sleep 0.5; kill $sp 2>/dev/null; wait $sp 2>/dev/null
+  pkill -f "examples/hello_http.lua $PORT" 2>/dev/null
+  sleep 0.5
+  local total; total=$(echo "$out" | awk '/requests in/ {print $1}')
+  PORT=$((PORT + 1))
+  echo "   requests: $total"
+  awk -v n="$total" '$NF ~ /^(read|recvfrom|write|sendto|epoll_wait|epoll_ctl|accept4)$/ { printf "   %-12s %10d calls  %.3f per request\n", $NF, $4, $4 / n }' $B/strace.txt
+}
+
+case $what in
+  core) core ;;
+  http) http 100; http 1000 ;;
+  echo) echo_bench ;;
+  syscalls) syscalls ;;
+  all) core; http 100; http 1000; echo_bench; syscalls ;;
+esac
