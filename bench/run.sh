@@ -131,9 +131,8 @@ syscalls() {
   local sp=$!
   sleep 1
   local out; out=$(taskset -c 1 wrk -t1 -c10 -d3s http://127.0.0.1:$PORT/ 2>&1)
-  kill -INT $sp 2>/dev/null; sleep 0.5; kill $sp 2>/dev/null; wait $sp 2>/dev/null
-  pkill -f "examples/hello_http.lua $PORT" 2>/dev/null
-  sleep 0.5
+  pkill -f "examples/hello_http.lua $PORT" 2>/dev/null # strace writes its table when the tracee exits
+  wait $sp 2>/dev/null
   local total; total=$(echo "$out" | awk '/requests in/ {print $1}')
   PORT=$((PORT + 1))
   echo "   requests: $total"
