@@ -36,6 +36,9 @@ static inline void link_push(gh_link *list, gh_link *n) {
   n->prev = list->prev; n->next = list;
   list->prev->next = n; list->prev = n;
 }
+static inline void link_push_front(gh_link *list, gh_link *n) {
+  link_push(list->next, n);
+}
 static inline void link_remove(gh_link *n) {
   n->prev->next = n->next; n->next->prev = n->prev;
   n->prev = n->next = n;
@@ -116,6 +119,8 @@ typedef struct gh_thread {
   uint8_t where;           /* TW_* */
   uint8_t wake;            /* WK_* */
   uint8_t flags;           /* TF_* */
+  uint8_t granted;         /* woken by a hand-over (semaphore unit, queue
+                              item); an interrupted waiter passes it on */
 } gh_thread;
 
 /* ---------------------------------------------------------------- fds */

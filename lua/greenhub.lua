@@ -31,6 +31,14 @@ function M.with_timeout(s, f, ...)
   return finish(tok, pcall(f, ...))
 end
 
+-- Coordination --------------------------------------------------------------
+
+--- lock(): a semaphore of one; releasing it while unheld raises
+function M.lock() return core.semaphore(1) end
+
+--- pool(n): green pool running at most n threads at once
+M.pool = require "greenhub.pool"
+
 -- Sockets ------------------------------------------------------------------
 
 -- gh.socket: LuaSocket's `socket` module, green (loaded on first use)

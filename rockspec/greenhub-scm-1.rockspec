@@ -38,6 +38,7 @@ build = {
     },
     greenhub = "lua/greenhub.lua",
     ["greenhub.socket"] = "lua/greenhub/socket.lua",
+    ["greenhub.pool"] = "lua/greenhub/pool.lua",
   },
 }
 test = {
