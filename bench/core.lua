@@ -5,6 +5,8 @@
 -- spawn:  ns per spawn+finish+wait, one at a time
 -- spawn_batch: ns per spawn+finish+wait, 100,000 spawned before any is waited on
 -- sleeps: wall seconds for 100,000 threads sleeping random 0-1 s (+ min lateness)
+-- queue:  ns per item through queue(1), one producer, one consumer
+-- event:  ns per event ping-pong round trip
 -- memory: bytes of RSS per suspended thread (100,000 in a 3600 s sleep)
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/?.so;" .. package.cpath
@@ -23,7 +25,7 @@ do
   clock = gh.clock
 end
 
-local N_SWITCH, N_SPAWN, N_BATCH, N_SLEEP, N_MEM = 2000000, 200000, 100000, 100000, 100000
+local N_SWITCH, N_SPAWN, N_BATCH, N_SLEEP, N_MEM, N_QUEUE = 2000000, 200000, 100000, 100000, 100000, 1000000
 
 local B = {}
 
@@ -119,6 +121,29 @@ B.greenhub = {
   end,
 }
 
+B.greenhub.queue = function()
+  gh = require "greenhub"
+  local q = gh.queue(1)
+  local n = N_QUEUE
+  local c = gh.spawn(function() for _ = 1, n do q:get() end end)
+  local t0 = clock()
+  for i = 1, n do q:put(i) end
+  c:wait()
+  return (clock() - t0) / n * 1e9
+end
+B.greenhub.event = function()
+  gh = require "greenhub"
+  local n = N_QUEUE // 2
+  local a, b = gh.event(), gh.event()
+  local peer = gh.spawn(function()
+    for _ = 1, n do a:wait(); a:reset(); b:send() end
+  end)
+  local t0 = clock()
+  for _ = 1, n do a:send(); b:wait(); b:reset() end
+  peer:wait()
+  return (clock() - t0) / n * 1e9
+end
+
 B.cqueues = {
   switch = function()
     local cqueues = require "cqueues"
@@ -176,6 +201,44 @@ B.cqueues = {
     return (rss() - r0) / N_MEM
   end,
 }
+
+B.cqueues.queue = function()
+  -- cqueues has no queue: a one-slot hand-off on a condition variable
+  local cqueues, condition = require "cqueues", require "cqueues.condition"
+  local cq = cqueues.new()
+  local slot, full = nil, false
+  local notfull, notempty = condition.new(), condition.new()
+  local n = N_QUEUE
+  cq:wrap(function()
+    for i = 1, n do
+      while full do notfull:wait() end
+      slot, full = i, true
+      notempty:signal(1)
+    end
+  end)
+  cq:wrap(function()
+    for _ = 1, n do
+      while not full do notempty:wait() end
+      full = false
+      notfull:signal(1)
+    end
+  end)
+  local t0 = clock()
+  assert(cq:loop())
+  return (clock() - t0) / n * 1e9
+end
+B.cqueues.event = function()
+  local cqueues, condition = require "cqueues", require "cqueues.condition"
+  local cq = cqueues.new()
+  local n = N_QUEUE // 2
+  local ca, cb = condition.new(), condition.new()
+  local fa, fb = false, false
+  cq:wrap(function() for _ = 1, n do while not fa do ca:wait() end fa = false; fb = true; cb:signal() end end)
+  cq:wrap(function() for _ = 1, n do fa = true; ca:signal(); while not fb do cb:wait() end fb = false end end)
+  local t0 = clock()
+  assert(cq:loop())
+  return (clock() - t0) / n * 1e9
+end
 
 B.luv = {
   sleeps = function()

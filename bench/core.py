@@ -48,6 +48,46 @@ elif test == "sleeps":
     ts = [spawn(s, random.random()) for _ in range(N_SLEEP)]
     joinall(ts)
     print(now() - t0, early[0], late[0])
+elif test == "queue":
+    n = N_SPAWN
+    if impl == "eventlet":
+        from eventlet.queue import Queue
+    else:
+        from gevent.queue import Queue
+    q = Queue(1)
+    def consumer():
+        for _ in range(n): q.get()
+    c = spawn(consumer)
+    t0 = now()
+    for i in range(n): q.put(i)
+    joinall([c])
+    print((now() - t0) / n * 1e9)
+elif test == "event":
+    n = N_SPAWN // 2
+    if impl == "eventlet":
+        from eventlet.event import Event
+        class Ev:
+            def __init__(self): self.e = Event()
+            def send(self): self.e.send(None)
+            def wait(self): self.e.wait()
+            def reset(self): self.e.reset()
+    else:
+        from gevent.event import Event as GE
+        class Ev:
+            def __init__(self): self.e = GE()
+            def send(self): self.e.set()
+            def wait(self): self.e.wait()
+            def reset(self): self.e.clear()
+    a, b = Ev(), Ev()
+    def peer():
+        for _ in range(n):
+            a.wait(); a.reset(); b.send()
+    p = spawn(peer)
+    t0 = now()
+    for _ in range(n):
+        a.send(); b.wait(); b.reset()
+    joinall([p])
+    print((now() - t0) / n * 1e9)
 elif test == "memory":
     gc.collect(); r0 = rss()
     ts = [spawn(sleep, 3600) for _ in range(N_MEM)]

@@ -23,7 +23,7 @@ have_py() { $PY -c "import $1" 2>/dev/null; }
 core() {
   echo "== core: green threads (ns per operation; lower is better)"
   printf "%-12s %10s %10s %10s %10s %10s\n" test bare greenhub cqueues eventlet gevent
-  for t in switch spawn spawn_batch; do
+  for t in switch spawn spawn_batch queue event; do
     declare -A r=()
     for impl in bare greenhub cqueues eventlet gevent; do
       vals=""

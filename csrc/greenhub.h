@@ -143,6 +143,9 @@ typedef struct gh_fd {
 
 typedef struct gh_pool gh_pool;
 
+/* classes whose metatables the hub remembers, for fast type checks */
+enum { GH_THREAD, GH_SOCKET, GH_EVENT, GH_SEM, GH_QUEUE, GH_NCLASS };
+
 /* epoll data tag of the resolver's eventfd (no fd record has this gen) */
 #define GH_TAG_RESOLVER UINT64_MAX
 
@@ -168,7 +171,7 @@ typedef struct gh_hub {
   int onerror_ref;         /* registry: error handler or LUA_NOREF */
   int main_intr_ref;       /* registry: pending interrupt for main */
   int thread_mt_ref;       /* registry: the thread metatable */
-  const void *thread_mt;   /* ... and its address, for fast type checks */
+  const void *mt[GH_NCLASS]; /* metatable addresses, for gh_check */
   int pool_ref;            /* registry: finished coroutines kept for reuse */
   size_t npool;
   size_t nthreads;         /* green threads not yet dead */
@@ -178,6 +181,7 @@ typedef struct gh_hub {
 
 /* hub.c */
 int64_t hub_clock(void);
+int64_t hub_clock_coarse(void);
 gh_hub *hub_get(lua_State *L);
 gh_thread *hub_self(lua_State *L, gh_hub *h, const char *what);
 void hub_enqueue(gh_hub *h, gh_thread *t);
@@ -212,6 +216,10 @@ static inline void gh_setfuncs(lua_State *L, int mod, int hub, const luaL_Reg *r
   luaL_setfuncs(L, reg, 1);
   lua_pop(L, 1);
 }
+
+/* luaL_checkudata without its by-name registry lookup (hot paths). */
+void *gh_check(lua_State *L, int arg, int cls, const char *tname);
+void gh_remember_mt(lua_State *L, int hub, int mt, int cls);
 
 /* The hub from a C function's upvalue 1 (every greenhub closure has it). */
 static inline gh_hub *hub_get_fast(lua_State *L) { return HUB(L); }

@@ -24,6 +24,12 @@ int64_t hub_clock(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t hub_clock_coarse(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 gh_hub *hub_get(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, HUB_KEY);
   gh_hub *h = lua_touserdata(L, -1);
@@ -73,6 +79,23 @@ int64_t hub_deadline(lua_State *L, int arg) {
   if (s != s) luaL_argerror(L, arg, "timeout is NaN");
   if (s < 0 || s == HUGE_VAL) return -1;
   return hub_after(s);
+}
+
+void *gh_check(lua_State *L, int arg, int cls, const char *tname) {
+  gh_hub *h = lua_touserdata(L, lua_upvalueindex(1)); /* NULL without upvalues */
+  void *p = lua_touserdata(L, arg);
+  if (h && p && lua_getmetatable(L, arg)) {
+    int ok = lua_topointer(L, -1) == h->mt[cls];
+    lua_pop(L, 1);
+    if (ok) return p;
+  }
+  return luaL_checkudata(L, arg, tname);
+}
+
+/* The metatable at index mt is class cls (hub userdata at index hub). */
+void gh_remember_mt(lua_State *L, int hub, int mt, int cls) {
+  gh_hub *h = lua_touserdata(L, hub);
+  h->mt[cls] = lua_topointer(L, mt);
 }
 
 /* ---------------------------------------------------------------- waking */
@@ -293,7 +316,9 @@ int hub_turn(lua_State *L, gh_hub *h, int may_block) {
   struct epoll_event ev[POLL_BATCH];
   h->in_loop = 1;
   h->turns++;
-  h->now = hub_clock(); /* the one clock read of a busy turn */
+  /* the one clock read of a busy turn; with no timer armed the coarse
+     clock (no deadline is compared against it) is enough */
+  h->now = h->timers.n ? hub_clock() : hub_clock_coarse();
 
   for (size_t n = h->nready; n > 0 && h->nready > 0; n--) {
     gh_thread *t = container_of(h->runq.next, gh_thread, link);

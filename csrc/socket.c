@@ -78,7 +78,7 @@ static int push_errno(lua_State *L, int err) {
 /* ---------------------------------------------------------------- objects */
 
 static gh_sock *sock_check(lua_State *L, int arg) {
-  return luaL_checkudata(L, arg, SOCK_MT);
+  return gh_check(L, arg, GH_SOCKET, SOCK_MT);
 }
 
 static const char *sock_class(const gh_sock *s) {
@@ -1136,6 +1136,7 @@ static const luaL_Reg sock_funcs[] = {
 void socket_open(lua_State *L, int mod, int hub) {
   luaL_newmetatable(L, SOCK_MT);
   int mt = lua_gettop(L);
+  gh_remember_mt(L, hub, mt, GH_SOCKET);
   lua_newtable(L);
   gh_setfuncs(L, lua_gettop(L), hub, sock_methods);
   lua_setfield(L, mt, "__index");

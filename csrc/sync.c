@@ -15,7 +15,7 @@ typedef struct gh_event {
 } gh_event;
 
 static gh_event *event_check(lua_State *L, int arg) {
-  return luaL_checkudata(L, arg, EVENT_MT);
+  return gh_check(L, arg, GH_EVENT, EVENT_MT);
 }
 
 static int l_event(lua_State *L) {
@@ -152,7 +152,7 @@ static int l_semaphore(lua_State *L) {
   return 1;
 }
 
-static gh_sem *sem_check(lua_State *L) { return luaL_checkudata(L, 1, SEM_MT); }
+static gh_sem *sem_check(lua_State *L) { return gh_check(L, 1, GH_SEM, SEM_MT); }
 
 static void sem_give(gh_hub *h, gh_sem *m) {
   if (!list_grant(h, &m->waiters)) m->count++;
@@ -227,7 +227,7 @@ typedef struct gh_queue {
   int closed;
 } gh_queue;
 
-static gh_queue *queue_check(lua_State *L) { return luaL_checkudata(L, 1, QUEUE_MT); }
+static gh_queue *queue_check(lua_State *L) { return gh_check(L, 1, GH_QUEUE, QUEUE_MT); }
 
 static int l_queue(lua_State *L) {
   lua_Integer max = luaL_optinteger(L, 1, 0);
@@ -396,10 +396,11 @@ static const luaL_Reg sync_funcs[] = {
   {NULL, NULL}
 };
 
-static void new_class(lua_State *L, int hub, const char *name,
+static void new_class(lua_State *L, int hub, int cls, const char *name,
                       const luaL_Reg *methods, lua_CFunction tostring) {
   luaL_newmetatable(L, name);
   int mt = lua_gettop(L);
+  gh_remember_mt(L, hub, mt, cls);
   lua_newtable(L);
   gh_setfuncs(L, lua_gettop(L), hub, methods);
   lua_setfield(L, mt, "__index");
@@ -409,8 +410,8 @@ static void new_class(lua_State *L, int hub, const char *name,
 }
 
 void sync_open(lua_State *L, int mod, int hub) {
-  new_class(L, hub, EVENT_MT, event_methods, e_tostring);
-  new_class(L, hub, SEM_MT, sem_methods, sem_tostring);
-  new_class(L, hub, QUEUE_MT, queue_methods, queue_tostring);
+  new_class(L, hub, GH_EVENT, EVENT_MT, event_methods, e_tostring);
+  new_class(L, hub, GH_SEM, SEM_MT, sem_methods, sem_tostring);
+  new_class(L, hub, GH_QUEUE, QUEUE_MT, queue_methods, queue_tostring);
   gh_setfuncs(L, mod, hub, sync_funcs);
 }

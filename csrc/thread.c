@@ -11,17 +11,8 @@
 
 #include "greenhub.h"
 
-/* luaL_checkudata without its by-name registry lookup (a hot path). */
 gh_thread *thread_check(lua_State *L, int arg) {
-  gh_hub *h = HUB(L);
-  gh_thread *t = lua_touserdata(L, arg);
-  if (t && lua_getmetatable(L, arg)) {
-    int ok = lua_topointer(L, -1) == h->thread_mt;
-    lua_pop(L, 1);
-    if (ok) return t;
-  }
-  luaL_typeerror(L, arg, THREAD_MT);
-  return NULL;
+  return gh_check(L, arg, GH_THREAD, THREAD_MT);
 }
 
 static void push_thread(lua_State *L, gh_hub *h, gh_thread *t) {
@@ -540,7 +531,7 @@ void thread_open(lua_State *L, int mod, int hub) {
   static const luaL_Reg meta[] = {{"__tostring", t_tostring}, {NULL, NULL}};
   gh_setfuncs(L, mt, hub, meta);
   gh_hub *h = lua_touserdata(L, hub);
-  h->thread_mt = lua_topointer(L, -1);
+  gh_remember_mt(L, hub, mt, GH_THREAD);
   if (h->thread_mt_ref == LUA_NOREF || h->thread_mt_ref == 0)
     h->thread_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   else
