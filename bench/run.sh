@@ -139,10 +139,24 @@ syscalls() {
   awk -v n="$total" '$NF ~ /^(read|recvfrom|write|sendto|epoll_wait|epoll_ctl|accept4)$/ { printf "   %-12s %10d calls  %.3f per request\n", $NF, $4, $4 / n }' $B/strace.txt
 }
 
+http_client() {
+  echo "== socket.http request loop (LuaSocket's module unchanged) against greenhub hello_http, ${DUR}s"
+  start_server greenhub http || return
+  local plain green green10
+  plain=$(for _ in $(seq $RUNS); do taskset -c 1 lua5.4 bench/http_client.lua plain $PORT $DUR; done | median)
+  green=$(for _ in $(seq $RUNS); do taskset -c 1 lua5.4 bench/http_client.lua green $PORT $DUR; done | median)
+  green10=$(for _ in $(seq $RUNS); do taskset -c 1 lua5.4 bench/http_client.lua green10 $PORT $DUR; done | median)
+  stop_server
+  printf "   plain LuaSocket, sequential      %8.0f req/s\n" "$plain"
+  printf "   gh.patch(), same sequential loop %8.0f req/s  ratio %s\n" "$green" "$(ratio "$green" "$plain")"
+  printf "   gh.patch(), 10 green threads     %8.0f req/s  ratio %s\n" "$green10" "$(ratio "$green10" "$plain")"
+}
+
 case $what in
   core) core ;;
   http) http 100; http 1000 ;;
   echo) echo_bench ;;
   syscalls) syscalls ;;
-  all) core; http 100; http 1000; echo_bench; syscalls ;;
+  patch) http_client ;;
+  all) core; http 100; http 1000; echo_bench; syscalls; http_client ;;
 esac

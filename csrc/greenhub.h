@@ -173,6 +173,7 @@ typedef struct gh_hub {
   int thread_mt_ref;       /* registry: the thread metatable */
   const void *mt[GH_NCLASS]; /* metatable addresses, for gh_check */
   int pool_ref;            /* registry: finished coroutines kept for reuse */
+  int wrapped_ref;         /* registry: weak set of gh.coroutine coroutines */
   size_t npool;
   size_t nthreads;         /* green threads not yet dead */
   uint64_t switches, turns, spawned;
@@ -191,6 +192,8 @@ void hub_interrupt(gh_hub *h, lua_State *L, gh_thread *t);
 int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
              lua_KContext ctx, lua_KFunction k);
 int hub_check_intr(lua_State *L, gh_hub *h, gh_thread *self);
+int hub_wrapped(lua_State *L, gh_hub *h);
+void *hub_yield_marker(void);
 int hub_yield(lua_State *L, gh_hub *h, gh_thread *self, lua_KContext ctx,
               lua_KFunction k);
 int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
@@ -204,7 +207,8 @@ int hub_open(lua_State *L);
 
 /* The record of the caller inside a continuation. */
 static inline gh_thread *hub_me(lua_State *L, gh_hub *h) {
-  return (h->current && h->current->co == L) ? h->current : &h->main;
+  (void)L; /* a continuation runs while its green thread is current */
+  return h->current ? h->current : &h->main;
 }
 
 #define HUB(L) ((gh_hub *)lua_touserdata(L, lua_upvalueindex(1)))

@@ -43,27 +43,42 @@ gh_hub *hub_get(lua_State *L) {
  * blocking is impossible there.
  */
 gh_thread *hub_self(lua_State *L, gh_hub *h, const char *what) {
-  if (h->current && h->current->co == L) {
+  gh_thread *t = h->current;
+  if (t) {
+    if (L != t->co && !hub_wrapped(L, h))
+      luaL_error(L, "greenhub: %s cannot block inside a coroutine greenhub "
+                    "does not own; create it with gh.coroutine (or call "
+                    "gh.patch() first) so the hub's yields pass through, or "
+                    "run the code with gh.spawn", what);
     if (!lua_isyieldable(L))
       luaL_error(L, "greenhub: %s cannot block here: the green thread is "
                     "inside a C call that cannot yield (a table.sort "
                     "comparator, a C library callback, ...); move the "
                     "blocking call out of it", what);
-    return h->current;
+    return t;
   }
-  if (L == h->mainL) {
-    if (h->in_loop || h->current)
-      luaL_error(L, "greenhub: %s cannot block in the main thread while the "
-                    "hub is running (inside an error handler or finalizer)",
-                 what);
-    return &h->main;
-  }
-  luaL_error(L, "greenhub: %s cannot block inside a coroutine greenhub does "
-                "not own; run the code with gh.spawn, or call gh.patch() so "
-                "that coroutine.wrap/resume pass the hub's yields through",
-             what);
-  return NULL;
+  /* no green thread is running: this is the main thread's C stack, maybe
+     inside coroutines of its own; blocking runs the loop right here */
+  if (h->in_loop)
+    luaL_error(L, "greenhub: %s cannot block while the hub is running "
+                  "(inside an error handler or finalizer)", what);
+  return &h->main;
 }
+
+/* 1 when L is a coroutine made by gh.coroutine (the hub's yields pass
+   through its resume). */
+int hub_wrapped(lua_State *L, gh_hub *h) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->wrapped_ref);
+  lua_pushthread(L);
+  int r = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return r;
+}
+
+/* The marker a nested coroutine yields so gh.coroutine.resume passes the
+   yield up to the hub. */
+static char hub_marker;
+void *hub_yield_marker(void) { return &hub_marker; }
 
 /* s seconds from now as a deadline, rounded up so nothing wakes early. */
 int64_t hub_after(double s) {
@@ -196,6 +211,10 @@ int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
     return k(L, LUA_YIELD, ctx);
   }
   self->state = TS_SUSPENDED;
+  if (L != self->co) { /* nested in a gh.coroutine: pass the yield up */
+    lua_pushlightuserdata(L, &hub_marker);
+    return lua_yieldk(L, 1, ctx, k);
+  }
   return lua_yieldk(L, 0, ctx, k);
 }
 
@@ -210,6 +229,10 @@ int hub_yield(lua_State *L, gh_hub *h, gh_thread *self, lua_KContext ctx,
   }
   hub_enqueue(h, self);
   self->state = TS_SUSPENDED;
+  if (L != self->co) {
+    lua_pushlightuserdata(L, &hub_marker);
+    return lua_yieldk(L, 1, ctx, k);
+  }
   return lua_yieldk(L, 0, ctx, k);
 }
 

@@ -63,6 +63,12 @@ int hub_open(lua_State *L) {
   h->links_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   h->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);                        /* weak-keyed set */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  h->wrapped_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   h->thread_mt_ref = LUA_NOREF;
   lua_newtable(L);                        /* the Killed sentinel */
   lua_newtable(L);

@@ -242,9 +242,9 @@ void thread_resume(gh_hub *h, lua_State *L, gh_thread *t) {
   h->current = prev;
   if (st == LUA_YIELD) {
     t->state = TS_SUSPENDED;
+    lua_pop(t->co, nres); /* nothing, or the pass-through marker */
     if (t->where == TW_NONE) {
       /* a bare coroutine.yield, not ours: treat as sleep(0) */
-      lua_pop(t->co, nres);
       t->wake = WK_OK;
       t->flags |= TF_BARE;
       hub_enqueue(h, t);
@@ -338,6 +338,12 @@ static int l_clock(lua_State *L) {
   return 1;
 }
 
+static int l_wrapped(lua_State *L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, HUB(L)->wrapped_ref);
+  lua_pushlightuserdata(L, hub_yield_marker());
+  return 2;
+}
+
 static int l_onerror(lua_State *L) {
   gh_hub *h = HUB(L);
   if (!lua_isnoneornil(L, 1)) check_callable(L, 1);
@@ -427,7 +433,7 @@ static int t_kill(lua_State *L) {
     case TS_DEAD:
       return 0;
     case TS_RUNNING:
-      if (t->co == L) return lua_error(L);
+      if (t == h->current) return lua_error(L); /* killing itself */
       return luaL_error(L, "greenhub: cannot kill a thread that is running "
                            "(it is resuming another)");
     case TS_PENDING:
@@ -518,7 +524,7 @@ static const luaL_Reg thread_methods[] = {
 static const luaL_Reg thread_funcs[] = {
   {"spawn", l_spawn}, {"spawn_n", l_spawn_n}, {"spawn_after", l_spawn_after},
   {"sleep", l_sleep}, {"current", l_current}, {"run", l_run},
-  {"onerror", l_onerror}, {"clock", l_clock}, {"stats", l_stats}, {"threads", l_threads},
+  {"onerror", l_onerror}, {"clock", l_clock}, {"_coroutine", l_wrapped}, {"stats", l_stats}, {"threads", l_threads},
   {NULL, NULL}
 };
 

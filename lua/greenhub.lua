@@ -41,14 +41,39 @@ M.pool = require "greenhub.pool"
 
 -- Sockets ------------------------------------------------------------------
 
--- gh.socket: LuaSocket's `socket` module, green (loaded on first use)
+-- gh.socket (LuaSocket's `socket` module, green) and gh.coroutine load on
+-- first use
+local lazy = { socket = "greenhub.socket", coroutine = "greenhub.coroutine" }
 setmetatable(M, { __index = function(t, k)
-  if k == "socket" then
-    local s = require "greenhub.socket"
-    rawset(t, "socket", s)
-    return s
+  local name = lazy[k]
+  if name then
+    local m = require(name)
+    rawset(t, k, m)
+    return m
   end
 end })
+
+--- patch(): from now on `require "socket"` / `require "socket.core"` give
+-- greenhub's sockets and the global `coroutine` lets the hub's yields pass
+-- through. LuaSocket-based code (socket.http, smtp, ftp, ltn12 users) then
+-- runs green unchanged. Idempotent. Sockets made before stay blocking.
+local patched = false
+function M.patch()
+  if patched then return M end
+  patched = true
+  local gsock = M.socket
+  package.loaded["socket"] = gsock
+  package.loaded["socket.core"] = gsock
+  package.loaded["socket.unix"] = gsock.unix
+  -- modules already loaded against the real socket keep their reference:
+  -- reload LuaSocket's pure-Lua layers so they pick up the green one
+  for _, name in ipairs({ "socket.http", "socket.smtp", "socket.ftp", "socket.tp", "socket.url", "socket.headers" }) do
+    package.loaded[name] = nil
+  end
+  _G.coroutine = M.coroutine
+  package.loaded["coroutine"] = M.coroutine
+  return M
+end
 
 --- connect(host, port [, timeout]) -> connected TCP socket, or nil, err
 function M.connect(host, port, timeout)

@@ -39,6 +39,7 @@ build = {
     greenhub = "lua/greenhub.lua",
     ["greenhub.socket"] = "lua/greenhub/socket.lua",
     ["greenhub.pool"] = "lua/greenhub/pool.lua",
+    ["greenhub.coroutine"] = "lua/greenhub/coroutine.lua",
   },
 }
 test = {
