@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 
 #include "lua.h"
 #include "lauxlib.h"
@@ -121,7 +122,12 @@ typedef struct gh_thread {
   uint8_t flags;           /* TF_* */
   uint8_t granted;         /* woken by a hand-over (semaphore unit, queue
                               item); an interrupted waiter passes it on */
+  uint8_t waitcode;        /* WC_*: what it waits on, for gh.threads() */
 } gh_thread;
+
+/* what a parked thread waits on (diagnostics only) */
+enum { WC_NONE, WC_SLEEP, WC_READ, WC_WRITE, WC_EVENT, WC_SEM, WC_QGET,
+       WC_QPUT, WC_JOIN, WC_RESOLVE, WC_READY, WC_CHILD };
 
 /* ---------------------------------------------------------------- fds */
 
@@ -148,6 +154,7 @@ enum { GH_THREAD, GH_SOCKET, GH_EVENT, GH_SEM, GH_QUEUE, GH_NCLASS };
 
 /* epoll data tag of the resolver's eventfd (no fd record has this gen) */
 #define GH_TAG_RESOLVER UINT64_MAX
+#define GH_TAG_SIGNAL (UINT64_MAX - 1)
 
 typedef struct gh_hub {
   lua_State *mainL;        /* the state's main thread */
@@ -165,6 +172,9 @@ typedef struct gh_hub {
   int closed;              /* state is closing: hub is gone */
   int64_t now;             /* monotonic ns, read once per turn */
   gh_pool *pool;           /* resolver workers, started on first name */
+  int sigfd;               /* signalfd of the watched signals, or -1 */
+  sigset_t sigmask;        /* the watched signals (blocked process-wide) */
+  int sigdispatch_ref;     /* registry: Lua function run per signal */
   int threads_ref;         /* registry: table ref -> thread userdata */
   int links_ref;           /* registry: thread -> { {g, args...}, ... } */
   int killed_ref;          /* registry: the Killed sentinel */
@@ -177,6 +187,11 @@ typedef struct gh_hub {
   size_t npool;
   size_t nthreads;         /* green threads not yet dead */
   uint64_t switches, turns, spawned;
+  size_t nregistered;      /* fds in the epoll set */
+  int64_t block_ns;        /* gh.debug.blocking threshold, 0 = off */
+  int block_raise;         /* ... raise in the offender instead of reporting */
+  int64_t resumed_at;      /* when the current green thread was resumed */
+  int names_ref;           /* registry: weak thread -> name */
   uint64_t poll_ns, run_ns;
 } gh_hub;
 
@@ -243,9 +258,21 @@ void sync_open(lua_State *L, int mod, int hub);
 /* socket.c */
 void socket_open(lua_State *L, int mod, int hub);
 
+/* proc.c */
+void proc_open(lua_State *L, int mod, int hub);
+void signal_drain(gh_hub *h);
+void signal_close(gh_hub *h);
+
+/* diag.c */
+void diag_open(lua_State *L, int mod, int hub);
+void diag_on_resume(gh_hub *h, gh_thread *t);
+const char *diag_name(lua_State *L, gh_hub *h, gh_thread *t);
+
 /* thread.c */
 void thread_resume(gh_hub *h, lua_State *from, gh_thread *t);
 void thread_timer_fire(gh_hub *h, gh_timer *tm);
+void thread_push(lua_State *L, gh_hub *h, gh_thread *t);
+void thread_spawn_n(lua_State *L, gh_hub *h, int n);
 gh_thread *thread_check(lua_State *L, int arg);
 void thread_open(lua_State *L, int mod, int hub);
 

@@ -118,6 +118,7 @@ void gh_remember_mt(lua_State *L, int hub, int mt, int cls) {
 void hub_enqueue(gh_hub *h, gh_thread *t) {
   link_push(&h->runq, &t->link);
   t->where = TW_RUNQ;
+  t->waitcode = WC_READY;
   h->nready++;
 }
 
@@ -143,6 +144,7 @@ void hub_unwait(gh_hub *h, gh_thread *t) {
       break;
   }
   t->where = TW_NONE;
+  t->waitcode = WC_NONE;
 }
 
 void hub_wake(gh_hub *h, gh_thread *t, int why) {
@@ -205,7 +207,8 @@ int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
   if (self->where == TW_NONE) self->where = deadline < 0 ? TW_FOREVER : TW_SLEEP;
   if (deadline >= 0) timer_start(&h->timers, &self->timer, deadline);
   self->wake = WK_OK;
-  self->since = h->now;
+  self->since = hub_clock_coarse();
+  if (self->waitcode == WC_NONE) self->waitcode = WC_SLEEP;
   if (self->flags & TF_MAIN) {
     main_block(L, h);
     return k(L, LUA_YIELD, ctx);
@@ -222,6 +225,7 @@ int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
 int hub_yield(lua_State *L, gh_hub *h, gh_thread *self, lua_KContext ctx,
               lua_KFunction k) {
   self->wake = WK_OK;
+  self->waitcode = WC_READY;
   if (self->flags & TF_MAIN) {
     hub_turn(L, h, 0);
     self->flags &= (uint8_t)~TF_MAIN_WOKEN;
@@ -260,7 +264,10 @@ gh_fd *hub_fd(gh_hub *h, int fd) {
 void hub_fd_forget(gh_hub *h, int fd) {
   if (h->closed || fd < 0 || fd >= h->nfds) return;
   gh_fd *r = &h->fds[fd];
-  if (r->registered) epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
+  if (r->registered) {
+    epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
+    h->nregistered--;
+  }
   r->registered = 0;
   r->ready = 0;
   r->gen++;
@@ -278,6 +285,7 @@ static int fd_register(gh_hub *h, int fd, gh_fd *r) {
       return -1;
   }
   r->registered = 1;
+  h->nregistered++;
   return 0;
 }
 
@@ -301,6 +309,7 @@ int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
     return luaL_error(L, "greenhub: cannot watch fd %d: %s", fd, strerror(errno));
   }
   *slot = self;
+  self->waitcode = dir == FD_R ? WC_READ : WC_WRITE;
   self->where = TW_FD;
   self->waitfd = fd;
   h->nfdwait++;
@@ -310,6 +319,7 @@ int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
 static void poll_dispatch(gh_hub *h, struct epoll_event *ev, int n) {
   for (int i = 0; i < n; i++) {
     if (ev[i].data.u64 == GH_TAG_RESOLVER) { resolver_drain(h); continue; }
+    if (ev[i].data.u64 == GH_TAG_SIGNAL) { signal_drain(h); continue; }
     int fd = (int)(uint32_t)ev[i].data.u64;
     uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
     if (fd >= h->nfds) continue;
@@ -348,6 +358,7 @@ int hub_turn(lua_State *L, gh_hub *h, int may_block) {
     link_remove(&t->link);
     h->nready--;
     t->where = TW_NONE;
+    t->waitcode = WC_NONE;
     thread_resume(h, L, t);
   }
 

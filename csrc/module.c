@@ -15,6 +15,7 @@ static int hub_gc(lua_State *L) {
   if (h->closed) return 0;
   h->closed = 1;
   resolver_close(h);
+  signal_close(h);
   if (h->epfd >= 0) close(h->epfd);
   h->epfd = -1;
   timer_free(&h->timers);
@@ -57,6 +58,9 @@ int hub_open(lua_State *L) {
   h->main.timer.fire = thread_timer_fire;
   h->onerror_ref = LUA_NOREF;
   h->main_intr_ref = LUA_NOREF;
+  h->sigfd = -1;
+  sigemptyset(&h->sigmask);
+  h->sigdispatch_ref = LUA_NOREF;
   lua_newtable(L);
   h->threads_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
@@ -69,6 +73,12 @@ int hub_open(lua_State *L) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   h->wrapped_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);                        /* weak-keyed thread names */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  h->names_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   h->thread_mt_ref = LUA_NOREF;
   lua_newtable(L);                        /* the Killed sentinel */
   lua_newtable(L);
@@ -94,6 +104,8 @@ GH_EXPORT int luaopen_greenhub_core(lua_State *L) {
   timeout_open(L, mod, hub);
   socket_open(L, mod, hub);
   sync_open(L, mod, hub);
+  diag_open(L, mod, hub);
+  proc_open(L, mod, hub);
   gh_hub *h = lua_touserdata(L, hub);
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->killed_ref);
   lua_setfield(L, mod, "Killed");

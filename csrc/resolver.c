@@ -54,6 +54,9 @@ static void job_free(gh_job *j) {
 
 static void *worker_main(void *arg) {
   gh_pool *p = arg;
+  sigset_t all; /* signals belong to the hub's thread (signalfd) */
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
   pthread_mutex_lock(&p->mu);
   for (;;) {
     while (!p->todo && !p->stop) {
@@ -256,6 +259,7 @@ int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
   h->nexternal++;
   link_push(&j->waiters, &self->link);
   self->where = TW_LIST;
+  self->waitcode = WC_RESOLVE;
   return hub_park(L, h, self, deadline, (lua_KContext)j, lookup_k);
 }
 

@@ -37,6 +37,7 @@ typedef struct gh_sock {
   int family;              /* AF_INET, AF_INET6, AF_UNIX; AF_UNSPEC = lazy */
   int type;                /* SOCK_STREAM or SOCK_DGRAM */
   int kind;                /* K_*: what LuaSocket would call its class */
+  int plain;               /* not a socket (gh.fdopen): read/write */
   double tblock, ttotal;   /* settimeout 'b' and 't'; < 0 = none */
   size_t line_max;         /* longest line "*l" accepts */
   gh_buf buf;              /* received, not yet returned */
@@ -82,6 +83,7 @@ static gh_sock *sock_check(lua_State *L, int arg) {
 }
 
 static const char *sock_class(const gh_sock *s) {
+  if (s->plain) return "fd{stream}";
   static const char *const tcp[] = {"tcp{master}", "tcp{client}", "tcp{server}"};
   static const char *const unx[] = {"unix{master}", "unix{client}", "unix{server}"};
   if (s->type == SOCK_DGRAM) return s->kind == K_CONNECTED ? "udp{connected}" : "udp{unconnected}";
@@ -272,7 +274,8 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
     if (!buf_reserve(&s->buf, want)) return luaL_error(L, "greenhub: out of memory");
     size_t room = buf_room(&s->buf);
     if (mode == P_COUNT && room > count - len) room = count - len;
-    ssize_t n = recv(s->fd, s->buf.data + s->buf.last, room, 0);
+    ssize_t n = s->plain ? read(s->fd, s->buf.data + s->buf.last, room)
+                         : recv(s->fd, s->buf.data + s->buf.last, room, 0);
     if (n > 0) {
       buf_commit(&s->buf, (size_t)n);
       s->nrecv += (double)n;
@@ -330,7 +333,8 @@ static int send_step(lua_State *L, gh_sock *s, int64_t total) {
   lua_Integer done = lua_tointeger(L, 5);
   while (done < end) {
     if (s->fd < 0) goto fail_closed;
-    ssize_t n = send(s->fd, data + done, (size_t)(end - done), MSG_NOSIGNAL);
+    ssize_t n = s->plain ? write(s->fd, data + done, (size_t)(end - done))
+                         : send(s->fd, data + done, (size_t)(end - done), MSG_NOSIGNAL);
     if (n >= 0) {
       done += n;
       s->nsent += (double)n;
@@ -1031,7 +1035,7 @@ static int l_trampoline(lua_State *L) {
     memset(&ev, 0, sizeof ev);
     ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
     ev.data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)r->gen << 32);
-    if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, (int)fd, &ev) < 0) r->registered = 0;
+    if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, (int)fd, &ev) < 0) { r->registered = 0; h->nregistered--; }
   }
   lua_settop(L, 0);
   return hub_wait_fd(L, h, self, (int)fd, dir, d, 0, tramp_k);
@@ -1057,6 +1061,19 @@ static int new_sock(lua_State *L, int family, int type, int lazy) {
     }
   }
   sock_push(L, h, fd, family, type, type == SOCK_DGRAM ? K_UNCONNECTED : K_MASTER);
+  return 1;
+}
+
+/* fdopen(fd [, mode]): any fd (pipe, tty, eventfd) as a green stream with
+   the socket receive/send patterns; closing it closes fd */
+static int l_fdopen(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  const char *mode = luaL_optstring(L, 2, "rw");
+  if (strspn(mode, "rw") != strlen(mode) || !*mode) return luaL_argerror(L, 2, "mode must be r, w or rw");
+  if (fd < 0 || fd > INT32_MAX || fcntl((int)fd, F_GETFD) < 0) return luaL_argerror(L, 1, "not an open fd");
+  set_nonblock((int)fd);
+  gh_sock *s = sock_push(L, HUB(L), (int)fd, AF_UNSPEC, SOCK_STREAM, K_CLIENT);
+  s->plain = 1;
   return 1;
 }
 
@@ -1129,7 +1146,7 @@ static const luaL_Reg sock_funcs[] = {
   {"udp", l_udp}, {"udp4", l_udp4}, {"udp6", l_udp6},
   {"unix", l_unix}, {"getaddrinfo", l_getaddrinfo}, {"strerror", l_strerror},
   {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
-  {"_resolver_delay", resolver_set_delay},
+  {"_resolver_delay", resolver_set_delay}, {"fdopen", l_fdopen},
   {NULL, NULL}
 };
 

@@ -78,6 +78,7 @@ static int e_wait(lua_State *L) {
     return 2;
   }
   gh_thread *self = hub_self(L, h, "event:wait");
+  self->waitcode = WC_EVENT;
   link_push(&e->waiters, &self->link);
   self->where = TW_LIST;
   return hub_park(L, h, self, d, 0, e_wait_k);
@@ -104,8 +105,9 @@ static int e_tostring(lua_State *L) {
 /* Park self on list (at the front when it lost a race it was woken for). */
 static int list_park(lua_State *L, gh_hub *h, gh_link *list, int front,
                      int64_t deadline, lua_KContext ctx, lua_KFunction k,
-                     const char *what) {
+                     const char *what, int code) {
   gh_thread *self = hub_self(L, h, what);
+  self->waitcode = (uint8_t)code;
   if (front) link_push_front(list, &self->link);
   else link_push(list, &self->link);
   self->where = TW_LIST;
@@ -181,7 +183,7 @@ static int sem_acquire(lua_State *L) {
     return 1;
   }
   if (d >= 0 && d <= hub_clock()) return push_timeout(L);
-  return list_park(L, HUB(L), &m->waiters, 0, d, 0, sem_acquire_k, "acquire");
+  return list_park(L, HUB(L), &m->waiters, 0, d, 0, sem_acquire_k, "acquire", WC_SEM);
 }
 
 static int sem_release(lua_State *L) {
@@ -293,7 +295,7 @@ static int queue_put_step(lua_State *L, gh_queue *q, int64_t d, int front) {
     return 1;
   }
   if (d >= 0 && d <= hub_clock()) return push_timeout(L);
-  return list_park(L, h, &q->putters, front, d, (lua_KContext)d, queue_put_k, "put");
+  return list_park(L, h, &q->putters, front, d, (lua_KContext)d, queue_put_k, "put", WC_QPUT);
 }
 
 static int queue_put_k(lua_State *L, int status, lua_KContext ctx) {
@@ -330,7 +332,7 @@ static int queue_get_step(lua_State *L, gh_queue *q, int64_t d, int front) {
     return 2;
   }
   if (d >= 0 && d <= hub_clock()) return push_timeout(L);
-  return list_park(L, h, &q->getters, front, d, (lua_KContext)d, queue_get_k, "get");
+  return list_park(L, h, &q->getters, front, d, (lua_KContext)d, queue_get_k, "get", WC_QGET);
 }
 
 static int queue_get_k(lua_State *L, int status, lua_KContext ctx) {

@@ -15,7 +15,7 @@ gh_thread *thread_check(lua_State *L, int arg) {
   return gh_check(L, arg, GH_THREAD, THREAD_MT);
 }
 
-static void push_thread(lua_State *L, gh_hub *h, gh_thread *t) {
+void thread_push(lua_State *L, gh_hub *h, gh_thread *t) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
   lua_rawgeti(L, -1, t->ref);
   lua_remove(L, -2);
@@ -80,6 +80,12 @@ static gh_thread *thread_new(lua_State *L, gh_hub *h, int n) {
   return t;
 }
 
+/* Spawn the function and n - 1 arguments on top of L (popped), no handle. */
+void thread_spawn_n(lua_State *L, gh_hub *h, int n) {
+  hub_enqueue(h, thread_new(L, h, n));
+  lua_pop(L, 1);
+}
+
 /* ---------------------------------------------------------------- death */
 
 /* Text for an error value: strings as they are, others via __tostring. */
@@ -98,17 +104,19 @@ static void report(gh_hub *h, lua_State *L, gh_thread *t) {
   lua_pushvalue(t->co, -1);
   lua_xmove(t->co, L, 1);                       /* err */
   luaL_traceback(L, t->co, error_text(L, top + 1), 0);
+  int tb = lua_gettop(L);
   if (h->onerror_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->onerror_ref);
-    push_thread(L, h, t);
+    thread_push(L, h, t);
     lua_pushvalue(L, top + 1);
-    lua_pushvalue(L, -4);                        /* traceback */
+    lua_pushvalue(L, tb);
     if (lua_pcall(L, 3, 0, 0) != LUA_OK)
       fprintf(stderr, "greenhub: error in the onerror handler: %s\n",
               error_text(L, -1));
   } else {
-    fprintf(stderr, "greenhub: uncaught error in green thread %p: %s\n",
-            (void *)t, lua_tostring(L, -1));
+    const char *name = diag_name(L, h, t);
+    fprintf(stderr, "greenhub: uncaught error in green thread %s: %s\n",
+            name, lua_tostring(L, tb));
   }
   fflush(stderr);
   lua_settop(L, top);
@@ -118,7 +126,7 @@ static void run_links(gh_hub *h, lua_State *L, gh_thread *t) {
   int top = lua_gettop(L);
   luaL_checkstack(L, 8, NULL);
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->links_ref);
-  push_thread(L, h, t);
+  thread_push(L, h, t);
   lua_pushvalue(L, -1);
   lua_rawget(L, top + 1);                        /* list of {n, g, args} */
   lua_pushvalue(L, top + 2);
@@ -151,7 +159,7 @@ static void thread_store(gh_hub *h, lua_State *L, gh_thread *t) {
   lua_State *co = t->co;
   int n = t->nres;
   if (n == 0) goto reuse; /* nothing to keep (the stale user value is never read) */
-  push_thread(L, h, t);
+  thread_push(L, h, t);
   luaL_checkstack(L, n + 2, "too many results");
   lua_xmove(co, L, n);
   if (n == 0) lua_pushnil(L);
@@ -238,6 +246,7 @@ void thread_resume(gh_hub *h, lua_State *L, gh_thread *t) {
   h->current = t;
   t->state = TS_RUNNING;
   h->switches++;
+  if (h->block_ns) diag_on_resume(h, t);
   int st = lua_resume(t->co, L, nargs, &nres);
   h->current = prev;
   if (st == LUA_YIELD) {
@@ -310,10 +319,10 @@ static int l_sleep(lua_State *L) {
 static int l_current(lua_State *L) {
   gh_hub *h = HUB(L);
   gh_thread *t = h->current;
-  if (t && t->co == L) push_thread(L, h, t);
+  if (t && t->co == L) thread_push(L, h, t);
   else if (t) {
     /* inside a coroutine nested in a green thread: still that thread */
-    push_thread(L, h, t);
+    thread_push(L, h, t);
   } else lua_pushnil(L);
   return 1;
 }
@@ -353,39 +362,6 @@ static int l_onerror(lua_State *L) {
   return 0;
 }
 
-static int l_stats(lua_State *L) {
-  gh_hub *h = HUB(L);
-  lua_createtable(L, 0, 12);
-  lua_pushinteger(L, (lua_Integer)h->nthreads); lua_setfield(L, -2, "threads");
-  lua_pushinteger(L, (lua_Integer)h->nready); lua_setfield(L, -2, "ready");
-  lua_pushinteger(L, (lua_Integer)h->timers.n); lua_setfield(L, -2, "timers");
-  lua_pushinteger(L, (lua_Integer)h->nfdwait); lua_setfield(L, -2, "fds");
-  lua_pushinteger(L, (lua_Integer)h->switches); lua_setfield(L, -2, "switches");
-  lua_pushinteger(L, (lua_Integer)h->turns); lua_setfield(L, -2, "turns");
-  lua_pushinteger(L, (lua_Integer)h->spawned); lua_setfield(L, -2, "spawned");
-  lua_pushnumber(L, (double)h->poll_ns / 1e9); lua_setfield(L, -2, "poll_time");
-  lua_pushnumber(L, (double)h->run_ns / 1e9); lua_setfield(L, -2, "run_time");
-  lua_pushboolean(L, timer_check(&h->timers)); lua_setfield(L, -2, "heap_ok");
-  return 1;
-}
-
-static int l_threads(lua_State *L) {
-  gh_hub *h = HUB(L);
-  lua_newtable(L);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
-  lua_Integer i = 0;
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    if (lua_type(L, -1) == LUA_TUSERDATA) {
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, -5, ++i);
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return 1;
-}
-
 /* ---------------------------------------------------------------- methods */
 
 /* The outcome of dead t (userdata at index 1): its results, or raise. */
@@ -416,6 +392,7 @@ static int t_wait(lua_State *L) {
   gh_thread *self = hub_self(L, h, "wait");
   if (self == t) return luaL_error(L, "greenhub: a thread cannot wait for itself");
   t->flags |= TF_OBSERVED;
+  self->waitcode = WC_JOIN;
   link_push(&t->joiners, &self->link);
   self->where = TW_LIST;
   return hub_park(L, h, self, -1, 0, wait_k);
@@ -524,7 +501,7 @@ static const luaL_Reg thread_methods[] = {
 static const luaL_Reg thread_funcs[] = {
   {"spawn", l_spawn}, {"spawn_n", l_spawn_n}, {"spawn_after", l_spawn_after},
   {"sleep", l_sleep}, {"current", l_current}, {"run", l_run},
-  {"onerror", l_onerror}, {"clock", l_clock}, {"_coroutine", l_wrapped}, {"stats", l_stats}, {"threads", l_threads},
+  {"onerror", l_onerror}, {"clock", l_clock}, {"_coroutine", l_wrapped},
   {NULL, NULL}
 };
 

@@ -197,5 +197,28 @@ function M._select(recvt, sendt, timeout)
   return r, w
 end
 
+-- Diagnostics ---------------------------------------------------------------
+
+M.debug = {}
+--- debug.blocking(seconds [, "raise"]) | debug.blocking(false): report (or
+-- raise in) a green thread that runs longer than `seconds` without yielding
+function M.debug.blocking(s, mode) return core._blocking(s, mode) end
+
+-- Signals, child processes, streams on any fd --------------------------------
+
+local proc = require "greenhub.proc"
+--- signal(sig, handler) -> handle: run handler(signo) in a green thread on
+-- each delivery of sig (number or name, "TERM"); handle:cancel()
+M.signal = proc.signal
+--- popen(argv [, opts]) -> process with green stdin/stdout/stderr
+M.popen = proc.popen
+--- fdopen(fd [, mode]) -> green stream on any fd (receive/send patterns)
+M.fdopen = core.fdopen
+
+--- backdoor(host, port [, opts]) -> server socket of a Lua REPL
+function M.backdoor(host, port, opts)
+  return require("greenhub.backdoor").start(M, host, port, opts)
+end
+
 M.pack, M.unpack = pack, unpack
 return M

@@ -30,6 +30,8 @@ build = {
         "csrc/socket.c",
         "csrc/resolver.c",
         "csrc/sync.c",
+        "csrc/diag.c",
+        "csrc/proc.c",
         "csrc/module.c",
       },
       libraries = { "pthread", "m" },
@@ -40,6 +42,8 @@ build = {
     ["greenhub.socket"] = "lua/greenhub/socket.lua",
     ["greenhub.pool"] = "lua/greenhub/pool.lua",
     ["greenhub.coroutine"] = "lua/greenhub/coroutine.lua",
+    ["greenhub.proc"] = "lua/greenhub/proc.lua",
+    ["greenhub.backdoor"] = "lua/greenhub/backdoor.lua",
   },
 }
 test = {
