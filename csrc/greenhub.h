@@ -192,6 +192,7 @@ typedef struct gh_hub {
   int block_raise;         /* ... raise in the offender instead of reporting */
   int64_t resumed_at;      /* when the current green thread was resumed */
   int names_ref;           /* registry: weak thread -> name */
+  unsigned fork_gen;       /* process generation this hub's epoll belongs to */
   uint64_t poll_ns, run_ns;
 } gh_hub;
 
@@ -216,6 +217,7 @@ int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
 void hub_fd_forget(gh_hub *h, int fd);  /* fd just opened or closing */
 gh_fd *hub_fd(gh_hub *h, int fd);
 int hub_turn(lua_State *L, gh_hub *h, int may_block);
+void hub_fork_init(gh_hub *h);
 int64_t hub_deadline(lua_State *L, int arg);
 int64_t hub_after(double s);
 int hub_open(lua_State *L);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "greenhub.h"
@@ -337,6 +338,48 @@ static void poll_dispatch(gh_hub *h, struct epoll_event *ev, int n) {
   }
 }
 
+/* ---------------------------------------------------------------- fork */
+
+/*
+ * After fork() the child shares the parent's epoll set (same open file
+ * description): registrations and events would leak between the two. The
+ * child therefore gets a fresh epoll fd at its first loop turn, with every
+ * fd that had a waiter registered again; the resolver's threads did not
+ * survive the fork, so a new pool starts on the next lookup.
+ */
+static volatile unsigned fork_gen; /* bumped in every child */
+static void atfork_child(void) { fork_gen++; }
+
+void hub_fork_init(gh_hub *h) {
+  static int once;
+  if (!once) { once = 1; pthread_atfork(NULL, NULL, atfork_child); }
+  h->fork_gen = fork_gen;
+}
+
+static void hub_after_fork(gh_hub *h) {
+  h->fork_gen = fork_gen;
+  close(h->epfd);
+  h->epfd = epoll_create1(EPOLL_CLOEXEC);
+  h->nregistered = 0;
+  h->pool = NULL; /* its workers are gone; their memory is the parent's */
+  h->nexternal = 0;
+  for (int fd = 0; fd < h->nfds; fd++) {
+    gh_fd *r = &h->fds[fd];
+    r->registered = 0;
+    r->gen++;
+    if (r->reader || r->writer) fd_register(h, fd, r);
+  }
+  if (h->sigfd >= 0) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.u64 = GH_TAG_SIGNAL;
+    epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->sigfd, &ev);
+    for (int sig = 1; sig < NSIG; sig++)
+      if (sigismember(&h->sigmask, sig)) h->nexternal++;
+  }
+}
+
 /* ---------------------------------------------------------------- loop */
 
 /*
@@ -347,6 +390,7 @@ static void poll_dispatch(gh_hub *h, struct epoll_event *ev, int n) {
  */
 int hub_turn(lua_State *L, gh_hub *h, int may_block) {
   struct epoll_event ev[POLL_BATCH];
+  if (h->fork_gen != fork_gen) hub_after_fork(h);
   h->in_loop = 1;
   h->turns++;
   /* the one clock read of a busy turn; with no timer armed the coarse

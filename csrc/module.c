@@ -88,6 +88,7 @@ int hub_open(lua_State *L) {
   lua_setfield(L, -2, "__name");
   lua_setmetatable(L, -2);
   h->killed_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  hub_fork_init(h);
   h->closed = 0;
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, HUB_KEY);

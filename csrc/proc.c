@@ -283,6 +283,14 @@ static int l_kill(lua_State *L) {
   return 1;
 }
 
+/* _fork(): fork(2), for the specs that prove a child gets a fresh hub */
+static int l_fork(lua_State *L) {
+  pid_t pid = fork();
+  if (pid < 0) return luaL_error(L, "fork: %s", strerror(errno));
+  lua_pushinteger(L, pid);
+  return 1;
+}
+
 static int l_closefd(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1);
   hub_fd_forget(HUB(L), fd);
@@ -293,7 +301,7 @@ static int l_closefd(lua_State *L) {
 static const luaL_Reg proc_funcs[] = {
   {"_signal_watch", l_signal_watch}, {"_signal_dispatcher", l_signal_dispatcher},
   {"_spawn", l_spawn_process}, {"_pidfd", l_pidfd}, {"_waitpid", l_waitpid},
-  {"_kill", l_kill}, {"_closefd", l_closefd},
+  {"_kill", l_kill}, {"_closefd", l_closefd}, {"_fork", l_fork},
   {NULL, NULL}
 };
 

@@ -9,7 +9,7 @@ specs=${SPECS:-spec}
 LUA=${LUA:-lua5.4}
 log=$(mktemp)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-set -- $LUA /usr/bin/busted --cpath="$dir/?.so" $specs
+set -- $LUA /usr/bin/busted --ignore-lua --cpath="$dir/?.so" $specs
 if [ -n "$GH_SAN" ]; then
   asan=$(cc -print-file-name=libasan.so)
   ubsan=$(cc -print-file-name=libubsan.so)
@@ -20,12 +20,14 @@ if [ -n "$GH_SAN" ]; then
   export GH_SLOW=1
 fi
 if [ -n "$GH_VALGRIND" ]; then
-  set -- valgrind -q --error-exitcode=67 --leak-check=full --errors-for-leak-kinds=definite \
+  set -- valgrind -q --error-exitcode=67 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
     --suppressions=scripts/valgrind.supp "$@"
   export GH_SLOW=1
 fi
-timeout 1800 "$@" 2>&1 | tee "$log"
-rc=$?
+rcfile=$(mktemp)
+{ timeout 1800 "$@"; echo $? > "$rcfile"; } 2>&1 | tee "$log"
+rc=$(cat "$rcfile")
+rm -f "$rcfile"
 # busted: "12 successes / 0 failures / 1 errors / 0 pending : 1.2 seconds"
 summary=$(grep -E '[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$log" | tail -n 1)
 if [ -z "$summary" ]; then
@@ -41,8 +43,8 @@ if grep -qE '^(==[0-9]+==ERROR|.*runtime error:)' "$log"; then
   echo "greenhub: sanitizer reported errors (see above)" >&2
   failed=$((failed + 1))
 fi
-if grep -qE '==[0-9]+== ERROR SUMMARY: [1-9]' "$log"; then
-  echo "greenhub: valgrind reported errors (see above)" >&2
+if [ "$rc" = 66 ] || [ "$rc" = 67 ] || grep -qE '==[0-9]+== (Invalid|Conditional|Syscall param|Mismatched|Source and destination)|definitely lost in' "$log"; then
+  echo "greenhub: valgrind/sanitizer reported errors (exit $rc; see above)" >&2
   failed=$((failed + 1))
 fi
 rm -f "$log"

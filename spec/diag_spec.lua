@@ -171,7 +171,11 @@ describe("popen and fdopen", function()
     p:kill("KILL")
     assert.same({ nil, "signal", 9 }, { p:wait() })
     local a, err = gh.popen({ "/nonexistent/program" })
-    assert.is_nil(a); assert.is_string(err)
+    if a then -- under valgrind posix_spawn cannot report exec failures: the child exits 127
+      assert.same({ nil, "exit", 127 }, { a:wait() }); a:close()
+    else
+      assert.matches("No such file", err)
+    end
     assert.has_error(function() gh.popen("echo hi") end)
     local sh = gh.popen("echo from shell", { shell = true })
     assert.equal("from shell", sh.stdout:receive())

@@ -31,12 +31,12 @@ return H.slow and x * 10 or x end
 local cpath = package.cpath:match("^([^;]*)")
 -- Run a Lua script in a fresh lua5.4 with the same module paths.
 -- Returns stdout+stderr and the exit code.
-function H.run_script(src)
+function H.run_script(src, prefix)
   local name = os.tmpname()
   local f = assert(io.open(name, "w"))
   f:write(src)
   f:close()
-  local cmd = string.format(
+  local cmd = (prefix or "") .. string.format(
     "timeout 60 lua5.4 -e 'package.path=\"lua/?.lua;lua/?/init.lua;\"..package.path; package.cpath=%q..\";\"..package.cpath' %s 2>&1; echo \"EXIT:$?\"",
     cpath, name)
   local p = assert(io.popen(cmd))
