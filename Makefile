@@ -22,7 +22,7 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 
 BUSTED = $(LUA) /usr/bin/busted
 
-.PHONY: all test asan valgrind install uninstall clean demo bench deps check-rockspec
+.PHONY: all test asan valgrind stress fuzz install uninstall clean demo bench deps check-rockspec
 
 all: build/greenhub/core.so
 
@@ -45,6 +45,18 @@ asan: deps build-asan/greenhub/core.so
 
 valgrind: deps all
 	@GH_VALGRIND=1 sh scripts/run-specs.sh build
+
+stress: deps all
+	@GH_STRESS=full SPECS=spec/stress sh scripts/run-specs.sh build
+
+FUZZ_SECONDS ?= 60
+fuzz: build/fuzz_buffer
+	@mkdir -p build/fuzz-corpus
+	./build/fuzz_buffer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus spec/fuzz/corpus
+
+build/fuzz_buffer: spec/fuzz/fuzz_buffer.c csrc/buffer.c csrc/buffer.h
+	@mkdir -p build
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $@ spec/fuzz/fuzz_buffer.c csrc/buffer.c
 
 demo:
 	@sh scripts/deps.sh demo

@@ -66,3 +66,27 @@ size_t buf_copy_line(const char *src, size_t n, char *out) {
   memcpy(out + k, src, n);
   return k + n;
 }
+
+int buf_take(const gh_buf *b, int pattern, size_t count, size_t line_max,
+             size_t *scanned, size_t *n, size_t *skip) {
+  size_t len = buf_len(b);
+  *skip = 0;
+  switch (pattern) {
+    case PAT_LINE: {
+      ptrdiff_t nl = buf_find_line(b, *scanned);
+      if (nl >= 0) {
+        *n = (size_t)nl;
+        *skip = 1;
+        return (size_t)nl > line_max ? BUF_TOOLONG : BUF_READY;
+      }
+      *scanned = len;
+      return len > line_max ? BUF_TOOLONG : BUF_MORE;
+    }
+    case PAT_COUNT:
+      if (len < count) return BUF_MORE;
+      *n = count;
+      return BUF_READY;
+    default: /* PAT_ALL: only the end of input completes it */
+      return BUF_MORE;
+  }
+}

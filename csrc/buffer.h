@@ -33,6 +33,18 @@ void buf_free(gh_buf *b);
  * bytes already known to hold none (rescans stay linear).
  */
 ptrdiff_t buf_find_line(const gh_buf *b, size_t from);
+/*
+ * The receive patterns. buf_take decides whether the unread bytes satisfy
+ * one: BUF_READY sets *n (bytes of data to return) and *skip (bytes to drop
+ * after them: the '\n' of a line); BUF_MORE needs more input; BUF_TOOLONG:
+ * a line longer than line_max. *scanned carries how far a line search got
+ * (start it at 0) so rescans after more input stay linear.
+ */
+enum { PAT_LINE, PAT_ALL, PAT_COUNT };
+enum { BUF_MORE, BUF_READY, BUF_TOOLONG };
+int buf_take(const gh_buf *b, int pattern, size_t count, size_t line_max,
+             size_t *scanned, size_t *n, size_t *skip);
+
 /* Copy n unread bytes to out, dropping every '\r' (LuaSocket's "*l"). */
 size_t buf_copy_line(const char *src, size_t n, char *out);
 

@@ -158,12 +158,20 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
+static int l_timer_selftest(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, n > 0 && n <= 100000000, 1, "count out of range");
+  lua_pushboolean(L, timer_selftest((uint32_t)n, (uint32_t)luaL_optinteger(L, 2, 1)));
+  return 1;
+}
+
 static const luaL_Reg diag_methods[] = {
   {"name", t_name}, {"waiting", t_waiting}, {NULL, NULL}
 };
 
 static const luaL_Reg diag_funcs[] = {
   {"threads", l_threads}, {"stats", l_stats}, {"_blocking", l_blocking},
+  {"_timer_selftest", l_timer_selftest},
   {NULL, NULL}
 };
 

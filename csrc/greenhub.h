@@ -78,6 +78,7 @@ gh_timer *timer_peek(const gh_heap *hp);
 gh_timer *timer_pop(gh_heap *hp);
 int timer_check(const gh_heap *hp); /* heap invariant, for the specs */
 void timer_free(gh_heap *hp);
+int timer_selftest(uint32_t n, uint32_t seed);
 
 /* ---------------------------------------------------------------- threads */
 

@@ -30,7 +30,7 @@
 #define UDP_DATAGRAMSIZE 8192
 
 enum { K_MASTER, K_CLIENT, K_SERVER, K_UNCONNECTED, K_CONNECTED };
-enum { P_LINE, P_ALL, P_COUNT };
+enum { P_LINE = PAT_LINE, P_ALL = PAT_ALL, P_COUNT = PAT_COUNT };
 
 typedef struct gh_sock {
   int fd;                  /* -1 when closed, or tcp() not yet created */
@@ -247,25 +247,17 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
   size_t count, scanned = 0;
   parse_pattern(L, &mode, &count);
   for (;;) {
-    size_t len = buf_len(&s->buf);
-    if (mode == P_LINE) {
-      ptrdiff_t nl = buf_find_line(&s->buf, scanned);
-      if (nl >= 0 && (size_t)nl > s->line_max) {
-        buf_consume(&s->buf, (size_t)nl + 1); /* drop just that line */
-        return push_fail(L, "line too long");
-      }
-      if (nl >= 0) {
-        push_data(L, s, (size_t)nl, 1, 1);
+    size_t len = buf_len(&s->buf), n, skip;
+    switch (buf_take(&s->buf, mode, count, s->line_max, &scanned, &n, &skip)) {
+      case BUF_READY:
+        push_data(L, s, n, skip, mode == P_LINE);
         return 1;
-      }
-      if (len >= s->line_max) {
-        buf_free(&s->buf);
+      case BUF_TOOLONG:
+        if (skip) buf_consume(&s->buf, n + skip); /* drop just that line */
+        else buf_free(&s->buf);
         return push_fail(L, "line too long");
-      }
-      scanned = len;
-    } else if (mode == P_COUNT && len >= count) {
-      push_data(L, s, count, 0, 0);
-      return 1;
+      default:
+        break;
     }
     if (s->fd < 0) return recv_fail(L, s, "closed");
     size_t want = 4096;
@@ -274,14 +266,14 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
     if (!buf_reserve(&s->buf, want)) return luaL_error(L, "greenhub: out of memory");
     size_t room = buf_room(&s->buf);
     if (mode == P_COUNT && room > count - len) room = count - len;
-    ssize_t n = s->plain ? read(s->fd, s->buf.data + s->buf.last, room)
-                         : recv(s->fd, s->buf.data + s->buf.last, room, 0);
-    if (n > 0) {
-      buf_commit(&s->buf, (size_t)n);
-      s->nrecv += (double)n;
+    ssize_t got = s->plain ? read(s->fd, s->buf.data + s->buf.last, room)
+                           : recv(s->fd, s->buf.data + s->buf.last, room, 0);
+    if (got > 0) {
+      buf_commit(&s->buf, (size_t)got);
+      s->nrecv += (double)got;
       continue;
     }
-    if (n == 0) {
+    if (got == 0) {
       if (mode == P_ALL) { push_data(L, s, buf_len(&s->buf), 0, 0); return 1; }
       return recv_fail(L, s, "closed");
     }

@@ -5,6 +5,7 @@
  * Pure data structure: no Lua, no clock, no I/O.
  */
 #include <stdlib.h>
+#include <stdint.h>
 
 #include "greenhub.h"
 
@@ -92,4 +93,47 @@ void timer_free(gh_heap *hp) {
   free(hp->v);
   hp->v = NULL;
   hp->n = hp->cap = 0;
+}
+
+/*
+ * Self-test for the specs (core._timer_selftest): arm n timers with random
+ * deadlines (many equal), cancel a random half in random order, pop the
+ * rest; checks the heap invariant along the way and that pops come out in
+ * (deadline, seq) order. Returns 1 on success.
+ */
+int timer_selftest(uint32_t n, uint32_t seed) {
+  gh_heap hp = {0};
+  gh_timer *t = calloc(n, sizeof *t);
+  uint32_t *order = malloc(n * sizeof *order);
+  if (!t || !order) { free(t); free(order); return 0; }
+  uint64_t x = seed ? seed : 1;
+#define RND() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+  int ok = 1;
+  for (uint32_t i = 0; i < n; i++) {
+    timer_start(&hp, &t[i], (int64_t)(RND() % (n / 4 + 1)));
+    order[i] = i;
+    if (i % 4096 == 0 && !timer_check(&hp)) ok = 0;
+  }
+  for (uint32_t i = n - 1; i > 0; i--) { /* shuffle */
+    uint32_t j = (uint32_t)(RND() % (i + 1)), k = order[i];
+    order[i] = order[j];
+    order[j] = k;
+  }
+  for (uint32_t i = 0; i < n / 2; i++) {
+    timer_cancel(&hp, &t[order[i]]);
+    if (t[order[i]].idx != 0) ok = 0;
+    if (i % 4096 == 0 && !timer_check(&hp)) ok = 0;
+  }
+  if (!timer_check(&hp) || hp.n != n - n / 2) ok = 0;
+  gh_timer *prev = NULL, *cur;
+  while ((cur = timer_pop(&hp))) {
+    if (prev && (cur->deadline < prev->deadline ||
+                 (cur->deadline == prev->deadline && cur->seq < prev->seq))) ok = 0;
+    prev = cur;
+  }
+  timer_free(&hp);
+  free(t);
+  free(order);
+  return ok;
+#undef RND
 }
