@@ -205,7 +205,10 @@ static void parse_pattern(lua_State *L, int *mode, size_t *count) {
     lua_Integer n = luaL_checkinteger(L, 2);
     if (n < 0) luaL_argerror(L, 2, "negative byte count");
     *mode = P_COUNT;
-    *count = (size_t)n;
+    /* as LuaSocket: the count includes the prefix (receive(n, partial)
+       continues an interrupted receive(n)) */
+    size_t plen = lua_type(L, 3) == LUA_TSTRING ? lua_rawlen(L, 3) : 0;
+    *count = (size_t)n > plen ? (size_t)n - plen : 0;
     return;
   }
   const char *p = luaL_optstring(L, 2, "*l");

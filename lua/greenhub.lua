@@ -43,7 +43,7 @@ M.pool = require "greenhub.pool"
 
 -- gh.socket (LuaSocket's `socket` module, green) and gh.coroutine load on
 -- first use
-local lazy = { socket = "greenhub.socket", coroutine = "greenhub.coroutine" }
+local lazy = { socket = "greenhub.socket", coroutine = "greenhub.coroutine", tls = "greenhub.tls" }
 setmetatable(M, { __index = function(t, k)
   local name = lazy[k]
   if name then
@@ -67,9 +67,11 @@ function M.patch()
   package.loaded["socket.unix"] = gsock.unix
   -- modules already loaded against the real socket keep their reference:
   -- reload LuaSocket's pure-Lua layers so they pick up the green one
-  for _, name in ipairs({ "socket.http", "socket.smtp", "socket.ftp", "socket.tp", "socket.url", "socket.headers" }) do
+  for _, name in ipairs({ "socket.http", "socket.smtp", "socket.ftp", "socket.tp", "socket.url", "socket.headers", "ssl.https" }) do
     package.loaded[name] = nil
   end
+  -- LuaSec: ssl.wrap gives green TLS sockets, so ssl.https runs green
+  M.tls.patch_luasec()
   _G.coroutine = M.coroutine
   package.loaded["coroutine"] = M.coroutine
   return M

@@ -44,6 +44,7 @@ build = {
     ["greenhub.coroutine"] = "lua/greenhub/coroutine.lua",
     ["greenhub.proc"] = "lua/greenhub/proc.lua",
     ["greenhub.backdoor"] = "lua/greenhub/backdoor.lua",
+    ["greenhub.tls"] = "lua/greenhub/tls.lua",
   },
 }
 test = {
