@@ -9,7 +9,7 @@ RUNS=${RUNS:-3}
 DUR=${DUR:-4}
 what=${1:-all}
 PY=/usr/bin/python3
-B=build/bench
+B=$(pwd)/build/bench
 mkdir -p $B
 cc -O2 -o $B/raw_http bench/raw_http.c
 cc -O2 -o $B/echo_client bench/echo_client.c
@@ -152,11 +152,68 @@ http_client() {
   printf "   gh.patch(), 10 green threads     %8.0f req/s  ratio %s\n" "$green10" "$(ratio "$green10" "$plain")"
 }
 
+tls_bench() {
+  echo "== HTTPS keep-alive hello world, wrk -t1 -c100 -d${DUR}s, same certificate (median of $RUNS)"
+  local d=$B/tls
+  mkdir -p $d
+  [ -f $d/server.crt ] || openssl req -x509 -newkey rsa:2048 -nodes -keyout $d/server.key -out $d/server.crt \
+      -days 30 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1
+  local results=""
+  for s in greenhub-tcp greenhub-tls nginx-tls; do
+    local vals="" cpu=""
+    for _ in $(seq $RUNS); do
+      local url
+      case $s in
+        greenhub-tcp) taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>/dev/null & url=http://127.0.0.1:$PORT/ ;;
+        greenhub-tls) taskset -c 0 lua5.4 examples/hello_https.lua $PORT $d/server.crt $d/server.key 2>/dev/null & url=https://127.0.0.1:$PORT/ ;;
+        nginx-tls)
+          command -v nginx >/dev/null || { echo "   nginx not installed"; break; }
+          mkdir -p $d/nginx
+          cat > $d/nginx/nginx.conf <<NGX
+worker_processes 1;
+daemon off;
+master_process off;
+error_log $d/nginx/error.log;
+pid $d/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$PORT ssl;
+    ssl_certificate $d/server.crt;
+    ssl_certificate_key $d/server.key;
+    location / { default_type text/plain; return 200 "Hello, World!"; }
+  }
+}
+NGX
+          taskset -c 0 nginx -c $d/nginx/nginx.conf -p $d/nginx 2>/dev/null & url=https://127.0.0.1:$PORT/ ;;
+      esac
+      SPID=$!
+      for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+      local c0; c0=$(cpu_ticks $SPID)
+      local out; out=$(taskset -c 1 wrk -t1 -c100 -d${DUR}s $url 2>&1)
+      local c1; c1=$(cpu_ticks $SPID)
+      stop_server
+      local total; total=$(echo "$out" | awk '/requests in/ {print $1}')
+      vals="$vals$(echo "$out" | awk '/Requests\/sec/ {print $2}')"$'\n'
+      cpu="$cpu$(awk -v a=$c0 -v b=$c1 -v n=$total -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n }')"$'\n'
+    done
+    local m mc
+    m=$(printf "%s" "$vals" | grep -E '^[0-9.]+$' | median)
+    mc=$(printf "%s" "$cpu" | grep -E '^[0-9.]+$' | median)
+    eval "r_${s//-/_}=$m"
+    printf "   %-13s %10s req/s   server us/req %s\n" $s "$m" "$mc"
+  done
+  echo "   greenhub TLS / greenhub TCP: $(ratio ${r_greenhub_tls:-0} ${r_greenhub_tcp:-0})   greenhub TLS / nginx TLS: $(ratio ${r_greenhub_tls:-0} ${r_nginx_tls:-0})"
+}
+
 case $what in
   core) core ;;
   http) http 100; http 1000 ;;
   echo) echo_bench ;;
   syscalls) syscalls ;;
   patch) http_client ;;
-  all) core; http 100; http 1000; echo_bench; syscalls; http_client ;;
+  tls) tls_bench ;;
+  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench ;;
 esac
