@@ -66,7 +66,7 @@ demo:
 bench:
 	@sh scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
-	@sh bench/run.sh
+	@bash bench/run.sh
 
 check-rockspec:
 	@sh scripts/check-rockspec.sh

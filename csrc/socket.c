@@ -76,6 +76,19 @@ static int push_errno(lua_State *L, int err) {
   return push_fail(L, sock_strerror(err));
 }
 
+/*
+ * First thing in a continuation after an fd wait: raise a pending
+ * interrupt; when the wait timed out or the fd was closed push nil and
+ * LuaSocket's word and return 2; else 0 (go on, retry the syscall).
+ */
+static int wait_failed(lua_State *L, gh_hub *h) {
+  gh_thread *self = hub_me(L, h);
+  hub_check_intr(L, h, self);
+  if (self->wake == WK_TIMEOUT) return push_fail(L, "timeout");
+  if (self->wake == WK_CLOSED) return push_fail(L, "closed");
+  return 0;
+}
+
 /* ---------------------------------------------------------------- objects */
 
 static gh_sock *sock_check(lua_State *L, int arg) {
@@ -558,11 +571,10 @@ static int connect_done(lua_State *L, gh_sock *s) {
 
 static int connect_wait_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
-  gh_thread *self = hub_me(L, s->hub);
   (void)status;
-  hub_check_intr(L, s->hub, self);
-  if (self->wake == WK_TIMEOUT) return push_fail(L, "timeout");
-  if (self->wake == WK_CLOSED || s->fd < 0) return push_fail(L, "closed");
+  int r = wait_failed(L, s->hub);
+  if (r) return r;
+  if (s->fd < 0) return push_fail(L, "closed");
   int err = 0;
   socklen_t len = sizeof err;
   if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
@@ -676,12 +688,9 @@ static int accept_step(lua_State *L, gh_sock *s, int64_t total) {
 
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
-  gh_thread *self = hub_me(L, s->hub);
   (void)status;
-  hub_check_intr(L, s->hub, self);
-  if (self->wake == WK_TIMEOUT) return push_fail(L, "timeout");
-  if (self->wake == WK_CLOSED) return push_fail(L, "closed");
-  return accept_step(L, s, (int64_t)ctx);
+  int r = wait_failed(L, s->hub);
+  return r ? r : accept_step(L, s, (int64_t)ctx);
 }
 
 static int sock_accept(lua_State *L) {
@@ -728,11 +737,9 @@ static int udp_step(lua_State *L, gh_sock *s, int from, int64_t total) {
 
 static int udp_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
-  gh_thread *self = hub_me(L, s->hub);
   (void)status;
-  hub_check_intr(L, s->hub, self);
-  if (self->wake == WK_TIMEOUT) return push_fail(L, "timeout");
-  if (self->wake == WK_CLOSED) return push_fail(L, "closed");
+  int r = wait_failed(L, s->hub);
+  if (r) return r;
   int64_t c = (int64_t)ctx;
   int from = (int)(c & 1);
   return udp_step(L, s, from, c < 0 ? -1 : c / 2);
@@ -777,12 +784,9 @@ static int udp_send_step(lua_State *L, gh_sock *s, int64_t total) {
 
 static int udp_send_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
-  gh_thread *self = hub_me(L, s->hub);
   (void)status;
-  hub_check_intr(L, s->hub, self);
-  if (self->wake == WK_TIMEOUT) return push_fail(L, "timeout");
-  if (self->wake == WK_CLOSED) return push_fail(L, "closed");
-  return udp_send_step(L, s, (int64_t)ctx);
+  int r = wait_failed(L, s->hub);
+  return r ? r : udp_send_step(L, s, (int64_t)ctx);
 }
 
 static int udp_send(lua_State *L, gh_sock *s, int to) {
@@ -999,15 +1003,11 @@ static int sock_class_m(lua_State *L) {
 /* ---------------------------------------------------------------- trampoline */
 
 static int tramp_k(lua_State *L, int status, lua_KContext ctx) {
-  gh_hub *h = HUB(L);
-  gh_thread *self = hub_me(L, h);
   (void)status; (void)ctx;
-  hub_check_intr(L, h, self);
-  if (self->wake == WK_OK) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  return push_fail(L, self->wake == WK_TIMEOUT ? "timeout" : "closed");
+  int r = wait_failed(L, HUB(L));
+  if (r) return r;
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 /*

@@ -90,14 +90,7 @@ end
 
 --- listen(host, port [, backlog]) -> listening TCP socket (reuseaddr on)
 function M.listen(host, port, backlog)
-  if host == "*" then host = "0.0.0.0" end
-  local sock, err = core.tcp()
-  if not sock then return nil, err end
-  local ok, e = sock:_bind_reuse(host, port)
-  if not ok then sock:close(); return nil, e end
-  ok, e = sock:listen(backlog or 1024)
-  if not ok then sock:close(); return nil, e end
-  return sock
+  return M.socket._listen(host, port, backlog or 1024)
 end
 
 --- serve(server, handler [, concurrency]): accept forever; each connection

@@ -47,17 +47,20 @@ end
 M.connect4 = function(a, p, la, lp) return M.connect(a, p, la, lp, "inet") end
 M.connect6 = function(a, p, la, lp) return M.connect(a, p, la, lp, "inet6") end
 
---- bind(address, port [, backlog]): a listening TCP socket, reuseaddr on
-function M.bind(host, port, backlog)
+-- A listening TCP socket with reuseaddr on (socket.bind and gh.listen).
+function M._listen(host, port, backlog)
   if host == "*" then host = "0.0.0.0" end
   local sock, err = core.tcp()
   if not sock then return nil, err end
   local ok, e = sock:_bind_reuse(host, port)
   if not ok then sock:close(); return nil, e end
-  ok, e = sock:listen(backlog or 32)
+  ok, e = sock:listen(backlog)
   if not ok then sock:close(); return nil, e end
   return sock
 end
+
+--- bind(address, port [, backlog=32]): a listening TCP socket, reuseaddr on
+function M.bind(host, port, backlog) return M._listen(host, port, backlog or 32) end
 
 -- DNS, resolved by the hub's worker pool (never blocks other threads)
 local dns = {}
