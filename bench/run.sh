@@ -23,6 +23,7 @@ have_py() { $PY -c "import $1" 2>/dev/null; }
 core() {
   echo "== core: green threads (ns per operation; lower is better)"
   printf "%-12s %10s %10s %10s %10s %10s\n" test bare greenhub cqueues eventlet gevent
+  local floor=0
   for t in switch spawn spawn_batch queue event; do
     declare -A r=()
     for impl in bare greenhub cqueues eventlet gevent; do
@@ -36,6 +37,8 @@ core() {
       done
       r[$impl]=$(printf "%s" "$vals" | grep -E '^[0-9.]+$' | median)
     done
+    # queue and event have no bare form: their floor is the bare switch
+    case $t in queue|event) r[bare]=$floor ;; switch) floor=${r[bare]} ;; esac
     printf "%-12s %10.0f %10.0f %10.0f %10.0f %10.0f\n" $t ${r[bare]} ${r[greenhub]} ${r[cqueues]:-0} ${r[eventlet]:-0} ${r[gevent]:-0}
     echo "   greenhub rate / bare rate: $(ratio ${r[bare]} ${r[greenhub]})   greenhub vs cqueues: $(ratio ${r[cqueues]:-0} ${r[greenhub]})x   vs eventlet: $(ratio ${r[eventlet]:-0} ${r[greenhub]})x   vs gevent: $(ratio ${r[gevent]:-0} ${r[greenhub]})x"
     unset r

@@ -132,7 +132,9 @@ enum { WC_NONE, WC_SLEEP, WC_READ, WC_WRITE, WC_EVENT, WC_SEM, WC_QGET,
 
 /* ---------------------------------------------------------------- fds */
 
-enum { FD_R = 1, FD_W = 2 };
+/* FD_HUP: the peer hung up or the fd has an error; sticky, since that edge
+   comes once and a short read does not consume it */
+enum { FD_R = 1, FD_W = 2, FD_HUP = 4 };
 
 /*
  * Per-fd record, indexed by fd number. gen changes whenever greenhub
@@ -217,6 +219,15 @@ int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
                 int64_t deadline, lua_KContext ctx, lua_KFunction k);
 void hub_fd_forget(gh_hub *h, int fd);  /* fd just opened or closing */
 gh_fd *hub_fd(gh_hub *h, int fd);
+
+/* Worth trying the syscall? No when a short read/write since the last edge
+   showed the fd drained (an edge sets the bit again). Unknown fds: yes. */
+static inline int hub_fd_maybe_ready(const gh_hub *h, int fd, int dir) {
+  return fd >= h->nfds || (h->fds[fd].ready & (dir | FD_HUP));
+}
+static inline void hub_fd_drained(gh_hub *h, int fd, int dir) {
+  if (fd < h->nfds) h->fds[fd].ready &= (uint8_t)~dir;
+}
 int hub_turn(lua_State *L, gh_hub *h, int may_block);
 void hub_fork_init(gh_hub *h);
 int64_t hub_deadline(lua_State *L, int arg);

@@ -251,6 +251,7 @@ gh_fd *hub_fd(gh_hub *h, int fd) {
     gh_fd *v = realloc(h->fds, (size_t)n * sizeof *v);
     if (!v) return NULL;
     memset(v + h->nfds, 0, (size_t)(n - h->nfds) * sizeof *v);
+    for (int i = h->nfds; i < n; i++) v[i].ready = FD_R | FD_W; /* unknown: try */
     h->fds = v;
     h->nfds = n;
   }
@@ -270,7 +271,7 @@ void hub_fd_forget(gh_hub *h, int fd) {
     h->nregistered--;
   }
   r->registered = 0;
-  r->ready = 0;
+  r->ready = FD_R | FD_W; /* unknown: the first operation tries the syscall */
   r->gen++;
   if (r->reader) hub_wake(h, r->reader, WK_CLOSED);
   if (r->writer) hub_wake(h, r->writer, WK_CLOSED);
@@ -327,6 +328,7 @@ static void poll_dispatch(gh_hub *h, struct epoll_event *ev, int n) {
     gh_fd *r = &h->fds[fd];
     if (!r->registered || r->gen != gen) continue; /* stale: fd was reused */
     uint32_t e = ev[i].events;
+    if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) r->ready |= FD_HUP;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
       r->ready |= FD_R;
       if (r->reader) hub_wake(h, r->reader, WK_OK);

@@ -276,6 +276,9 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
         break;
     }
     if (s->fd < 0) return recv_fail(L, s, "closed");
+    /* the last read came up short, so the socket is drained until epoll
+       says otherwise: skip the recv that would only say EAGAIN */
+    if (!hub_fd_maybe_ready(s->hub, s->fd, FD_R)) goto wait;
     size_t want = 4096;
     if (mode == P_COUNT && count - len > want) want = count - len;
     if (mode == P_LINE && s->line_max - len < want) want = s->line_max - len + 1;
@@ -287,6 +290,7 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
     if (got > 0) {
       buf_commit(&s->buf, (size_t)got);
       s->nrecv += (double)got;
+      if ((size_t)got < room) hub_fd_drained(s->hub, s->fd, FD_R);
       continue;
     }
     if (got == 0) {
@@ -295,6 +299,7 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return recv_fail(L, s, sock_strerror(errno));
+  wait:;
     int64_t d = wait_deadline(s, total);
     if (expired(d)) return recv_fail(L, s, "timeout");
     gh_hub *h = s->hub;

@@ -67,7 +67,9 @@ describe("stress", function()
     assert.same({ true, "exit", 0 }, { server:wait(10) })
     server:close()
     print(("\n    %d connections: server RSS %.0f bytes per connection"):format(n, per_conn))
-    assert.is_true(per_conn <= 4096, "server RSS per connection " .. per_conn)
+    -- RSS means nothing under ASan/valgrind (redzones, quarantine); those
+    -- runs check leaks themselves
+    if not H.slow then assert.is_true(per_conn <= 4096, "server RSS per connection " .. per_conn) end
   end)
 
   it("1,000,000 spawn/finish cycles: RSS grows less than 5%", function()
@@ -85,7 +87,7 @@ describe("stress", function()
     collectgarbage(); collectgarbage()
     local growth = (rss_of() - rss0) / rss0
     assert.equal(0, gh.stats().threads)
-    assert.is_true(growth < 0.05, ("RSS grew %.1f%%"):format(growth * 100))
+    if not H.slow then assert.is_true(growth < 0.05, ("RSS grew %.1f%%"):format(growth * 100)) end
   end)
 
   it("1,000,000 timers set and cancelled in random order keep the heap invariant", function()
@@ -154,6 +156,6 @@ describe("stress", function()
     print(("\n    killed %d blocked threads per round; RSS %.1f MB before, %.1f after one round, %.1f after two"):format(
       killed, rss0 / 1e6, rss1 / 1e6, rss2 / 1e6))
     assert.equal(0, gh.stats().threads)
-    assert.is_true(growth < 0.05, ("RSS grew %.1f%% in the second round"):format(growth * 100))
+    if not H.slow then assert.is_true(growth < 0.05, ("RSS grew %.1f%% in the second round"):format(growth * 100)) end
   end)
 end)
