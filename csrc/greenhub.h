@@ -252,6 +252,7 @@ static inline void gh_setfuncs(lua_State *L, int mod, int hub, const luaL_Reg *r
 
 /* luaL_checkudata without its by-name registry lookup (hot paths). */
 void *gh_check(lua_State *L, int arg, int cls, const char *tname);
+void *gh_checkh(lua_State *L, gh_hub *h, int arg, int cls, const char *tname);
 void gh_remember_mt(lua_State *L, int hub, int mt, int cls);
 
 /* The hub from a C function's upvalue 1 (every greenhub closure has it). */

@@ -98,7 +98,11 @@ int64_t hub_deadline(lua_State *L, int arg) {
 }
 
 void *gh_check(lua_State *L, int arg, int cls, const char *tname) {
-  gh_hub *h = lua_touserdata(L, lua_upvalueindex(1)); /* NULL without upvalues */
+  /* NULL without upvalues (a __gc): then the slow check */
+  return gh_checkh(L, lua_touserdata(L, lua_upvalueindex(1)), arg, cls, tname);
+}
+
+void *gh_checkh(lua_State *L, gh_hub *h, int arg, int cls, const char *tname) {
   void *p = lua_touserdata(L, arg);
   if (h && p && lua_getmetatable(L, arg)) {
     int ok = lua_topointer(L, -1) == h->mt[cls];
@@ -208,7 +212,7 @@ int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
   if (self->where == TW_NONE) self->where = deadline < 0 ? TW_FOREVER : TW_SLEEP;
   if (deadline >= 0) timer_start(&h->timers, &self->timer, deadline);
   self->wake = WK_OK;
-  self->since = hub_clock_coarse();
+  self->since = h->now; /* this turn's start: precise enough for gh.threads() */
   if (self->waitcode == WC_NONE) self->waitcode = WC_SLEEP;
   if (self->flags & TF_MAIN) {
     main_block(L, h);

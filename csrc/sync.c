@@ -285,8 +285,7 @@ static void queue_pop(lua_State *L, gh_queue *q) {
 static int queue_put_k(lua_State *L, int status, lua_KContext ctx);
 
 /* Stack: queue, value. */
-static int queue_put_step(lua_State *L, gh_queue *q, int64_t d, int front) {
-  gh_hub *h = HUB(L);
+static int queue_put_step(lua_State *L, gh_hub *h, gh_queue *q, int64_t d, int front) {
   if (q->closed) return luaL_error(L, "greenhub: put on a closed queue");
   if (q->max == 0 || q->n < q->max) {
     queue_push(L, q, 2);
@@ -306,21 +305,21 @@ static int queue_put_k(lua_State *L, int status, lua_KContext ctx) {
   if (self->wake == WK_INTR && self->granted) list_grant(h, &q->putters);
   hub_check_intr(L, h, self);
   if (self->wake == WK_TIMEOUT) return push_timeout(L);
-  return queue_put_step(L, q, (int64_t)ctx, 1);
+  return queue_put_step(L, h, q, (int64_t)ctx, 1);
 }
 
 static int queue_put(lua_State *L) {
-  gh_queue *q = queue_check(L);
+  gh_hub *h = HUB(L);
+  gh_queue *q = gh_checkh(L, h, 1, GH_QUEUE, QUEUE_MT);
   luaL_checkany(L, 2);
-  int64_t d = hub_deadline(L, 3);
+  int64_t d = lua_isnoneornil(L, 3) ? -1 : hub_deadline(L, 3);
   lua_settop(L, 2);
-  return queue_put_step(L, q, d, 0);
+  return queue_put_step(L, h, q, d, 0);
 }
 
 static int queue_get_k(lua_State *L, int status, lua_KContext ctx);
 
-static int queue_get_step(lua_State *L, gh_queue *q, int64_t d, int front) {
-  gh_hub *h = HUB(L);
+static int queue_get_step(lua_State *L, gh_hub *h, gh_queue *q, int64_t d, int front) {
   if (q->n > 0) {
     queue_pop(L, q);
     list_grant(h, &q->putters);
@@ -343,14 +342,15 @@ static int queue_get_k(lua_State *L, int status, lua_KContext ctx) {
   if (self->wake == WK_INTR && self->granted && q->n > 0) list_grant(h, &q->getters);
   hub_check_intr(L, h, self);
   if (self->wake == WK_TIMEOUT) return push_timeout(L);
-  return queue_get_step(L, q, (int64_t)ctx, 1);
+  return queue_get_step(L, h, q, (int64_t)ctx, 1);
 }
 
 static int queue_get(lua_State *L) {
-  gh_queue *q = queue_check(L);
-  int64_t d = hub_deadline(L, 2);
+  gh_hub *h = HUB(L);
+  gh_queue *q = gh_checkh(L, h, 1, GH_QUEUE, QUEUE_MT);
+  int64_t d = lua_isnoneornil(L, 2) ? -1 : hub_deadline(L, 2);
   lua_settop(L, 1);
-  return queue_get_step(L, q, d, 0);
+  return queue_get_step(L, h, q, d, 0);
 }
 
 static int queue_close(lua_State *L) {
