@@ -227,29 +227,43 @@ typedef struct gh_queue {
   lua_Integer n, cap;      /* items, ring capacity */
   lua_Integer max;         /* 0 = unbounded */
   int closed;
+  int inline_ring;         /* small bounded queue: the ring is the user values */
 } gh_queue;
+
+#define QUEUE_INLINE_MAX 16 /* bounded queues up to this size keep items inline */
 
 static gh_queue *queue_check(lua_State *L) { return gh_check(L, 1, GH_QUEUE, QUEUE_MT); }
 
 static int l_queue(lua_State *L) {
   lua_Integer max = luaL_optinteger(L, 1, 0);
   if (max < 0) return luaL_argerror(L, 1, "maxsize must be >= 0");
-  gh_queue *q = lua_newuserdatauv(L, sizeof *q, 1);
+  int inl = max > 0 && max <= QUEUE_INLINE_MAX;
+  gh_queue *q = lua_newuserdatauv(L, sizeof *q, inl ? (int)max : 1);
   link_init(&q->getters);
   link_init(&q->putters);
   q->head = 1;
   q->n = 0;
-  q->cap = max > 0 && max < 64 ? max : 64;
+  q->cap = inl ? max : 64;
   q->max = max;
   q->closed = 0;
-  lua_createtable(L, (int)q->cap, 0);
-  lua_setiuservalue(L, -2, 1);
+  q->inline_ring = inl;
+  if (!inl) {
+    lua_createtable(L, (int)q->cap, 0);
+    lua_setiuservalue(L, -2, 1);
+  }
   luaL_setmetatable(L, QUEUE_MT);
   return 1;
 }
 
 /* Append the value at index v (queue userdata at 1). */
 static void queue_push(lua_State *L, gh_queue *q, int v) {
+  lua_Integer slot = (q->head - 1 + q->n) % q->cap + 1;
+  if (q->inline_ring) { /* never full here: put checked max == cap */
+    lua_pushvalue(L, v);
+    lua_setiuservalue(L, 1, (int)slot);
+    q->n++;
+    return;
+  }
   lua_getiuservalue(L, 1, 1);
   int t = lua_gettop(L);
   if (q->n == q->cap) { /* grow: unroll the ring into a bigger one */
@@ -264,20 +278,27 @@ static void queue_push(lua_State *L, gh_queue *q, int v) {
     lua_replace(L, t);
     q->head = 1;
     q->cap = cap;
+    slot = q->n + 1;
   }
   lua_pushvalue(L, v);
-  lua_rawseti(L, t, (q->head - 1 + q->n) % q->cap + 1);
+  lua_rawseti(L, t, slot);
   q->n++;
   lua_pop(L, 1);
 }
 
 /* Pop the oldest value onto the stack. */
 static void queue_pop(lua_State *L, gh_queue *q) {
-  lua_getiuservalue(L, 1, 1);
-  lua_rawgeti(L, -1, q->head);
-  lua_pushnil(L);
-  lua_rawseti(L, -3, q->head);
-  lua_remove(L, -2);
+  if (q->inline_ring) {
+    lua_getiuservalue(L, 1, (int)q->head);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, (int)q->head); /* do not keep it alive */
+  } else {
+    lua_getiuservalue(L, 1, 1);
+    lua_rawgeti(L, -1, q->head);
+    lua_pushnil(L);
+    lua_rawseti(L, -3, q->head);
+    lua_remove(L, -2);
+  }
   q->head = q->head % q->cap + 1;
   q->n--;
 }

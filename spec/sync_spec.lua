@@ -176,6 +176,20 @@ describe("queue", function()
     waiter:wait()
   end)
 
+  it("a small bounded queue wraps its ring in order, nil included", function()
+    local q = gh.queue(3)
+    for round = 1, 5 do
+      q:put(round); q:put(nil); q:put(round * 10)
+      assert.same({ nil, "timeout" }, { q:put("x", 0) })
+      assert.equal(round, q:get())
+      q:put("late")
+      assert.is_nil(q:get())
+      assert.equal(round * 10, q:get())
+      assert.equal("late", q:get())
+      assert.equal(0, q:size())
+    end
+  end)
+
   it("grows beyond its initial ring without losing order", function()
     local q = gh.queue()
     for i = 1, 1000 do q:put(i) end
