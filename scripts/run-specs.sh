@@ -15,13 +15,12 @@ if [ -n "$GH_SAN" ]; then
   ubsan=$(cc -print-file-name=libubsan.so)
   export LD_PRELOAD="$asan $ubsan"
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=66"
-  export LSAN_OPTIONS="suppressions=$(pwd)/scripts/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export GH_SLOW=1
 fi
 if [ -n "$GH_VALGRIND" ]; then
-  set -- valgrind -q --error-exitcode=67 --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite \
-    --suppressions=scripts/valgrind.supp "$@"
+  set -- valgrind -q --error-exitcode=67 --leak-check=full --show-leak-kinds=definite \
+    --errors-for-leak-kinds=definite "$@"
   export GH_SLOW=1
 fi
 rcfile=$(mktemp)

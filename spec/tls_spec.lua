@@ -23,7 +23,7 @@ end)
 teardown(function() if dir then os.execute("rm -rf " .. dir) end end)
 
 local function tls_server(cert, handler)
-  local srv = assert(gh.tls.listen("127.0.0.1", 0, { certificate = dir .. "/" .. cert .. ".crt", key = dir .. "/" .. cert .. ".key", handshake_timeout = 5 }))
+  local srv = assert(gh.tls.listen("127.0.0.1", 0, { certificate = dir .. "/" .. cert .. ".crt", key = dir .. "/" .. cert .. ".key", handshake_timeout = H.scale(5) }))
   local _, port = srv:getsockname()
   local t = gh.spawn(gh.serve, srv, handler)
   return port, function() srv:close(); t:wait() end

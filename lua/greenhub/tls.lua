@@ -37,6 +37,15 @@ function MT:__tostring()
   return "tls{" .. (self.server_side and "server" or "client") .. "}: " .. tostring(self.conn)
 end
 
+-- LuaSec passes some system errors through as strerror text; give them
+-- LuaSocket's words, as a green TCP socket would
+local closed_words = { ["Broken pipe"] = true, ["Connection reset by peer"] = true,
+  ["Connection aborted"] = true, ["Software caused connection abort"] = true }
+local function word(err)
+  if closed_words[err] then return "closed" end
+  return err
+end
+
 -- seconds left before the call's deadline (nil = none)
 local function left(deadline)
   if not deadline then return nil end
@@ -144,7 +153,7 @@ function TLS:receive(pattern, prefix)
         if not w then return nil, werr, acc or "" end
       end
     else
-      return nil, e, acc or ""
+      return nil, word(e), acc or ""
     end
   end
 end
@@ -163,7 +172,7 @@ function TLS:send(data, i, j)
       local w, werr = await(self, e == "timeout" and "wantwrite" or e, deadline)
       if not w then return nil, werr, (sent or i - 1) end
     else
-      return nil, e, sent or i - 1
+      return nil, word(e), sent or i - 1
     end
   end
 end
