@@ -405,6 +405,39 @@ describe("tcp", function()
 end)
 
 
+describe("serve", function()
+  it("runs each connection in its own thread, at most n at once, and closes it after", function()
+    local srv = assert(gh.listen("127.0.0.1", 0))
+    local _, port = srv:getsockname()
+    local active, peak, served = 0, 0, 0
+    local t = gh.spawn(gh.serve, srv, function(c)
+      active = active + 1
+      if active > peak then peak = active end
+      c:send("hello\n")
+      gh.sleep(0.02)
+      active = active - 1
+      served = served + 1
+    end, 3)
+    local cs = {}
+    for i = 1, 10 do
+      cs[i] = gh.spawn(function()
+        local c = assert(gh.connect("127.0.0.1", port))
+        c:settimeout(5)
+        local l = c:receive()
+        local _, err = c:receive() -- the server closes after the handler
+        c:close()
+        return l, err
+      end)
+    end
+    for i = 1, 10 do assert.same({ "hello", "closed" }, { cs[i]:wait() }) end
+    assert.equal(10, served)
+    assert.equal(3, peak)
+    srv:close()
+    t:wait() -- serve returns once the server socket is closed
+    assert.has_error(function() gh.serve(srv, "not a function") end)
+  end)
+end)
+
 describe("udp", function()
   it("round trip with sendto/receivefrom and connected send/receive", function()
     local srv = assert(socket.udp())
