@@ -31,6 +31,7 @@ const char *diag_name(lua_State *L, gh_hub *h, gh_thread *t) {
   lua_Debug ar;
   int found = 0;
   if (co && t->state == TS_PENDING && lua_gettop(co) >= 1) {
+    lua_checkstack(co, 1);
     lua_pushvalue(co, 1);
     found = lua_getinfo(co, ">S", &ar);
   } else if (co) {

@@ -101,6 +101,7 @@ static const char *error_text(lua_State *L, int idx) {
 static void report(gh_hub *h, lua_State *L, gh_thread *t) {
   int top = lua_gettop(L);
   luaL_checkstack(L, 8, NULL);
+  lua_checkstack(t->co, 2);
   lua_pushvalue(t->co, -1);
   lua_xmove(t->co, L, 1);                       /* err */
   luaL_traceback(L, t->co, error_text(L, top + 1), 0);
@@ -158,22 +159,25 @@ static void run_links(gh_hub *h, lua_State *L, gh_thread *t) {
 static void thread_store(gh_hub *h, lua_State *L, gh_thread *t) {
   lua_State *co = t->co;
   int n = t->nres;
-  if (n == 0) goto reuse; /* nothing to keep (the stale user value is never read) */
-  thread_push(L, h, t);
-  luaL_checkstack(L, n + 2, "too many results");
-  lua_xmove(co, L, n);
-  if (n == 0) lua_pushnil(L);
-  else if (n > 1) {
-    lua_createtable(L, n, 0);
-    lua_insert(L, -(n + 1));
-    for (int i = n; i >= 1; i--) lua_rawseti(L, -(i + 1), i);
+  int pool = h->npool < GH_POOL_MAX && lua_status(co) == LUA_OK;
+  /* no results and a pooled coroutine: the stale user value is never read,
+     and the pool keeps the coroutine alive anyway */
+  if (n > 0 || !pool) {
+    thread_push(L, h, t);
+    luaL_checkstack(L, n + 2, "too many results");
+    lua_xmove(co, L, n);
+    if (n == 0) lua_pushnil(L); /* let the coroutine go */
+    else if (n > 1) {
+      lua_createtable(L, n, 0);
+      lua_insert(L, -(n + 1));
+      for (int i = n; i >= 1; i--) lua_rawseti(L, -(i + 1), i);
+    }
+    lua_setiuservalue(L, -2, 1);
+    lua_pop(L, 1);
   }
-  lua_setiuservalue(L, -2, 1);
-  lua_pop(L, 1);
-reuse:
   lua_settop(co, 0);
   t->co = NULL;
-  if (h->npool < GH_POOL_MAX && lua_status(co) == LUA_OK) {
+  if (pool) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->pool_ref);
     lua_pushthread(co);
     lua_xmove(co, L, 1);
@@ -247,6 +251,7 @@ void thread_resume(gh_hub *h, lua_State *L, gh_thread *t) {
   t->state = TS_RUNNING;
   h->switches++;
   if (h->block_ns) diag_on_resume(h, t);
+  else if (lua_gethook(t->co)) lua_sethook(t->co, NULL, 0, 0); /* was on */
   int st = lua_resume(t->co, L, nargs, &nres);
   h->current = prev;
   if (st == LUA_YIELD) {
@@ -318,12 +323,9 @@ static int l_sleep(lua_State *L) {
 
 static int l_current(lua_State *L) {
   gh_hub *h = HUB(L);
-  gh_thread *t = h->current;
-  if (t && t->co == L) thread_push(L, h, t);
-  else if (t) {
-    /* inside a coroutine nested in a green thread: still that thread */
-    thread_push(L, h, t);
-  } else lua_pushnil(L);
+  /* inside a coroutine nested in a green thread it is still that thread */
+  if (h->current) thread_push(L, h, h->current);
+  else lua_pushnil(L);
   return 1;
 }
 
