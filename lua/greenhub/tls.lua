@@ -137,32 +137,38 @@ end
 
 --- receive([pattern [, prefix]]) as a green socket's
 function TLS:receive(pattern, prefix)
-  local ok, err = self:dohandshake()
-  if not ok then return nil, err, prefix or "" end
+  if not self.handshaken then
+    local ok, err = self:dohandshake()
+    if not ok then return nil, err, prefix or "" end
+  end
+  local conn = self.conn
+  local data, e, partial = conn:receive(pattern, prefix)
+  if data then return data end -- the common case: no clock, no wait
   local deadline = deadline_of(self)
-  local acc = prefix
+  local acc = partial
   while true do
-    local data, e, partial = self.conn:receive(pattern, acc)
-    if data then return data end
-    acc = partial
-    if e == "wantread" or e == "wantwrite" or e == "timeout" then
-      -- OpenSSL may already hold the next record (after a TLS 1.3 session
-      -- ticket, say): then there is nothing to wait for on the fd
-      if not (e ~= "wantwrite" and self.conn:dirty()) then
-        local w, werr = await(self, e == "timeout" and "wantread" or e, deadline)
-        if not w then return nil, werr, acc or "" end
-      end
-    else
+    if not (e == "wantread" or e == "wantwrite" or e == "timeout") then
       return nil, word(e), acc or ""
     end
+    -- OpenSSL may already hold the next record (after a TLS 1.3 session
+    -- ticket, say): then there is nothing to wait for on the fd
+    if not (e ~= "wantwrite" and conn:dirty()) then
+      local w, werr = await(self, e == "timeout" and "wantread" or e, deadline)
+      if not w then return nil, werr, acc or "" end
+    end
+    data, e, partial = conn:receive(pattern, acc)
+    if data then return data end
+    acc = partial
   end
 end
 
 --- send(data [, i [, j]]) as a green socket's
 function TLS:send(data, i, j)
-  local ok, err = self:dohandshake()
-  if not ok then return nil, err, (i or 1) - 1 end
-  local deadline = deadline_of(self)
+  if not self.handshaken then
+    local ok, err = self:dohandshake()
+    if not ok then return nil, err, (i or 1) - 1 end
+  end
+  local deadline = self.timeout and deadline_of(self)
   i = i or 1
   while true do
     local last, e, sent = self.conn:send(data, i, j)
