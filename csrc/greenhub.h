@@ -254,6 +254,8 @@ static inline void gh_setfuncs(lua_State *L, int mod, int hub, const luaL_Reg *r
 void *gh_check(lua_State *L, int arg, int cls, const char *tname);
 void *gh_checkh(lua_State *L, gh_hub *h, int arg, int cls, const char *tname);
 void gh_remember_mt(lua_State *L, int hub, int mt, int cls);
+int gh_new_class(lua_State *L, int hub, int cls, const char *name,
+                 const luaL_Reg *methods, lua_CFunction tostring);
 
 /* The hub from a C function's upvalue 1 (every greenhub closure has it). */
 static inline gh_hub *hub_get_fast(lua_State *L) { return HUB(L); }

@@ -118,6 +118,24 @@ void gh_remember_mt(lua_State *L, int hub, int mt, int cls) {
   h->mt[cls] = lua_topointer(L, mt);
 }
 
+/*
+ * Make the metatable of class cls: methods in __index (closures over the
+ * hub), __tostring, remembered for gh_check. Leaves it on the stack for
+ * the caller to add more (__gc, __close), and returns its index.
+ */
+int gh_new_class(lua_State *L, int hub, int cls, const char *name,
+                 const luaL_Reg *methods, lua_CFunction tostring) {
+  luaL_newmetatable(L, name);
+  int mt = lua_gettop(L);
+  gh_remember_mt(L, hub, mt, cls);
+  lua_newtable(L);
+  gh_setfuncs(L, lua_gettop(L), hub, methods);
+  lua_setfield(L, mt, "__index");
+  const luaL_Reg meta[] = {{"__tostring", tostring}, {NULL, NULL}};
+  gh_setfuncs(L, mt, hub, meta);
+  return mt;
+}
+
 /* ---------------------------------------------------------------- waking */
 
 void hub_enqueue(gh_hub *h, gh_thread *t) {

@@ -1151,18 +1151,11 @@ static const luaL_Reg sock_funcs[] = {
 };
 
 void socket_open(lua_State *L, int mod, int hub) {
-  luaL_newmetatable(L, SOCK_MT);
-  int mt = lua_gettop(L);
-  gh_remember_mt(L, hub, mt, GH_SOCKET);
-  lua_newtable(L);
-  gh_setfuncs(L, lua_gettop(L), hub, sock_methods);
-  lua_setfield(L, mt, "__index");
+  int mt = gh_new_class(L, hub, GH_SOCKET, SOCK_MT, sock_methods, sock_tostring);
   lua_pushcfunction(L, sock_gc);
   lua_setfield(L, mt, "__gc");
   lua_pushcfunction(L, sock_gc);
   lua_setfield(L, mt, "__close");
-  lua_pushcfunction(L, sock_tostring);
-  lua_setfield(L, mt, "__tostring");
   lua_pop(L, 1);
   gh_setfuncs(L, mod, hub, sock_funcs);
 }

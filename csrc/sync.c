@@ -419,22 +419,10 @@ static const luaL_Reg sync_funcs[] = {
   {NULL, NULL}
 };
 
-static void new_class(lua_State *L, int hub, int cls, const char *name,
-                      const luaL_Reg *methods, lua_CFunction tostring) {
-  luaL_newmetatable(L, name);
-  int mt = lua_gettop(L);
-  gh_remember_mt(L, hub, mt, cls);
-  lua_newtable(L);
-  gh_setfuncs(L, lua_gettop(L), hub, methods);
-  lua_setfield(L, mt, "__index");
-  lua_pushcfunction(L, tostring);
-  lua_setfield(L, mt, "__tostring");
-  lua_pop(L, 1);
-}
-
 void sync_open(lua_State *L, int mod, int hub) {
-  new_class(L, hub, GH_EVENT, EVENT_MT, event_methods, e_tostring);
-  new_class(L, hub, GH_SEM, SEM_MT, sem_methods, sem_tostring);
-  new_class(L, hub, GH_QUEUE, QUEUE_MT, queue_methods, queue_tostring);
+  gh_new_class(L, hub, GH_EVENT, EVENT_MT, event_methods, e_tostring);
+  gh_new_class(L, hub, GH_SEM, SEM_MT, sem_methods, sem_tostring);
+  gh_new_class(L, hub, GH_QUEUE, QUEUE_MT, queue_methods, queue_tostring);
+  lua_pop(L, 3);
   gh_setfuncs(L, mod, hub, sync_funcs);
 }

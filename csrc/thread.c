@@ -508,15 +508,8 @@ static const luaL_Reg thread_funcs[] = {
 };
 
 void thread_open(lua_State *L, int mod, int hub) {
-  luaL_newmetatable(L, THREAD_MT);
-  int mt = lua_gettop(L);
-  lua_newtable(L);
-  gh_setfuncs(L, lua_gettop(L), hub, thread_methods);
-  lua_setfield(L, mt, "__index");
-  static const luaL_Reg meta[] = {{"__tostring", t_tostring}, {NULL, NULL}};
-  gh_setfuncs(L, mt, hub, meta);
+  gh_new_class(L, hub, GH_THREAD, THREAD_MT, thread_methods, t_tostring);
   gh_hub *h = lua_touserdata(L, hub);
-  gh_remember_mt(L, hub, mt, GH_THREAD);
   if (h->thread_mt_ref == LUA_NOREF || h->thread_mt_ref == 0)
     h->thread_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   else

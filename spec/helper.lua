@@ -16,17 +16,7 @@ end
 
 -- Slow runs (sanitizers, valgrind) relax wall-clock bounds, never logic.
 H.slow = os.getenv("GH_SLOW") ~= nil
-function H.scale(x) -- The soft limit on open fds (specs that open thousands check it first).
-function H.fd_limit()
-  local f = io.open("/proc/self/limits")
-  if not f then return math.huge end
-  local text = f:read("a")
-  f:close()
-  local soft = text:match("Max open files%s+(%S+)")
-  return tonumber(soft) or math.huge
-end
-
-return H.slow and x * 10 or x end
+function H.scale(x) return H.slow and x * 10 or x end
 
 local cpath = package.cpath:match("^([^;]*)")
 -- Run a Lua script in a fresh lua5.4 with the same module paths.
