@@ -196,6 +196,19 @@ static int expired(int64_t deadline) {
   return deadline >= 0 && deadline <= hub_clock();
 }
 
+/*
+ * Park the caller on s's fd until it is ready in direction dir, the wait's
+ * deadline passes (then nil, "timeout" at once if it already has), or the
+ * socket is closed; continues in k.
+ */
+static int sock_wait(lua_State *L, gh_sock *s, int dir, int64_t total,
+                     lua_KContext ctx, lua_KFunction k, const char *what) {
+  int64_t d = wait_deadline(s, total);
+  if (expired(d)) return push_fail(L, "timeout");
+  gh_hub *h = s->hub;
+  return hub_wait_fd(L, h, hub_self(L, h, what), s->fd, dir, d, ctx, k);
+}
+
 static int sock_settimeout(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
   double t = luaL_optnumber(L, 2, -1);
@@ -612,11 +625,7 @@ static int connect_next(lua_State *L, gh_sock *s, int64_t total) {
     if (errno == EINPROGRESS || errno == EAGAIN) {
       lua_pushinteger(L, i + 1);
       lua_replace(L, 7);
-      int64_t d = wait_deadline(s, total);
-      if (expired(d)) return push_fail(L, "timeout");
-      gh_hub *h = s->hub;
-      return hub_wait_fd(L, h, hub_self(L, h, "connect"), s->fd, FD_W, d,
-                         (lua_KContext)total, connect_wait_k);
+      return sock_wait(L, s, FD_W, total, (lua_KContext)total, connect_wait_k, "connect");
     }
     err = errno;
     if (s->kind == K_MASTER && s->type == SOCK_STREAM) sock_close_fd(s);
@@ -683,11 +692,7 @@ static int accept_step(lua_State *L, gh_sock *s, int64_t total) {
       default:
         return push_errno(L, errno); /* EMFILE etc.: the caller backs off */
     }
-    int64_t d = wait_deadline(s, total);
-    if (expired(d)) return push_fail(L, "timeout");
-    gh_hub *h = s->hub;
-    return hub_wait_fd(L, h, hub_self(L, h, "accept"), s->fd, FD_R, d,
-                       (lua_KContext)total, accept_k);
+    return sock_wait(L, s, FD_R, total, (lua_KContext)total, accept_k, "accept");
   }
 }
 
@@ -731,12 +736,8 @@ static int udp_step(lua_State *L, gh_sock *s, int from, int64_t total) {
     if (errno == EINTR) continue;
     if (errno == ECONNREFUSED) return push_fail(L, "connection refused");
     if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
-    int64_t d = wait_deadline(s, total);
-    if (expired(d)) return push_fail(L, "timeout");
-    gh_hub *h = s->hub;
     lua_settop(L, 2);
-    return hub_wait_fd(L, h, hub_self(L, h, "receive"), s->fd, FD_R, d,
-                       (lua_KContext)(total * 2 + from), udp_k);
+    return sock_wait(L, s, FD_R, total, (lua_KContext)(total * 2 + from), udp_k, "receive");
   }
 }
 
@@ -779,11 +780,7 @@ static int udp_send_step(lua_State *L, gh_sock *s, int64_t total) {
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
-    int64_t d = wait_deadline(s, total);
-    if (expired(d)) return push_fail(L, "timeout");
-    gh_hub *h = s->hub;
-    return hub_wait_fd(L, h, hub_self(L, h, "send"), s->fd, FD_W, d,
-                       (lua_KContext)total, udp_send_k);
+    return sock_wait(L, s, FD_W, total, (lua_KContext)total, udp_send_k, "send");
   }
 }
 

@@ -54,19 +54,21 @@ local function runner(self, f, ...)
   return unpack(r, 2, r.n)
 end
 
+local function check_callable(f, fname)
+  if type(f) ~= "function" and not (getmetatable(f) or {}).__call then
+    error("bad argument #1 to '" .. fname .. "' (function expected, got " .. type(f) .. ")", 3)
+  end
+end
+
 --- spawn(f, ...) -> thread; blocks while `size` threads are running
 function Pool:spawn(f, ...)
-  if type(f) ~= "function" and not (getmetatable(f) or {}).__call then
-    error("bad argument #1 to 'spawn' (function expected, got " .. type(f) .. ")", 2)
-  end
+  check_callable(f, "spawn")
   take_slot(self)
   return core.spawn(runner, self, f, ...)
 end
 
 function Pool:spawn_n(f, ...)
-  if type(f) ~= "function" and not (getmetatable(f) or {}).__call then
-    error("bad argument #1 to 'spawn_n' (function expected, got " .. type(f) .. ")", 2)
-  end
+  check_callable(f, "spawn_n")
   take_slot(self)
   core.spawn_n(runner, self, f, ...)
 end
