@@ -16,6 +16,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -283,6 +284,33 @@ static int l_kill(lua_State *L) {
   return 1;
 }
 
+/*
+ * _interrupt_timer(usec): a SIGALRM with a do-nothing handler installed
+ * without SA_RESTART every usec microseconds, so every blocking syscall the
+ * hub makes meets EINTR; 0 stops it. For the specs (fault injection).
+ */
+static void on_alarm(int sig) { (void)sig; }
+static int l_interrupt_timer(lua_State *L) {
+  lua_Integer us = luaL_checkinteger(L, 1);
+  struct itimerval it;
+  memset(&it, 0, sizeof it);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  if (us > 0) {
+    sa.sa_handler = on_alarm; /* no SA_RESTART: syscalls fail with EINTR */
+    sigaction(SIGALRM, &sa, NULL);
+    it.it_interval.tv_sec = it.it_value.tv_sec = us / 1000000;
+    it.it_interval.tv_usec = it.it_value.tv_usec = us % 1000000;
+    setitimer(ITIMER_REAL, &it, NULL);
+  } else {
+    setitimer(ITIMER_REAL, &it, NULL);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGALRM, &sa, NULL);
+  }
+  return 0;
+}
+
 /* _fork(): fork(2), for the specs that prove a child gets a fresh hub */
 static int l_fork(lua_State *L) {
   pid_t pid = fork();
@@ -302,6 +330,7 @@ static const luaL_Reg proc_funcs[] = {
   {"_signal_watch", l_signal_watch}, {"_signal_dispatcher", l_signal_dispatcher},
   {"_spawn", l_spawn_process}, {"_pidfd", l_pidfd}, {"_waitpid", l_waitpid},
   {"_kill", l_kill}, {"_closefd", l_closefd}, {"_fork", l_fork},
+  {"_interrupt_timer", l_interrupt_timer},
   {NULL, NULL}
 };
 

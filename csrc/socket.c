@@ -619,10 +619,11 @@ static int connect_next(lua_State *L, gh_sock *s, int64_t total) {
       err = EAFNOSUPPORT;
       continue;
     }
-    int r;
-    do r = connect(s->fd, sa, (socklen_t)alen); while (r < 0 && errno == EINTR);
+    int r = connect(s->fd, sa, (socklen_t)alen);
     if (r == 0) return connect_done(L, s);
-    if (errno == EINPROGRESS || errno == EAGAIN) {
+    /* interrupted, the connect goes on in the background (calling it again
+       would say EALREADY): wait for it like for EINPROGRESS */
+    if (errno == EINPROGRESS || errno == EAGAIN || errno == EINTR) {
       lua_pushinteger(L, i + 1);
       lua_replace(L, 7);
       return sock_wait(L, s, FD_W, total, (lua_KContext)total, connect_wait_k, "connect");

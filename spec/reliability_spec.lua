@@ -190,6 +190,33 @@ describe("faults", function()
     stop()
   end)
 
+  it("EINTR on every blocking syscall (a signal every 200 us, no SA_RESTART) loses and corrupts nothing", function()
+    local port, errors, stop = echo_server()
+    core._interrupt_timer(200)
+    local ok, err = pcall(function()
+      local ts = {}
+      for i = 1, 20 do ts[i] = gh.spawn(good_client, port, 200) end
+      local sleeper = gh.spawn(function() local t0 = H.now(); gh.sleep(0.05); return H.now() - t0 end)
+      local resolved = gh.spawn(gh.resolve, "LOCALHOST")
+      for i = 1, 20 do assert.is_true(ts[i]:wait()) end
+      assert.is_true(sleeper:wait() >= 0.05)
+      assert.truthy(resolved:wait())
+      local big = string.rep("0123456789", 200000) -- 2 MB through one connection
+      local srv = assert(gh.listen("127.0.0.1", 0))
+      local _, p2 = srv:getsockname()
+      local rx = gh.spawn(function() local c = srv:accept(); local d = c:receive("*a"); c:close(); return d end)
+      local c = assert(gh.connect("127.0.0.1", p2))
+      assert.equal(#big, c:send(big))
+      c:close()
+      assert.equal(big, rx:wait())
+      srv:close()
+    end)
+    core._interrupt_timer(0)
+    assert(ok, err)
+    assert.equal(0, #errors)
+    stop()
+  end)
+
   it("a child forked after the hub started gets a fresh hub", function()
     local port, errors, stop = echo_server()
     io.stdout:flush(); io.stderr:flush()
