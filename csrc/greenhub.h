@@ -175,6 +175,7 @@ typedef struct gh_hub {
   int closed;              /* state is closing: hub is gone */
   int64_t now;             /* monotonic ns, read once per turn */
   gh_pool *pool;           /* resolver workers, started on first name */
+  gh_pool *stale_pool;     /* a pool inherited across fork (never used) */
   int sigfd;               /* signalfd of the watched signals, or -1 */
   sigset_t sigmask;        /* the watched signals (blocked process-wide) */
   int sigdispatch_ref;     /* registry: Lua function run per signal */

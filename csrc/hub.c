@@ -385,7 +385,11 @@ static void hub_after_fork(gh_hub *h) {
   close(h->epfd);
   h->epfd = epoll_create1(EPOLL_CLOEXEC);
   h->nregistered = 0;
-  h->pool = NULL; /* its workers are gone; their memory is the parent's */
+  /* the pool's workers did not survive the fork; lookups they held never
+     finish here, but a waiter may still touch its job, so the old pool is
+     kept (not freed) and a new one starts on the next lookup */
+  h->stale_pool = h->pool;
+  h->pool = NULL;
   h->nexternal = 0;
   for (int fd = 0; fd < h->nfds; fd++) {
     gh_fd *r = &h->fds[fd];

@@ -305,7 +305,7 @@ static int l_interrupt_timer(lua_State *L) {
     setitimer(ITIMER_REAL, &it, NULL);
   } else {
     setitimer(ITIMER_REAL, &it, NULL);
-    sa.sa_handler = SIG_DFL;
+    sa.sa_handler = SIG_IGN; /* not SIG_DFL: a late alarm must not kill us */
     sigaction(SIGALRM, &sa, NULL);
   }
   return 0;

@@ -20,7 +20,7 @@ if [ -n "$GH_SAN" ]; then
 fi
 if [ -n "$GH_VALGRIND" ]; then
   set -- valgrind -q --error-exitcode=67 --leak-check=full --show-leak-kinds=definite \
-    --errors-for-leak-kinds=definite "$@"
+    --errors-for-leak-kinds=definite --suppressions=scripts/valgrind.supp "$@"
   export GH_SLOW=1
 fi
 rcfile=$(mktemp)
