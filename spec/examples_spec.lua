@@ -1,0 +1,85 @@
+-- The examples run and do what they say (each in its own process).
+local H = require "helper"
+local gh = H.gh
+
+local cpath = package.cpath:match("^([^;]*)")
+local function start(script, ...)
+  local argv = { "lua5.4", "-e", "package.cpath='" .. cpath .. ";'..package.cpath", script, ... }
+  return assert(gh.popen(argv, { stdin = "null", stdout = "pipe", stderr = "pipe" }))
+end
+
+local function free_port()
+  local s = assert(gh.listen("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
+local function connect_retry(port)
+  for _ = 1, 100 do
+    local c = gh.connect("127.0.0.1", port)
+    if c then c:settimeout(5); return c end
+    gh.sleep(0.02)
+  end
+  error("example server did not start on port " .. port)
+end
+
+local function stop(p) p:kill("TERM"); p:wait(5); p:close() end
+
+describe("examples", function()
+  it("echo.lua echoes lines", function()
+    local port = free_port()
+    local p = start("examples/echo.lua", tostring(port))
+    local c = connect_retry(port)
+    c:send("hello example\n")
+    assert.equal("hello example", c:receive())
+    c:close(); stop(p)
+  end)
+
+  it("chat.lua broadcasts a line to the other clients", function()
+    local port = free_port()
+    local p = start("examples/chat.lua", tostring(port))
+    local a = connect_retry(port)
+    local b = connect_retry(port)
+    assert.matches("joined", a:receive()) -- a hears b join
+    b:send("hi all\n")
+    assert.matches(": hi all$", a:receive())
+    a:close(); b:close(); stop(p)
+  end)
+
+  it("hello_http.lua answers keep-alive requests", function()
+    local port = free_port()
+    local p = start("examples/hello_http.lua", tostring(port))
+    local c = connect_retry(port)
+    for _ = 1, 3 do
+      c:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert.equal("HTTP/1.1 200 OK", c:receive())
+      local len
+      repeat
+        local h = c:receive()
+        len = len or tonumber(h:match("Content%-Length: (%d+)"))
+      until h == ""
+      assert.equal("Hello, World!", c:receive(len))
+    end
+    c:close(); stop(p)
+  end)
+
+  it("fetch.lua overlaps its socket.http requests", function()
+    local p = start("examples/fetch.lua", "10", "0.2")
+    local out = p.stdout:receive("*a")
+    assert.same({ true, "exit", 0 }, { p:wait(30) })
+    p:close()
+    local n, total = out:match("(%d+) requests, 200 ms each on the server, (%d+) ms in total")
+    assert.equal("10", n)
+    assert.is_true(tonumber(total) < H.scale(1000), out) -- sequential would be 2000 ms
+  end)
+
+  it("demo.lua runs to the end", function()
+    local p = start("examples/demo.lua")
+    local out = p.stdout:receive("*a")
+    assert.same({ true, "exit", 0 }, { p:wait(60) })
+    p:close()
+    assert.matches("4000 round trips, every byte checked", out)
+    assert.matches("5%. hub:", out)
+  end)
+end)
