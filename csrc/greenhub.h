@@ -97,7 +97,6 @@ enum {
   TF_OBSERVED = 8,         /* someone waited on / linked it: don't report */
   TF_LINKS = 16,           /* has entries in the hub's link table */
   TF_MAIN_WOKEN = 32,      /* main only: its wait is over */
-  TF_HANDLE = 64,          /* user holds a handle (spawn, not spawn_n) */
   TF_BARE = 128,           /* parked by a bare coroutine.yield */
 };
 
@@ -258,8 +257,6 @@ void gh_remember_mt(lua_State *L, int hub, int mt, int cls);
 int gh_new_class(lua_State *L, int hub, int cls, const char *name,
                  const luaL_Reg *methods, lua_CFunction tostring);
 
-/* The hub from a C function's upvalue 1 (every greenhub closure has it). */
-static inline gh_hub *hub_get_fast(lua_State *L) { return HUB(L); }
 
 /* resolver.c */
 int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,

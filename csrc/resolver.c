@@ -180,7 +180,7 @@ const char *resolver_strerror(int err) {
 
 static int lookup_k(lua_State *L, int status, lua_KContext ctx) {
   gh_job *j = (gh_job *)ctx;
-  gh_hub *h = hub_get_fast(L);
+  gh_hub *h = HUB(L);
   gh_thread *self = hub_me(L, h);
   lua_KFunction k = j->k;
   lua_KContext kctx = j->ctx;

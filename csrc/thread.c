@@ -273,9 +273,7 @@ void thread_resume(gh_hub *h, lua_State *L, gh_thread *t) {
 static int l_spawn(lua_State *L) {
   gh_hub *h = HUB(L);
   check_callable(L, 1);
-  gh_thread *t = thread_new(L, h, lua_gettop(L));
-  t->flags |= TF_HANDLE;
-  hub_enqueue(h, t);
+  hub_enqueue(h, thread_new(L, h, lua_gettop(L)));
   return 1;
 }
 
@@ -299,7 +297,6 @@ static int l_spawn_after(lua_State *L) {
   int64_t deadline = hub_after(s);
   lua_remove(L, 1);
   gh_thread *t = thread_new(L, h, lua_gettop(L));
-  t->flags |= TF_HANDLE;
   timer_start(&h->timers, &t->timer, deadline);
   return 1;
 }

@@ -60,17 +60,8 @@ static int l_timeout_cancel(lua_State *L) {
   timer_cancel(&h->timers, &to->timer);
   luaL_unref(L, LUA_REGISTRYINDEX, to->ref);
   to->ref = LUA_NOREF;
-  /* fired, but the target has not seen it yet: take it back */
-  gh_thread *t = to->target;
-  if (t->wake == WK_INTR && (t->flags & TF_MAIN) && t->state != TS_DEAD) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->main_intr_ref);
-    if (lua_rawequal(L, -1, 1)) {
-      luaL_unref(L, LUA_REGISTRYINDEX, h->main_intr_ref);
-      h->main_intr_ref = LUA_NOREF;
-      t->wake = WK_OK;
-    }
-    lua_pop(L, 1);
-  }
+  /* a token that already fired was raised in its target before the target
+     could run again (every loop-running call checks), so nothing to undo */
   return 0;
 }
 
