@@ -4,7 +4,11 @@
  * too long without yielding). Nothing here is on a hot path unless
  * blocking detection is switched on.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "greenhub.h"
@@ -14,34 +18,79 @@ static const char *const wait_names[] = {
   "queue put", "thread", "resolve", "ready", "child"
 };
 
+/* luaL_tolstring under pcall. */
+static int tolstring_p(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+/*
+ * Text for the value at idx, pushed: strings and numbers as they are,
+ * others through __tostring/__name. Never raises (a __tostring that fails
+ * or returns a non-string gives a plain description).
+ */
+const char *diag_safe_text(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  int ty = lua_type(L, idx);
+  if (ty == LUA_TSTRING) { lua_pushvalue(L, idx); return lua_tostring(L, -1); }
+  lua_pushcfunction(L, tolstring_p);
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+    return lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return lua_pushfstring(L, "(error object is a %s value)", lua_typename(L, ty));
+}
+
 /*
  * t's name: the one given with t:name(s), else "source:line" of the
- * function it runs. Pushed on L (and returned).
+ * function it runs. Pushed on L (and returned). ud: index of t's userdata,
+ * or 0 (then it is found through the thread table while t is alive).
  */
-const char *diag_name(lua_State *L, gh_hub *h, gh_thread *t) {
-  luaL_checkstack(L, 4, NULL);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->names_ref);
-  thread_push(L, h, t);
-  if (t->ref != LUA_NOREF && lua_rawget(L, -2) == LUA_TSTRING) {
-    lua_remove(L, -2);
-    return lua_tostring(L, -1);
+const char *diag_name(lua_State *L, gh_hub *h, gh_thread *t, int ud) {
+  luaL_checkstack(L, 8, NULL);
+  int top = lua_gettop(L);
+  if (ud) ud = lua_absindex(L, ud);
+  else if (t->ref != LUA_NOREF && !(t->flags & TF_MAIN)) {
+    thread_push(L, h, t);
+    ud = lua_gettop(L);
   }
-  lua_pop(L, 2);
-  lua_State *co = t->co;
-  lua_Debug ar;
-  int found = 0;
-  if (co && t->state == TS_PENDING && lua_gettop(co) >= 1) {
-    lua_checkstack(co, 1);
-    lua_pushvalue(co, 1);
-    found = lua_getinfo(co, ">S", &ar);
-  } else if (co) {
-    int level = 0;
-    while (lua_getstack(co, level + 1, &ar)) level++;
-    found = lua_getstack(co, level, &ar) && lua_getinfo(co, "S", &ar);
+  int named = 0;
+  if (ud) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->names_ref);
+    lua_pushvalue(L, ud);
+    named = lua_rawget(L, -2) == LUA_TSTRING;
+    if (!named) lua_pop(L, 2);
   }
-  if (found && ar.linedefined > 0)
-    return lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
-  return lua_pushfstring(L, "%p", (void *)t);
+  if (!named) {
+    lua_State *co = t->co;
+    lua_Debug ar;
+    int found = 0;
+    if (co && t->state == TS_PENDING && lua_gettop(co) >= 1) {
+      lua_checkstack(co, 1);
+      lua_pushvalue(co, 1);
+      found = lua_getinfo(co, ">S", &ar);
+    } else if (co) {
+      int level = 0;
+      while (lua_getstack(co, level + 1, &ar)) level++;
+      found = lua_getstack(co, level, &ar) && lua_getinfo(co, "S", &ar);
+    }
+    /* dead (or between functions): the function it was spawned with */
+    if (!found && ud) {
+      if (lua_getiuservalue(L, ud, 2) == LUA_TFUNCTION) found = lua_getinfo(L, ">S", &ar);
+      else lua_pop(L, 1);
+    }
+    if (found && ar.linedefined > 0)
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
+    else if (found && *ar.what == 'C')
+      lua_pushliteral(L, "[C function]");
+    else
+      lua_pushfstring(L, "%p", (void *)t);
+  }
+  if (lua_gettop(L) > top + 1) {
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+  }
+  return lua_tostring(L, -1);
 }
 
 /* t:name([s]) -> name; with s, sets it */
@@ -54,13 +103,9 @@ static int t_name(lua_State *L) {
     lua_pushvalue(L, 1);
     lua_pushvalue(L, 2);
     lua_rawset(L, -3);
-    lua_settop(L, 1);
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->names_ref);
-  lua_pushvalue(L, 1);
-  if (lua_rawget(L, -2) == LUA_TSTRING) return 1;
   lua_settop(L, 1);
-  diag_name(L, h, t);
+  diag_name(L, h, t, 1);
   return 1;
 }
 
@@ -81,6 +126,97 @@ static int t_waiting(lua_State *L) {
 
 /* ---------------------------------------------------------------- blocking */
 
+/*
+ * The watchdog: an OS thread that notices the hub stuck inside one resume
+ * (a Lua loop, or a blocking C call such as os.execute or an unpatched
+ * LuaSocket call, which no count hook sees) and says so while it lasts.
+ * It touches only these atomics, never Lua; the hub thread names the
+ * culprit with its traceback once the resume ends (diag_after_resume).
+ */
+typedef struct gh_monitor {
+  pthread_t tid;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int stop;
+  int64_t threshold;       /* ns */
+  int64_t resumed_at;      /* ns, 0 = the hub is not inside a resume */
+  uint64_t seq;            /* resumes so far */
+  uint64_t warned;         /* the seq already warned about */
+  const void *thread;      /* the gh_thread being resumed */
+} gh_monitor;
+
+#define LOAD(p) __atomic_load_n(&(p), __ATOMIC_ACQUIRE)
+#define STORE(p, v) __atomic_store_n(&(p), (v), __ATOMIC_RELEASE)
+
+static void *monitor_main(void *arg) {
+  gh_monitor *m = arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  pthread_mutex_lock(&m->mu);
+  while (!m->stop) {
+    int64_t th = LOAD(m->threshold);
+    int64_t step = th / 4;
+    if (step < 1000000) step = 1000000;
+    if (step > 100000000) step = 100000000;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t ns = ts.tv_nsec + step;
+    ts.tv_sec += ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+    if (m->stop) break;
+    int64_t at = LOAD(m->resumed_at);
+    uint64_t seq = LOAD(m->seq);
+    if (at == 0 || seq == m->warned) continue;
+    int64_t ran = hub_clock() - at;
+    if (ran < th || LOAD(m->seq) != seq) continue;
+    m->warned = seq;
+    fprintf(stderr, "greenhub: the hub has been blocked for %.3f s by green "
+                    "thread %p, which has not yielded yet (a report with its "
+                    "name follows when it does)\n",
+            (double)ran / 1e9, LOAD(m->thread));
+    fflush(stderr);
+  }
+  pthread_mutex_unlock(&m->mu);
+  return NULL;
+}
+
+static void monitor_stop(gh_hub *h) {
+  gh_monitor *m = h->monitor;
+  if (!m) return;
+  h->monitor = NULL;
+  pthread_mutex_lock(&m->mu);
+  m->stop = 1;
+  pthread_cond_signal(&m->cv);
+  pthread_mutex_unlock(&m->mu);
+  pthread_join(m->tid, NULL);
+  pthread_mutex_destroy(&m->mu);
+  pthread_cond_destroy(&m->cv);
+  free(m);
+}
+
+static void monitor_start(gh_hub *h) {
+  gh_monitor *m = calloc(1, sizeof *m);
+  if (!m) return;
+  pthread_mutex_init(&m->mu, NULL);
+  pthread_cond_init(&m->cv, NULL);
+  m->threshold = h->block_ns;
+  if (pthread_create(&m->tid, NULL, monitor_main, m) != 0) {
+    pthread_mutex_destroy(&m->mu);
+    pthread_cond_destroy(&m->cv);
+    free(m);
+    return; /* no watchdog: the count hook and the resume-end check remain */
+  }
+  h->monitor = m;
+  h->monitor_gen = hub_fork_gen();
+}
+
+void diag_close(gh_hub *h) {
+  if (h->monitor && h->monitor_gen != hub_fork_gen()) h->monitor = NULL; /* its thread is the parent's */
+  monitor_stop(h);
+}
+
 static void block_hook(lua_State *L, lua_Debug *ar) {
   gh_hub *h = hub_get(L);
   (void)ar;
@@ -90,12 +226,13 @@ static void block_hook(lua_State *L, lua_Debug *ar) {
   h->resumed_at = 0; /* once per resume */
   gh_thread *t = h->current;
   if (h->block_raise) {
+    t->flags |= TF_NOPOOL; /* an error out of a hook leaves hooks off */
     luaL_where(L, 1);
     lua_pushfstring(L, "greenhub: green thread ran %f s without yielding", (double)ran / 1e9);
     lua_concat(L, 2);
     lua_error(L);
   }
-  const char *name = diag_name(L, h, t);
+  const char *name = diag_name(L, h, t, 0);
   luaL_traceback(L, L, NULL, 0);
   fprintf(stderr, "greenhub: green thread %s ran %.3f s without yielding:\n%s\n",
           name, (double)ran / 1e9, lua_tostring(L, -1));
@@ -103,9 +240,47 @@ static void block_hook(lua_State *L, lua_Debug *ar) {
   lua_pop(L, 2);
 }
 
+int diag_hook_is_ours(lua_Hook hk) { return hk == block_hook; }
+
 void diag_on_resume(gh_hub *h, gh_thread *t) {
   h->resumed_at = hub_clock();
-  lua_sethook(t->co, block_hook, LUA_MASKCOUNT, 1000);
+  if (h->monitor && h->monitor_gen != hub_fork_gen()) h->monitor = NULL; /* after fork */
+  if (!h->monitor) monitor_start(h);
+  gh_monitor *m = h->monitor;
+  if (m) {
+    STORE(m->thread, (const void *)t);
+    STORE(m->seq, m->seq + 1);
+    STORE(m->resumed_at, h->resumed_at);
+  }
+  /* a user's hook (a debugger, a profiler) wins: then the watchdog and
+     the check when the resume ends still see a long run */
+  lua_Hook hk = lua_gethook(t->co);
+  if (!hk || hk == block_hook) lua_sethook(t->co, block_hook, LUA_MASKCOUNT, 1000);
+}
+
+/*
+ * A resume just ended. If it ran past the threshold and the count hook did
+ * not report it (the time went into a C call, or a user hook replaced
+ * ours), report it now, naming the thread and where it stopped.
+ */
+void diag_after_resume(gh_hub *h, lua_State *L, gh_thread *t, int ud) {
+  if (h->monitor) STORE(h->monitor->resumed_at, (int64_t)0);
+  if (h->resumed_at == 0) return;
+  int64_t ran = hub_clock() - h->resumed_at;
+  h->resumed_at = 0;
+  if (ran < h->block_ns) return;
+  int top = lua_gettop(L);
+  if (!lua_checkstack(L, 8)) return;
+  const char *name = diag_name(L, h, t, ud);
+  if (t->co && lua_status(t->co) == LUA_YIELD)
+    luaL_traceback(L, t->co, "it is now at:", 0);
+  else
+    lua_pushliteral(L, "it has finished");
+  fprintf(stderr, "greenhub: green thread %s blocked the hub for %.3f s without "
+                  "yielding (inside a C call or other code the count hook does "
+                  "not see); %s\n", name, (double)ran / 1e9, lua_tostring(L, -1));
+  fflush(stderr);
+  lua_settop(L, top);
 }
 
 /* debug.blocking(seconds [, "raise"]) or debug.blocking(false) */
@@ -113,13 +288,16 @@ static int l_blocking(lua_State *L) {
   gh_hub *h = HUB(L);
   if (lua_isnoneornil(L, 1) || (lua_isboolean(L, 1) && !lua_toboolean(L, 1))) {
     h->block_ns = 0;
+    monitor_stop(h);
     return 0;
   }
   double s = luaL_checknumber(L, 1);
   if (!(s > 0)) return luaL_argerror(L, 1, "threshold must be > 0 seconds");
   static const char *const modes[] = {"report", "raise", NULL};
   h->block_raise = luaL_checkoption(L, 2, "report", modes);
-  h->block_ns = (int64_t)(s * 1e9);
+  /* math.huge and other enormous thresholds: never reached, not negative */
+  h->block_ns = s >= 9.0e9 ? INT64_MAX : (int64_t)(s * 1e9);
+  if (h->monitor) STORE(h->monitor->threshold, h->block_ns);
   return 0;
 }
 

@@ -97,7 +97,10 @@ enum {
   TF_OBSERVED = 8,         /* someone waited on / linked it: don't report */
   TF_LINKS = 16,           /* has entries in the hub's link table */
   TF_MAIN_WOKEN = 32,      /* main only: its wait is over */
+  TF_NOPOOL = 64,          /* coroutine unfit for reuse (a hook raised
+                              in it, or it was closed from outside) */
   TF_BARE = 128,           /* parked by a bare coroutine.yield */
+  TF_ANCHORED = 256,       /* has an entry in the hub's anchors table */
 };
 
 /*
@@ -119,10 +122,13 @@ typedef struct gh_thread {
   uint8_t state;           /* TS_* */
   uint8_t where;           /* TW_* */
   uint8_t wake;            /* WK_* */
-  uint8_t flags;           /* TF_* */
+  uint16_t flags;          /* TF_* */
   uint8_t granted;         /* woken by a hand-over (semaphore unit, queue
                               item); an interrupted waiter passes it on */
   uint8_t waitcode;        /* WC_*: what it waits on, for gh.threads() */
+  lua_Hook uhook;          /* a user's hook saved while greenhub's own
+                              interrupt hook is set (bare yields) */
+  int umask, ucount;
 } gh_thread;
 
 /* what a parked thread waits on (diagnostics only) */
@@ -186,7 +192,11 @@ typedef struct gh_hub {
   int thread_mt_ref;       /* registry: the thread metatable */
   const void *mt[GH_NCLASS]; /* metatable addresses, for gh_check */
   int pool_ref;            /* registry: finished coroutines kept for reuse */
-  int wrapped_ref;         /* registry: weak set of gh.coroutine coroutines */
+  int wrapped_ref;         /* registry: weak coroutine -> the coroutine
+                              resuming it through gh.coroutine.resume */
+  int anchors_ref;         /* registry: thread ref -> object it is parked on */
+  int bare_ref;            /* registry: coroutine -> interrupt to raise at
+                              its bare coroutine.yield */
   size_t npool;
   size_t nthreads;         /* green threads not yet dead */
   uint64_t switches, turns, spawned;
@@ -197,6 +207,8 @@ typedef struct gh_hub {
   int names_ref;           /* registry: weak thread -> name */
   unsigned fork_gen;       /* process generation this hub's epoll belongs to */
   uint64_t poll_ns, run_ns;
+  struct gh_monitor *monitor; /* debug.blocking's watchdog thread */
+  unsigned monitor_gen;    /* fork_gen it was started in */
 } gh_hub;
 
 /* hub.c */
@@ -211,7 +223,11 @@ void hub_interrupt(gh_hub *h, lua_State *L, gh_thread *t);
 int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
              lua_KContext ctx, lua_KFunction k);
 int hub_check_intr(lua_State *L, gh_hub *h, gh_thread *self);
-int hub_wrapped(lua_State *L, gh_hub *h);
+void hub_anchor(lua_State *L, gh_hub *h, gh_thread *self, int idx);
+int hub_pending_intr(gh_hub *h, lua_State *L, gh_thread *t);
+void hub_check_fork(gh_hub *h);
+unsigned hub_fork_gen(void);
+int hub_fd_valid(lua_Integer fd);
 void *hub_yield_marker(void);
 int hub_yield(lua_State *L, gh_hub *h, gh_thread *self, lua_KContext ctx,
               lua_KFunction k);
@@ -281,7 +297,11 @@ void signal_close(gh_hub *h);
 /* diag.c */
 void diag_open(lua_State *L, int mod, int hub);
 void diag_on_resume(gh_hub *h, gh_thread *t);
-const char *diag_name(lua_State *L, gh_hub *h, gh_thread *t);
+const char *diag_name(lua_State *L, gh_hub *h, gh_thread *t, int ud);
+int diag_hook_is_ours(lua_Hook hk);
+void diag_after_resume(gh_hub *h, lua_State *L, gh_thread *t, int ud);
+void diag_close(gh_hub *h);
+const char *diag_safe_text(lua_State *L, int idx);
 
 /* thread.c */
 void thread_resume(gh_hub *h, lua_State *from, gh_thread *t);

@@ -6,6 +6,7 @@
  * it. Nothing in here raises while a loop turn is half done.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -39,6 +40,8 @@ gh_hub *hub_get(lua_State *L) {
   return h;
 }
 
+static int resumed_through(lua_State *L, gh_hub *h, lua_State *top);
+
 /*
  * The record of whoever calls a blocking operation, or a clear error when
  * blocking is impossible there.
@@ -46,11 +49,12 @@ gh_hub *hub_get(lua_State *L) {
 gh_thread *hub_self(lua_State *L, gh_hub *h, const char *what) {
   gh_thread *t = h->current;
   if (t) {
-    if (L != t->co && !hub_wrapped(L, h))
+    if (L != t->co && !resumed_through(L, h, t->co))
       luaL_error(L, "greenhub: %s cannot block inside a coroutine greenhub "
-                    "does not own; create it with gh.coroutine (or call "
-                    "gh.patch() first) so the hub's yields pass through, or "
-                    "run the code with gh.spawn", what);
+                    "does not own (one not resumed with gh.coroutine.resume "
+                    "or wrap); resume it that way (gh.patch() makes the "
+                    "global coroutine do so) so the hub's yields pass "
+                    "through, or run the code with gh.spawn", what);
     if (!lua_isyieldable(L))
       luaL_error(L, "greenhub: %s cannot block here: the green thread is "
                     "inside a C call that cannot yield (a table.sort "
@@ -66,14 +70,43 @@ gh_thread *hub_self(lua_State *L, gh_hub *h, const char *what) {
   return &h->main;
 }
 
-/* 1 when L is a coroutine made by gh.coroutine (the hub's yields pass
-   through its resume). */
-int hub_wrapped(lua_State *L, gh_hub *h) {
+/*
+ * 1 when every coroutine from L up to top was resumed by
+ * gh.coroutine.resume/wrap, which pass the hub's yields up: the registry
+ * table maps a coroutine to its resumer while such a resume runs. A plain
+ * coroutine.resume anywhere in the chain would swallow the hub's marker.
+ */
+static int resumed_through(lua_State *L, gh_hub *h, lua_State *top) {
+  int ok = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->wrapped_ref);
-  lua_pushthread(L);
-  int r = lua_rawget(L, -2) != LUA_TNIL;
-  lua_pop(L, 2);
-  return r;
+  lua_State *c = L;
+  for (int depth = 0; depth < 256; depth++) {
+    lua_pushthread(c);
+    if (c != L) lua_xmove(c, L, 1);
+    int ty = lua_rawget(L, -2);
+    lua_State *parent = ty == LUA_TTHREAD ? lua_tothread(L, -1) : NULL;
+    lua_pop(L, 1);
+    if (!parent) break;
+    if (parent == top) { ok = 1; break; }
+    c = parent;
+  }
+  lua_pop(L, 1);
+  return ok;
+}
+
+/*
+ * Keep the value at idx alive while self is parked on it (a parked thread
+ * whose coroutine was closed from outside no longer anchors anything on
+ * its stack, yet the object's wait list still holds the thread's link).
+ */
+void hub_anchor(lua_State *L, gh_hub *h, gh_thread *self, int idx) {
+  if (self->flags & TF_MAIN) return; /* main's stack cannot be closed */
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->anchors_ref);
+  lua_pushvalue(L, idx);
+  lua_rawseti(L, -2, self->ref);
+  lua_pop(L, 1);
+  self->flags |= TF_ANCHORED;
 }
 
 /* The marker a nested coroutine yields so gh.coroutine.resume passes the
@@ -194,6 +227,19 @@ void hub_interrupt(gh_hub *h, lua_State *L, gh_thread *t) {
   hub_wake(h, t, WK_INTR);
 }
 
+/* Push the interrupt waiting to be raised in t and return 1, or 0. */
+int hub_pending_intr(gh_hub *h, lua_State *L, gh_thread *t) {
+  if (t->flags & TF_MAIN) {
+    if (h->main_intr_ref == LUA_NOREF) return 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->main_intr_ref);
+    return 1;
+  }
+  if (t->wake != WK_INTR || t->where != TW_RUNQ) return 0;
+  lua_pushvalue(t->co, -1);
+  lua_xmove(t->co, L, 1);
+  return 1;
+}
+
 /* In a continuation: raise a pending interrupt, else return 0. */
 int hub_check_intr(lua_State *L, gh_hub *h, gh_thread *self) {
   if (self->wake != WK_INTR) return 0;
@@ -217,7 +263,7 @@ static void main_block(lua_State *L, gh_hub *h) {
                     "green thread, timer or socket is left that could wake it");
     }
   }
-  m->flags &= (uint8_t)~TF_MAIN_WOKEN;
+  m->flags &= (uint16_t)~TF_MAIN_WOKEN;
 }
 
 /*
@@ -251,7 +297,7 @@ int hub_yield(lua_State *L, gh_hub *h, gh_thread *self, lua_KContext ctx,
   self->waitcode = WC_READY;
   if (self->flags & TF_MAIN) {
     hub_turn(L, h, 0);
-    self->flags &= (uint8_t)~TF_MAIN_WOKEN;
+    self->flags &= (uint16_t)~TF_MAIN_WOKEN;
     return k(L, LUA_YIELD, ctx);
   }
   hub_enqueue(h, self);
@@ -265,9 +311,16 @@ int hub_yield(lua_State *L, gh_hub *h, gh_thread *self, lua_KContext ctx,
 
 /* ---------------------------------------------------------------- fds */
 
+/* fd is a descriptor this process has open (so it is below the fd limit,
+   and the per-fd table stays as small as the process's fd count). */
+int hub_fd_valid(lua_Integer fd) {
+  return fd >= 0 && fd <= INT_MAX && fcntl((int)fd, F_GETFD) >= 0;
+}
+
 gh_fd *hub_fd(gh_hub *h, int fd) {
   if (fd < 0) return NULL;
   if (fd >= h->nfds) {
+    if (fd >= (1 << 28)) return NULL; /* no real process has that many */
     int n = h->nfds ? h->nfds : 64;
     while (n <= fd) n *= 2;
     gh_fd *v = realloc(h->fds, (size_t)n * sizeof *v);
@@ -373,11 +426,19 @@ static void poll_dispatch(gh_hub *h, struct epoll_event *ev, int n) {
  */
 static volatile unsigned fork_gen; /* bumped in every child */
 static void atfork_child(void) { fork_gen++; }
+unsigned hub_fork_gen(void) { return fork_gen; }
 
 void hub_fork_init(gh_hub *h) {
   static int once;
   if (!once) { once = 1; pthread_atfork(NULL, NULL, atfork_child); }
   h->fork_gen = fork_gen;
+}
+
+static void hub_after_fork(gh_hub *h);
+
+/* In a child after fork: replace what it inherited before using it. */
+void hub_check_fork(gh_hub *h) {
+  if (h->fork_gen != fork_gen) hub_after_fork(h);
 }
 
 static void hub_after_fork(gh_hub *h) {
@@ -418,7 +479,7 @@ static void hub_after_fork(gh_hub *h) {
  */
 int hub_turn(lua_State *L, gh_hub *h, int may_block) {
   struct epoll_event ev[POLL_BATCH];
-  if (h->fork_gen != fork_gen) hub_after_fork(h);
+  hub_check_fork(h);
   h->in_loop = 1;
   h->turns++;
   /* the one clock read of a busy turn; with no timer armed the coarse

@@ -14,6 +14,7 @@ static int hub_gc(lua_State *L) {
   gh_hub *h = luaL_checkudata(L, 1, HUB_MT);
   if (h->closed) return 0;
   h->closed = 1;
+  diag_close(h);
   resolver_close(h);
   signal_close(h);
   if (h->epfd >= 0) close(h->epfd);
@@ -73,6 +74,14 @@ int hub_open(lua_State *L) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   h->wrapped_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);
+  h->anchors_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);                        /* weak-keyed: coroutine -> error */
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  h->bare_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);                        /* weak-keyed thread names */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");

@@ -81,6 +81,7 @@ static int e_wait(lua_State *L) {
   self->waitcode = WC_EVENT;
   link_push(&e->waiters, &self->link);
   self->where = TW_LIST;
+  hub_anchor(L, h, self, 1);
   return hub_park(L, h, self, d, 0, e_wait_k);
 }
 
@@ -112,6 +113,7 @@ static int list_park(lua_State *L, gh_hub *h, gh_link *list, int front,
   else link_push(list, &self->link);
   self->where = TW_LIST;
   self->granted = 0;
+  hub_anchor(L, h, self, 1);
   return hub_park(L, h, self, deadline, ctx, k);
 }
 

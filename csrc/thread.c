@@ -59,7 +59,7 @@ static gh_thread *thread_new(lua_State *L, gh_hub *h, int n) {
   lua_insert(L, -(n + 1));
   lua_checkstack(co, n + LUA_MINSTACK);
   lua_xmove(L, co, n);
-  gh_thread *t = lua_newuserdatauv(L, sizeof *t, 1);
+  gh_thread *t = lua_newuserdatauv(L, sizeof *t, 2);
   memset(t, 0, sizeof *t);
   link_init(&t->link);
   link_init(&t->joiners);
@@ -71,6 +71,9 @@ static gh_thread *thread_new(lua_State *L, gh_hub *h, int n) {
   lua_setmetatable(L, -2);
   lua_insert(L, -2);
   lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(co, 1);            /* the function: names a dead thread */
+  lua_xmove(co, L, 1);
+  lua_setiuservalue(L, -2, 2);
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
   lua_pushvalue(L, -2);
   t->ref = luaL_ref(L, -2);
@@ -88,39 +91,31 @@ void thread_spawn_n(lua_State *L, gh_hub *h, int n) {
 
 /* ---------------------------------------------------------------- death */
 
-/* Text for an error value: strings as they are, others via __tostring. */
-static const char *error_text(lua_State *L, int idx) {
-  if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER)
-    return lua_tostring(L, idx);
-  if (luaL_callmeta(L, idx, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-    return lua_tostring(L, -1);
-  return lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
-}
-
-/* An error nobody waits for: hand it to gh.onerror's handler, or stderr. */
-static void report(gh_hub *h, lua_State *L, gh_thread *t) {
-  int top = lua_gettop(L);
-  luaL_checkstack(L, 8, NULL);
-  lua_checkstack(t->co, 2);
-  lua_pushvalue(t->co, -1);
-  lua_xmove(t->co, L, 1);                       /* err */
-  luaL_traceback(L, t->co, error_text(L, top + 1), 0);
-  int tb = lua_gettop(L);
+/*
+ * An error nobody waits for: hand it to gh.onerror's handler, or print it
+ * with the thread's name. The outcome is already stored (a handler may
+ * t:wait() and see the error). Never raises: the loop is on the C stack.
+ * Stack: ud (the thread), err, tb (message with the traceback).
+ */
+static void report(gh_hub *h, lua_State *L, gh_thread *t, int ud, int err, int tb) {
+  if (!lua_checkstack(L, 8)) return;
   if (h->onerror_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->onerror_ref);
-    thread_push(L, h, t);
-    lua_pushvalue(L, top + 1);
+    lua_pushvalue(L, ud);
+    lua_pushvalue(L, err);
     lua_pushvalue(L, tb);
-    if (lua_pcall(L, 3, 0, 0) != LUA_OK)
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
       fprintf(stderr, "greenhub: error in the onerror handler: %s\n",
-              error_text(L, -1));
+              diag_safe_text(L, -1));
+      lua_pop(L, 2);
+    }
   } else {
-    const char *name = diag_name(L, h, t);
+    const char *name = diag_name(L, h, t, ud);
     fprintf(stderr, "greenhub: uncaught error in green thread %s: %s\n",
             name, lua_tostring(L, tb));
+    lua_pop(L, 1);
   }
   fflush(stderr);
-  lua_settop(L, top);
 }
 
 static void run_links(gh_hub *h, lua_State *L, gh_thread *t) {
@@ -159,7 +154,8 @@ static void run_links(gh_hub *h, lua_State *L, gh_thread *t) {
 static void thread_store(gh_hub *h, lua_State *L, gh_thread *t) {
   lua_State *co = t->co;
   int n = t->nres;
-  int pool = h->npool < GH_POOL_MAX && lua_status(co) == LUA_OK;
+  int pool = h->npool < GH_POOL_MAX && lua_status(co) == LUA_OK &&
+             !(t->flags & TF_NOPOOL);
   /* no results and a pooled coroutine: the stale user value is never read,
      and the pool keeps the coroutine alive anyway */
   if (n > 0 || !pool) {
@@ -178,6 +174,7 @@ static void thread_store(gh_hub *h, lua_State *L, gh_thread *t) {
   lua_settop(co, 0);
   t->co = NULL;
   if (pool) {
+    if (lua_gethook(co)) lua_sethook(co, NULL, 0, 0); /* next owner starts clean */
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->pool_ref);
     lua_pushthread(co);
     lua_xmove(co, L, 1);
@@ -186,31 +183,44 @@ static void thread_store(gh_hub *h, lua_State *L, gh_thread *t) {
   }
 }
 
+static int is_killed(gh_hub *h, lua_State *co) {
+  lua_rawgeti(co, LUA_REGISTRYINDEX, h->killed_ref);
+  int killed = lua_rawequal(co, -1, -2);
+  lua_pop(co, 1);
+  return killed;
+}
+
 /*
  * t has finished: status st from lua_resume (results on co's top, or the
  * error value). Records the outcome, closes the coroutine's pending
- * to-be-closed variables, wakes joiners, runs links, drops the anchor.
+ * to-be-closed variables, wakes joiners, runs links, reports an error
+ * nobody will see otherwise, drops the anchor.
  */
 static void thread_die(gh_hub *h, lua_State *L, gh_thread *t, int st, int nres) {
   lua_State *co = t->co;
+  int top = lua_gettop(L);
+  int report_it = 0;
+  lua_checkstack(L, 8);
   t->state = TS_DEAD;
   t->where = TW_NONE;
   h->nthreads--;
+  thread_push(L, h, t);                           /* top+1: the handle */
   if (st == LUA_OK) {
     t->nres = nres;
   } else {
-    lua_rawgeti(co, LUA_REGISTRYINDEX, h->killed_ref);
-    int killed = lua_rawequal(co, -1, -2);
-    lua_pop(co, 1);
-    if (!killed && !(t->flags & TF_OBSERVED) && link_empty(&t->joiners))
-      report(h, L, t);
+    if (!is_killed(h, co) && !(t->flags & TF_OBSERVED) && link_empty(&t->joiners)) {
+      /* the traceback needs the stack as the error left it */
+      lua_checkstack(co, 2);
+      lua_pushvalue(co, -1);
+      lua_xmove(co, L, 1);                        /* top+2: err */
+      luaL_traceback(L, co, diag_safe_text(L, top + 2), 0);
+      lua_remove(L, top + 3);                     /* top+3: message + tb */
+      report_it = 1;
+    }
     /* close <close> variables left open by the error; the (possibly new)
        error value ends up alone on co's stack */
     if (lua_status(co) != LUA_OK) lua_resetthread(co);
-    lua_rawgeti(co, LUA_REGISTRYINDEX, h->killed_ref);
-    killed = lua_rawequal(co, -1, -2);
-    lua_pop(co, 1);
-    t->flags |= killed ? TF_KILLED : TF_ERROR;
+    t->flags |= is_killed(h, co) ? TF_KILLED : TF_ERROR;
     t->nres = 1;
   }
   thread_store(h, L, t);
@@ -219,10 +229,16 @@ static void thread_die(gh_hub *h, lua_State *L, gh_thread *t, int st, int nres) 
     hub_wake(h, j, WK_OK);
   }
   if (t->flags & TF_LINKS) run_links(h, L, t);
+  if (report_it) report(h, L, t, top + 1, top + 2, top + 3);
+  if (t->flags & TF_ANCHORED) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->anchors_ref);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, t->ref);
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
   luaL_unref(L, -1, t->ref);
-  lua_pop(L, 1);
   t->ref = LUA_NOREF;
+  lua_settop(L, top);
 }
 
 /* Kill t without running it further; the error value is on co's top. */
@@ -236,24 +252,87 @@ static void thread_abort(gh_hub *h, lua_State *L, gh_thread *t) {
   thread_die(h, L, t, LUA_ERRRUN, 0);
 }
 
+/*
+ * The hook that raises an interrupt inside a thread parked by a bare
+ * coroutine.yield: it runs at the first instruction after that yield
+ * returns, so pcall and <close> see the error right there. The user's own
+ * hook (saved when this one was set) comes back first.
+ */
+static void bare_hook(lua_State *L, lua_Debug *ar) {
+  gh_hub *h = hub_get(L);
+  gh_thread *t = h->current;
+  (void)ar;
+  if (t && t->co == L) {
+    lua_sethook(L, t->uhook, t->umask, t->ucount);
+    t->uhook = NULL;
+    t->flags |= TF_NOPOOL; /* an error out of a hook leaves hooks off */
+  } else {
+    lua_sethook(L, NULL, 0, 0);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->bare_ref);
+  lua_pushthread(L);
+  if (lua_rawget(L, -2) == LUA_TNIL) { lua_pop(L, 2); return; }
+  lua_pushthread(L);
+  lua_pushnil(L);
+  lua_rawset(L, -4);
+  lua_error(L);
+}
+
+/* t sits in a bare coroutine.yield with an interrupt on co's top: arm the
+   hook that raises it once t runs again. */
+static void bare_interrupt(gh_hub *h, lua_State *L, gh_thread *t) {
+  lua_State *co = t->co;
+  lua_checkstack(L, 4);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->bare_ref);
+  lua_pushthread(co);
+  lua_xmove(co, L, 2);                 /* bare, err, co */
+  lua_insert(L, -2);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  lua_Hook old = lua_gethook(co);
+  if (old && !diag_hook_is_ours(old) && old != bare_hook) {
+    t->uhook = old;
+    t->umask = lua_gethookmask(co);
+    t->ucount = lua_gethookcount(co);
+  }
+  lua_sethook(co, bare_hook, LUA_MASKCOUNT, 1);
+}
+
+/* The coroutine of suspended t was closed from outside (coroutine.close):
+   it cannot run again, so t ends as if killed. */
+static void closed_outside(gh_hub *h, lua_State *L, gh_thread *t) {
+  lua_State *co = t->co;
+  lua_settop(co, 0);
+  lua_rawgeti(co, LUA_REGISTRYINDEX, h->killed_ref);
+  t->flags |= TF_OBSERVED | TF_NOPOOL;
+  thread_die(h, L, t, LUA_ERRRUN, 0);
+}
+
 /* Resume t (ready, or pending) from L, and handle how it stops. */
 void thread_resume(gh_hub *h, lua_State *L, gh_thread *t) {
-  int nargs = 0, nres;
+  int nargs = 0, nres, bare = 0;
   if (t->state == TS_PENDING) {
     nargs = lua_gettop(t->co) - 1;
+  } else if (lua_status(t->co) != LUA_YIELD) {
+    closed_outside(h, L, t);
+    return;
   } else if (t->wake == WK_INTR) {
     nargs = 1;
-    if (t->flags & TF_BARE) { thread_abort(h, L, t); return; }
+    if (t->flags & TF_BARE) { bare_interrupt(h, L, t); nargs = 0; bare = 1; }
   }
-  t->flags &= (uint8_t)~TF_BARE;
+  t->flags &= (uint16_t)~TF_BARE;
   gh_thread *prev = h->current;
   h->current = t;
   t->state = TS_RUNNING;
   h->switches++;
-  if (h->block_ns) diag_on_resume(h, t);
-  else if (lua_gethook(t->co)) lua_sethook(t->co, NULL, 0, 0); /* was on */
+  if (h->block_ns) { if (!bare) diag_on_resume(h, t); }
+  else {
+    lua_Hook hk = lua_gethook(t->co); /* ours, left from when it was on */
+    if (hk && diag_hook_is_ours(hk)) lua_sethook(t->co, NULL, 0, 0);
+  }
   int st = lua_resume(t->co, L, nargs, &nres);
   h->current = prev;
+  if (h->block_ns) diag_after_resume(h, L, t, 0);
   if (st == LUA_YIELD) {
     t->state = TS_SUSPENDED;
     lua_pop(t->co, nres); /* nothing, or the pass-through marker */
@@ -333,7 +412,7 @@ static int l_run(lua_State *L) {
                          "thread, outside the hub");
   while (!hub_turn(L, h, 1)) {
     if (h->main.flags & TF_MAIN_WOKEN) {
-      h->main.flags &= (uint8_t)~TF_MAIN_WOKEN;
+      h->main.flags &= (uint16_t)~TF_MAIN_WOKEN;
       hub_check_intr(L, h, &h->main);
     }
   }

@@ -14,7 +14,10 @@ typedef struct gh_timeout {
   gh_hub *hub;
   gh_thread *target;       /* anchored by the token's user value */
   int ref;                 /* registry anchor while armed */
+  uint64_t seq;            /* arming order: outer timeouts are older */
 } gh_timeout;
+
+static uint64_t timeout_seq;
 
 static void timeout_fire(gh_hub *h, gh_timer *tm) {
   gh_timeout *to = container_of(tm, gh_timeout, timer);
@@ -24,6 +27,15 @@ static void timeout_fire(gh_hub *h, gh_timer *tm) {
   luaL_unref(L, LUA_REGISTRYINDEX, to->ref);
   to->ref = LUA_NOREF;
   if (t->state == TS_DEAD || t->state == TS_PENDING) { lua_pop(L, 1); return; }
+  /* an interrupt already waiting to be raised (this same turn) wins when
+     it is a kill, or an older, so enclosing, timeout: raising the outer
+     token unwinds the inner with_timeout too, and nothing is lost */
+  if (hub_pending_intr(h, L, t)) {
+    gh_timeout *p = luaL_testudata(L, -1, TIMEOUT_MT);
+    int keep = !p || p->seq < to->seq;
+    lua_pop(L, 1);
+    if (keep) { lua_pop(L, 1); return; }
+  }
   hub_interrupt(h, L, t);
 }
 
@@ -39,6 +51,7 @@ static int l_timeout_start(lua_State *L) {
   to->hub = h;
   to->target = self;
   to->ref = LUA_NOREF;
+  to->seq = ++timeout_seq;
   luaL_setmetatable(L, TIMEOUT_MT);
   if (!(self->flags & TF_MAIN)) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);

@@ -22,11 +22,14 @@ end
 --- Run f(...) in the calling thread; if it has not returned after s
 -- seconds it is interrupted at its blocking point and this returns
 -- nil, "timeout". Other errors pass through unchanged.
+-- nil, a negative number or math.huge: no limit (f just runs).
 function M.with_timeout(s, f, ...)
+  if s == nil then return f(...) end
   if type(s) ~= "number" then
     error("bad argument #1 to 'with_timeout' (number expected, got " .. type(s) .. ")", 2)
   end
   if s ~= s then error("bad argument #1 to 'with_timeout' (seconds is NaN)", 2) end
+  if s < 0 or s == math.huge then return f(...) end
   local tok = timeout_start(s)
   return finish(tok, pcall(f, ...))
 end

@@ -63,6 +63,7 @@ end
 --- wait([timeout]) -> ok, "exit"|"signal", code (as os.execute), or nil, "timeout"
 function Proc:wait(timeout)
   if self.status then return table.unpack(self.status, 1, 3) end
+  if timeout and (timeout < 0 or timeout == math.huge) then timeout = nil end
   local deadline = timeout and core.clock() + timeout
   local backoff = 0.001
   while true do
