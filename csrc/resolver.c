@@ -217,7 +217,14 @@ int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
   hints.ai_family = family;
   hints.ai_socktype = socktype;
   hints.ai_flags = passive ? AI_PASSIVE : 0;
-  if (host && (strcmp(host, "*") == 0 || *host == '\0')) host = NULL;
+  /* "*" and "" mean any address for bind; for connect "" names no host
+     (as LuaSocket, it does not quietly become the loopback address) */
+  if (host && passive && (strcmp(host, "*") == 0 || *host == '\0')) host = NULL;
+  if (host && !passive && *host == '\0') {
+    lua_pushnil(L);
+    lua_pushliteral(L, "host not found");
+    return k(L, LUA_YIELD, ctx);
+  }
   if (host && strcmp(host, "localhost") == 0)
     host = family == AF_INET6 ? "::1" : "127.0.0.1";
   hints.ai_flags |= AI_NUMERICHOST;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -44,6 +45,12 @@ typedef struct gh_sock {
   double nrecv, nsent;     /* getstats */
   int64_t birth;
   gh_hub *hub;
+  int discard;             /* drop input up to the end of an over-long line */
+  int nopts;               /* options set on a master socket, replayed on
+                              the fresh fd a connect retry needs */
+  struct { int level, opt, val; } opts[8];
+  socklen_t boundlen;      /* the address bind() was given (0 = none) */
+  struct sockaddr_storage bound;
 } gh_sock;
 
 /* ---------------------------------------------------------------- errors */
@@ -91,16 +98,45 @@ static int wait_failed(lua_State *L, gh_hub *h) {
 
 /* ---------------------------------------------------------------- objects */
 
-static gh_sock *sock_check(lua_State *L, int arg) {
-  return gh_check(L, arg, GH_SOCKET, SOCK_MT);
+/* LuaSocket's class names; each has its own metatable whose __index has
+   the methods and `class` (so sock.class is the name, as in LuaSocket) */
+static const char *const class_names[] = {
+  "tcp{master}", "tcp{client}", "tcp{server}",
+  "unix{master}", "unix{client}", "unix{server}",
+  "udp{unconnected}", "udp{connected}",
+  "unixdgram{unconnected}", "unixdgram{connected}",
+  "fd{stream}", NULL
+};
+enum { SC_NCLASS = 11 };
+
+static int class_index(const gh_sock *s) {
+  if (s->plain) return 10;
+  if (s->type == SOCK_DGRAM)
+    return (s->family == AF_UNIX ? 8 : 6) + (s->kind == K_CONNECTED);
+  return (s->family == AF_UNIX ? 3 : 0) + s->kind;
 }
 
-static const char *sock_class(const gh_sock *s) {
-  if (s->plain) return "fd{stream}";
-  static const char *const tcp[] = {"tcp{master}", "tcp{client}", "tcp{server}"};
-  static const char *const unx[] = {"unix{master}", "unix{client}", "unix{server}"};
-  if (s->type == SOCK_DGRAM) return s->kind == K_CONNECTED ? "udp{connected}" : "udp{unconnected}";
-  return s->family == AF_UNIX ? unx[s->kind] : tcp[s->kind];
+static const char *sock_class(const gh_sock *s) { return class_names[class_index(s)]; }
+
+static gh_sock *sock_check(lua_State *L, int arg) {
+  gh_hub *h = HUB(L);
+  void *p = lua_touserdata(L, arg);
+  if (p && lua_getmetatable(L, arg)) {
+    const void *m = lua_topointer(L, -1);
+    lua_pop(L, 1);
+    for (int i = 0; i < SC_NCLASS; i++) if (h->sockmt[i] == m) return p;
+  }
+  luaL_typeerror(L, arg, "greenhub socket");
+  return NULL;
+}
+
+/* Give the userdata at idx the metatable of s's (new) class. */
+static void sock_setclass(lua_State *L, int idx, gh_sock *s) {
+  char name[64];
+  snprintf(name, sizeof name, "greenhub.%s", sock_class(s));
+  idx = lua_absindex(L, idx);
+  luaL_getmetatable(L, name);
+  lua_setmetatable(L, idx);
 }
 
 /* Raise unless s is one of the classes in mask (bits of K_*). */
@@ -127,7 +163,7 @@ static gh_sock *sock_push(lua_State *L, gh_hub *h, int fd, int family, int type,
   s->line_max = LINE_MAX_DEFAULT;
   s->hub = h;
   s->birth = hub_clock();
-  luaL_setmetatable(L, SOCK_MT);
+  sock_setclass(L, -1, s);
   s->fd = fd;
   if (fd >= 0) hub_fd_forget(h, fd);
   return s;
@@ -224,6 +260,14 @@ static int sock_settimeout(lua_State *L) {
   return 1;
 }
 
+/* gettimeout() -> block, total (as LuaSocket: -1 for none) */
+static int sock_gettimeout(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  lua_pushnumber(L, s->tblock);
+  lua_pushnumber(L, s->ttotal);
+  return 2;
+}
+
 /* ---------------------------------------------------------------- receive */
 
 static void parse_pattern(lua_State *L, int *mode, size_t *count) {
@@ -260,12 +304,33 @@ static void push_data(lua_State *L, gh_sock *s, size_t n, size_t skip, int line)
   buf_consume(&s->buf, n + skip);
 }
 
-/* nil, err, partial (everything buffered, with the prefix). */
-static int recv_fail(lua_State *L, gh_sock *s, const char *err) {
+/* nil, err, partial (everything buffered, with the prefix; for a line,
+   without its CRs, as LuaSocket's partial). */
+static int recv_fail(lua_State *L, gh_sock *s, const char *err, int line) {
   lua_pushnil(L);
   lua_pushstring(L, err);
-  push_data(L, s, buf_len(&s->buf), 0, 0);
+  push_data(L, s, buf_len(&s->buf), 0, line);
   return 3;
+}
+
+/* data, nil, nil: LuaSocket's three results of a successful receive */
+static int recv_done(lua_State *L) {
+  lua_pushnil(L);
+  lua_pushnil(L);
+  return 3;
+}
+
+/* After an over-long line: drop input up to and including its '\n'.
+   Returns 1 while still discarding (the buffer is then empty). */
+static int discard_line(gh_sock *s) {
+  ptrdiff_t nl = buf_find_line(&s->buf, 0);
+  if (nl >= 0) {
+    buf_consume(&s->buf, (size_t)nl + 1);
+    s->discard = 0;
+    return 0;
+  }
+  buf_consume(&s->buf, buf_len(&s->buf));
+  return 1;
 }
 
 static int recv_k(lua_State *L, int status, lua_KContext ctx);
@@ -275,26 +340,33 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
   int mode;
   size_t count, scanned = 0;
   parse_pattern(L, &mode, &count);
+  int line = mode == P_LINE;
   for (;;) {
+    if (s->discard) { discard_line(s); scanned = 0; }
     size_t len = buf_len(&s->buf), n, skip;
-    switch (buf_take(&s->buf, mode, count, s->line_max, &scanned, &n, &skip)) {
+    switch (s->discard ? BUF_MORE
+                       : buf_take(&s->buf, mode, count, s->line_max, &scanned, &n, &skip)) {
       case BUF_READY:
-        push_data(L, s, n, skip, mode == P_LINE);
-        return 1;
+        push_data(L, s, n, skip, line);
+        return recv_done(L);
       case BUF_TOOLONG:
         if (skip) buf_consume(&s->buf, n + skip); /* drop just that line */
-        else buf_free(&s->buf);
+        else { buf_free(&s->buf); s->discard = 1; } /* ... and its tail to come */
         return push_fail(L, "line too long");
       default:
         break;
     }
-    if (s->fd < 0) return recv_fail(L, s, "closed");
+    if (s->fd < 0) return recv_fail(L, s, "closed", line);
     /* the last read came up short, so the socket is drained until epoll
-       says otherwise: skip the recv that would only say EAGAIN */
-    if (!hub_fd_maybe_ready(s->hub, s->fd, FD_R)) goto wait;
+       says otherwise: skip the recv that would only say EAGAIN, unless
+       this call will not wait (a settimeout(0) poll must see new data) */
+    if (!hub_fd_maybe_ready(s->hub, s->fd, FD_R) && !expired(wait_deadline(s, total)))
+      goto wait;
+    /* grow as data arrives: a huge count is not allocated up front */
     size_t want = 4096;
-    if (mode == P_COUNT && count - len > want) want = count - len;
-    if (mode == P_LINE && s->line_max - len < want) want = s->line_max - len + 1;
+    if (mode == P_COUNT && count - len > want)
+      want = count - len < (1u << 20) ? count - len : (1u << 20);
+    if (line && s->line_max - len < want) want = s->line_max - len + 1;
     if (!buf_reserve(&s->buf, want)) return luaL_error(L, "greenhub: out of memory");
     size_t room = buf_room(&s->buf);
     if (mode == P_COUNT && room > count - len) room = count - len;
@@ -307,14 +379,19 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
       continue;
     }
     if (got == 0) {
-      if (mode == P_ALL) { push_data(L, s, buf_len(&s->buf), 0, 0); return 1; }
-      return recv_fail(L, s, "closed");
+      /* "*a": what arrived is the answer; nothing at all is "closed" */
+      if (mode == P_ALL && buf_len(&s->buf) > 0 && !s->discard) {
+        push_data(L, s, buf_len(&s->buf), 0, 0);
+        return recv_done(L);
+      }
+      return recv_fail(L, s, "closed", line);
     }
     if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return recv_fail(L, s, sock_strerror(errno));
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return recv_fail(L, s, sock_strerror(errno), line);
+    hub_fd_drained(s->hub, s->fd, FD_R);
   wait:;
     int64_t d = wait_deadline(s, total);
-    if (expired(d)) return recv_fail(L, s, "timeout");
+    if (expired(d)) return recv_fail(L, s, "timeout", line);
     gh_hub *h = s->hub;
     gh_thread *self = hub_self(L, h, "receive");
     buf_shrink(&s->buf); /* an idle socket holds no buffer */
@@ -327,8 +404,12 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
   gh_thread *self = hub_me(L, s->hub);
   (void)status;
   hub_check_intr(L, s->hub, self);
-  if (self->wake == WK_TIMEOUT) return recv_fail(L, s, "timeout");
-  if (self->wake == WK_CLOSED || s->fd < 0) return recv_fail(L, s, "closed");
+  int mode;
+  size_t count;
+  parse_pattern(L, &mode, &count);
+  int line = mode == P_LINE;
+  if (self->wake == WK_TIMEOUT) return recv_fail(L, s, "timeout", line);
+  if (self->wake == WK_CLOSED || s->fd < 0) return recv_fail(L, s, "closed", line);
   return recv_step(L, s, (int64_t)ctx);
 }
 
@@ -344,7 +425,72 @@ static int sock_receive(lua_State *L) {
   parse_pattern(L, &mode, &count);
   if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TSTRING);
   lua_settop(L, 3);
+  if (lua_isnil(L, 2)) { lua_pushliteral(L, "*l"); lua_replace(L, 2); }
+  if (s->fd < 0 && buf_len(&s->buf) == 0) return recv_fail(L, s, "closed", 0);
   return recv_step(L, s, call_deadline(s));
+}
+
+static int partial_k(lua_State *L, int status, lua_KContext ctx);
+
+/* receivepartial(max): whatever is buffered, or whatever arrives next,
+   at most max bytes; nil, err when the peer closed or the wait ran out */
+static int partial_step(lua_State *L, gh_sock *s, int64_t total) {
+  size_t max = (size_t)lua_tointeger(L, 2);
+  for (;;) {
+    size_t len = buf_len(&s->buf);
+    if (len > 0 && !s->discard) {
+      size_t n = len < max ? len : max;
+      lua_pushlstring(L, buf_head(&s->buf), n);
+      buf_consume(&s->buf, n);
+      return recv_done(L);
+    }
+    if (s->discard) buf_consume(&s->buf, len);
+    if (s->fd < 0) return push_fail(L, "closed");
+    if (hub_fd_maybe_ready(s->hub, s->fd, FD_R) || expired(wait_deadline(s, total))) {
+      size_t want = max < (1u << 20) ? max : (1u << 20);
+      if (!buf_reserve(&s->buf, want)) return luaL_error(L, "greenhub: out of memory");
+      size_t room = buf_room(&s->buf);
+      if (room > max) room = max;
+      ssize_t got = s->plain ? read(s->fd, s->buf.data + s->buf.last, room)
+                             : recv(s->fd, s->buf.data + s->buf.last, room, 0);
+      if (got > 0) {
+        buf_commit(&s->buf, (size_t)got);
+        s->nrecv += (double)got;
+        if ((size_t)got < room) hub_fd_drained(s->hub, s->fd, FD_R);
+        if (s->discard) discard_line(s);
+        continue;
+      }
+      if (got == 0) return push_fail(L, "closed");
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
+      hub_fd_drained(s->hub, s->fd, FD_R);
+    }
+    int64_t d = wait_deadline(s, total);
+    if (expired(d)) return push_fail(L, "timeout");
+    gh_hub *h = s->hub;
+    gh_thread *self = hub_self(L, h, "receivepartial");
+    buf_shrink(&s->buf);
+    return hub_wait_fd(L, h, self, s->fd, FD_R, d, (lua_KContext)total, partial_k);
+  }
+}
+
+static int partial_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  (void)status;
+  int r = wait_failed(L, s->hub);
+  if (r) return r;
+  return partial_step(L, s, (int64_t)ctx);
+}
+
+static int sock_receivepartial(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
+    return luaL_error(L, "greenhub: receivepartial is not available on %s", sock_class(s));
+  lua_Integer max = luaL_optinteger(L, 2, 65536);
+  if (max < 1) return luaL_argerror(L, 2, "max must be positive");
+  lua_settop(L, 1);
+  lua_pushinteger(L, max);
+  return partial_step(L, s, call_deadline(s));
 }
 
 /* ---------------------------------------------------------------- send */
@@ -526,6 +672,7 @@ static int bind_k(lua_State *L, int status, lua_KContext ctx) {
     }
     if (ctx) { int on = 1; setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on); }
     if (bind(s->fd, sa, (socklen_t)alen) == 0) {
+      if (alen <= sizeof s->bound) { memcpy(&s->bound, sa, alen); s->boundlen = (socklen_t)alen; }
       lua_pushinteger(L, 1);
       return 1;
     }
@@ -573,6 +720,7 @@ static int sock_listen(lua_State *L) {
   if (s->fd < 0 && sock_create_fd(s, AF_INET) < 0) return push_errno(L, errno);
   if (listen(s->fd, backlog) < 0) return push_errno(L, errno);
   s->kind = K_SERVER;
+  sock_setclass(L, 1, s);
   lua_pushinteger(L, 1);
   return 1;
 }
@@ -583,6 +731,7 @@ static int connect_next(lua_State *L, gh_sock *s, int64_t total);
 
 static int connect_done(lua_State *L, gh_sock *s) {
   s->kind = s->type == SOCK_DGRAM ? K_CONNECTED : K_CLIENT;
+  sock_setclass(L, 1, s);
   lua_pushinteger(L, 1);
   return 1;
 }
@@ -603,6 +752,24 @@ static int connect_wait_k(lua_State *L, int status, lua_KContext ctx) {
   return connect_next(L, s, (int64_t)ctx);
 }
 
+/*
+ * A failed TCP connect leaves its socket unusable: the next address gets a
+ * fresh fd, with what the user did to the old one (options, bind) done
+ * again, so a retry still connects from the address the user bound.
+ */
+static int sock_recreate(gh_sock *s, int family) {
+  if (sock_create_fd(s, family) < 0) return -1;
+  for (int i = 0; i < s->nopts; i++)
+    setsockopt(s->fd, s->opts[i].level, s->opts[i].opt, &s->opts[i].val, sizeof(int));
+  if (s->boundlen && bind(s->fd, (struct sockaddr *)&s->bound, s->boundlen) < 0) {
+    int e = errno;
+    sock_close_fd(s);
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
+
 /* Stack: sock host port addrs nil index lasterr. Try each address. */
 static int connect_next(lua_State *L, gh_sock *s, int64_t total) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, 4);
@@ -613,8 +780,12 @@ static int connect_next(lua_State *L, gh_sock *s, int64_t total) {
     size_t alen;
     const struct sockaddr *sa = (const void *)lua_tolstring(L, -1, &alen);
     lua_pop(L, 1);
+    if (s->boundlen && sa->sa_family != s->bound.ss_family) {
+      err = EAFNOSUPPORT; /* bound to another family: cannot reach this one */
+      continue;
+    }
     if (s->fd < 0) {
-      if (sock_create_fd(s, sa->sa_family) < 0) { err = errno; continue; }
+      if (sock_recreate(s, sa->sa_family) < 0) { err = errno; continue; }
     } else if (sa->sa_family != s->family) {
       err = EAFNOSUPPORT;
       continue;
@@ -649,7 +820,8 @@ static int connect_k(lua_State *L, int status, lua_KContext ctx) {
 static int sock_connect(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
   if (s->family == AF_UNIX) {
-    if (s->kind != K_MASTER) return luaL_error(L, "greenhub: connect is not available on %s", sock_class(s));
+    if (s->type == SOCK_STREAM && s->kind != K_MASTER)
+      return luaL_error(L, "greenhub: connect is not available on %s", sock_class(s));
     struct sockaddr_un a;
     socklen_t len;
     unix_addr(L, 2, &a, &len);
@@ -738,7 +910,8 @@ static int udp_step(lua_State *L, gh_sock *s, int from, int64_t total) {
     if (errno == ECONNREFUSED) return push_fail(L, "connection refused");
     if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
     lua_settop(L, 2);
-    return sock_wait(L, s, FD_R, total, (lua_KContext)(total * 2 + from), udp_k, "receive");
+    lua_pushboolean(L, from); /* 3: the continuation needs it */
+    return sock_wait(L, s, FD_R, total, (lua_KContext)total, udp_k, "receive");
   }
 }
 
@@ -747,9 +920,7 @@ static int udp_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   int r = wait_failed(L, s->hub);
   if (r) return r;
-  int64_t c = (int64_t)ctx;
-  int from = (int)(c & 1);
-  return udp_step(L, s, from, c < 0 ? -1 : c / 2);
+  return udp_step(L, s, lua_toboolean(L, 3), (int64_t)ctx);
 }
 
 static int udp_receive(lua_State *L, gh_sock *s, int from) {
@@ -799,6 +970,14 @@ static int udp_send(lua_State *L, gh_sock *s, int to) {
     lua_settop(L, 2);
     return udp_send_step(L, s, call_deadline(s));
   }
+  if (s->family == AF_UNIX) { /* unix dgram: sendto(data, path) */
+    struct sockaddr_un a;
+    socklen_t alen;
+    unix_addr(L, 3, &a, &alen);
+    lua_settop(L, 2);
+    lua_pushlstring(L, (const char *)&a, alen);
+    return udp_send_step(L, s, call_deadline(s));
+  }
   /* sendto(data, ip, port): numeric addresses only, as LuaSocket */
   const char *ip = luaL_checkstring(L, 3);
   lua_Integer port = luaL_checkinteger(L, 4);
@@ -839,6 +1018,7 @@ static int sock_setpeername(lua_State *L) {
     sa.sa_family = AF_UNSPEC;
     if (s->fd >= 0) connect(s->fd, &sa, sizeof sa);
     s->kind = K_UNCONNECTED;
+    sock_setclass(L, 1, s);
     lua_pushinteger(L, 1);
     return 1;
   }
@@ -856,6 +1036,8 @@ static const optdef bool_opts[] = {
   {"broadcast", SOL_SOCKET, SO_BROADCAST},
   {"dontroute", SOL_SOCKET, SO_DONTROUTE},
   {"ipv6-v6only", IPPROTO_IPV6, IPV6_V6ONLY},
+  {"ip-multicast-loop", IPPROTO_IP, IP_MULTICAST_LOOP},
+  {"ipv6-multicast-loop", IPPROTO_IPV6, IPV6_MULTICAST_LOOP},
   {NULL, 0, 0}
 };
 static const optdef int_opts[] = {
@@ -864,12 +1046,63 @@ static const optdef int_opts[] = {
   {"tcp-keepidle", IPPROTO_TCP, TCP_KEEPIDLE},
   {"tcp-keepintvl", IPPROTO_TCP, TCP_KEEPINTVL},
   {"tcp-keepcnt", IPPROTO_TCP, TCP_KEEPCNT},
+  {"ip-multicast-ttl", IPPROTO_IP, IP_MULTICAST_TTL},
+  {"ipv6-unicast-hops", IPPROTO_IPV6, IPV6_UNICAST_HOPS},
+  {"ipv6-multicast-hops", IPPROTO_IPV6, IPV6_MULTICAST_HOPS},
   {NULL, 0, 0}
 };
 
 static const optdef *find_opt(const optdef *v, const char *name) {
   for (; v->name; v++) if (strcmp(v->name, name) == 0) return v;
   return NULL;
+}
+
+/* An IPv4 address argument ("*" or "0.0.0.0" = any). */
+static void ip4_arg(lua_State *L, int idx, const char *field, struct in_addr *a) {
+  const char *ip = lua_tostring(L, idx);
+  if (!ip) luaL_error(L, "greenhub: setoption: field '%s' must be an IPv4 address", field);
+  if (strcmp(ip, "*") == 0) { a->s_addr = htonl(INADDR_ANY); return; }
+  if (inet_pton(AF_INET, ip, a) != 1)
+    luaL_error(L, "greenhub: setoption: invalid IPv4 address '%s' in '%s'", ip, field);
+}
+
+/* The multicast and interface options (LuaSocket's names and shapes). */
+static int set_ip_option(lua_State *L, gh_sock *s, const char *name, int *handled) {
+  *handled = 1;
+  if (strcmp(name, "ip-multicast-if") == 0) {
+    struct in_addr a;
+    ip4_arg(L, 3, "ip-multicast-if", &a);
+    return setsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_IF, &a, sizeof a);
+  }
+  if (strcmp(name, "ip-add-membership") == 0 || strcmp(name, "ip-drop-membership") == 0) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    struct ip_mreq m;
+    memset(&m, 0, sizeof m);
+    lua_getfield(L, 3, "multiaddr");
+    ip4_arg(L, -1, "multiaddr", &m.imr_multiaddr);
+    lua_getfield(L, 3, "interface");
+    if (lua_isnil(L, -1)) m.imr_interface.s_addr = htonl(INADDR_ANY);
+    else ip4_arg(L, -1, "interface", &m.imr_interface);
+    lua_pop(L, 2);
+    return setsockopt(s->fd, IPPROTO_IP, name[3] == 'a' ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
+                      &m, sizeof m);
+  }
+  if (strcmp(name, "ipv6-add-membership") == 0 || strcmp(name, "ipv6-drop-membership") == 0) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    struct ipv6_mreq m;
+    memset(&m, 0, sizeof m);
+    lua_getfield(L, 3, "multiaddr");
+    const char *ip = lua_tostring(L, -1);
+    if (!ip || inet_pton(AF_INET6, ip, &m.ipv6mr_multiaddr) != 1)
+      luaL_error(L, "greenhub: setoption: invalid IPv6 address in 'multiaddr'");
+    lua_getfield(L, 3, "interface");
+    m.ipv6mr_interface = lua_isnil(L, -1) ? 0 : (unsigned)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    return setsockopt(s->fd, IPPROTO_IPV6, name[5] == 'a' ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP,
+                      &m, sizeof m);
+  }
+  *handled = 0;
+  return 0;
 }
 
 static int sock_setoption(lua_State *L) {
@@ -879,13 +1112,13 @@ static int sock_setoption(lua_State *L) {
   if (s->fd < 0 && s->kind == K_MASTER && sock_create_fd(s, AF_INET) < 0)
     return push_errno(L, errno);
   if (s->fd < 0) return push_fail(L, "closed");
-  int r;
+  int r, v = 0, handled;
   if ((o = find_opt(bool_opts, name))) {
     luaL_checkany(L, 3);
-    int v = lua_toboolean(L, 3);
+    v = lua_toboolean(L, 3);
     r = setsockopt(s->fd, o->level, o->opt, &v, sizeof v);
   } else if ((o = find_opt(int_opts, name))) {
-    int v = (int)luaL_checkinteger(L, 3);
+    v = (int)luaL_checkinteger(L, 3);
     r = setsockopt(s->fd, o->level, o->opt, &v, sizeof v);
   } else if (strcmp(name, "linger") == 0) {
     luaL_checktype(L, 3, LUA_TTABLE);
@@ -896,14 +1129,26 @@ static int sock_setoption(lua_State *L) {
     li.l_linger = (int)luaL_optinteger(L, -1, 0);
     r = setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &li, sizeof li);
   } else if (strcmp(name, "line-max") == 0) {
-    lua_Integer v = luaL_checkinteger(L, 3);
-    if (v < 1) luaL_argerror(L, 3, "line-max must be positive");
-    s->line_max = (size_t)v;
+    lua_Integer lm = luaL_checkinteger(L, 3);
+    if (lm < 1) luaL_argerror(L, 3, "line-max must be positive");
+    s->line_max = (size_t)lm;
     r = 0;
   } else {
-    return luaL_argerror(L, 2, lua_pushfstring(L, "unsupported option '%s'", name));
+    r = set_ip_option(L, s, name, &handled);
+    if (!handled) return luaL_argerror(L, 2, lua_pushfstring(L, "unsupported option '%s'", name));
   }
   if (r < 0) return push_errno(L, errno);
+  /* remembered for the fresh fd a connect retry needs */
+  if (o && s->kind == K_MASTER && s->type == SOCK_STREAM) {
+    int i = 0;
+    while (i < s->nopts && !(s->opts[i].level == o->level && s->opts[i].opt == o->opt)) i++;
+    if (i < (int)(sizeof s->opts / sizeof s->opts[0])) {
+      s->opts[i].level = o->level;
+      s->opts[i].opt = o->opt;
+      s->opts[i].val = v;
+      if (i == s->nopts) s->nopts++;
+    }
+  }
   lua_pushinteger(L, 1);
   return 1;
 }
@@ -919,6 +1164,19 @@ static int sock_getoption(lua_State *L) {
     return 1;
   }
   if (s->fd < 0) return push_fail(L, "closed");
+  if (strcmp(name, "error") == 0) { /* pending error (and clears it); nil = none */
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &v, &len) < 0) return push_errno(L, errno);
+    if (v == 0) lua_pushnil(L); else lua_pushstring(L, sock_strerror(v));
+    return 1;
+  }
+  if (strcmp(name, "ip-multicast-if") == 0) {
+    struct in_addr a;
+    char ip[INET_ADDRSTRLEN];
+    len = sizeof a;
+    if (getsockopt(s->fd, IPPROTO_IP, IP_MULTICAST_IF, &a, &len) < 0) return push_errno(L, errno);
+    lua_pushstring(L, inet_ntop(AF_INET, &a, ip, sizeof ip));
+    return 1;
+  }
   if ((o = find_opt(bool_opts, name)) || (o = find_opt(int_opts, name))) {
     if (getsockopt(s->fd, o->level, o->opt, &v, &len) < 0) return push_errno(L, errno);
     if (o >= bool_opts && o < bool_opts + sizeof bool_opts / sizeof *bool_opts) lua_pushboolean(L, v);
@@ -998,10 +1256,6 @@ static int sock_getfamily(lua_State *L) {
   return 1;
 }
 
-static int sock_class_m(lua_State *L) {
-  lua_pushstring(L, sock_class(sock_check(L, 1)));
-  return 1;
-}
 
 /* ---------------------------------------------------------------- trampoline */
 
@@ -1024,7 +1278,7 @@ static int l_trampoline(lua_State *L) {
   static const char *const dirs[] = {"r", "w", "read", "write", NULL};
   int dir = luaL_checkoption(L, 2, NULL, dirs) % 2 == 0 ? FD_R : FD_W;
   int64_t d = hub_deadline(L, 3);
-  if (fd < 0 || fd > INT32_MAX) return luaL_argerror(L, 1, "invalid fd");
+  if (!hub_fd_valid(fd)) return luaL_argerror(L, 1, "not an open file descriptor");
   gh_thread *self = hub_self(L, h, "trampoline");
   gh_fd *r = hub_fd(h, (int)fd);
   if (!r) return luaL_error(L, "greenhub: out of memory");
@@ -1041,8 +1295,65 @@ static int l_trampoline(lua_State *L) {
 
 /* notify_close(fd): a foreign fd is about to be closed; waiters get "closed". */
 static int l_notify_close(lua_State *L) {
-  hub_fd_forget(HUB(L), (int)luaL_checkinteger(L, 1));
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  if (fd >= 0 && fd <= INT32_MAX) hub_fd_forget(HUB(L), (int)fd);
   return 0;
+}
+
+/*
+ * _poll(fds, events) -> revents: a poll(2) with timeout 0 over a list of
+ * fds ("r", "w" or "rw" each), for select(): it says what is ready right
+ * now without parking anybody (a settimeout(0) poll loop needs that).
+ */
+static int l_poll(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer n = luaL_len(L, 1);
+  if (n < 0 || n > 65536) return luaL_argerror(L, 1, "too many fds");
+  struct pollfd *p = lua_newuserdatauv(L, sizeof *p * (size_t)(n ? n : 1), 0);
+  for (lua_Integer i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    lua_rawgeti(L, 2, i + 1);
+    p[i].fd = (int)lua_tointeger(L, -2);
+    const char *ev = lua_tostring(L, -1);
+    p[i].events = (short)((ev && strchr(ev, 'r') ? POLLIN : 0) | (ev && strchr(ev, 'w') ? POLLOUT : 0));
+    p[i].revents = 0;
+    lua_pop(L, 2);
+  }
+  int r;
+  do r = poll(p, (nfds_t)n, 0); while (r < 0 && errno == EINTR);
+  lua_createtable(L, (int)n, 0);
+  for (lua_Integer i = 0; i < n; i++) {
+    short e = r > 0 ? p[i].revents : 0;
+    int rd = (e & (POLLIN | POLLHUP | POLLERR)) != 0, wr = (e & (POLLOUT | POLLERR | POLLHUP)) != 0;
+    lua_pushstring(L, rd && wr ? "rw" : rd ? "r" : wr ? "w" : "");
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* _fdname(fd, peer) -> getpeername/getsockname of any socket fd (TLS) */
+static int l_fdname(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (fd < 0 || fd > INT32_MAX) return push_fail(L, "closed");
+  int r = lua_toboolean(L, 2) ? getpeername((int)fd, (struct sockaddr *)&ss, &len)
+                              : getsockname((int)fd, (struct sockaddr *)&ss, &len);
+  if (r < 0) return push_errno(L, errno);
+  return push_sockaddr(L, (struct sockaddr *)&ss, len);
+}
+
+/* _fdshutdown(fd, how): shutdown(2) on any socket fd (TLS) */
+static int l_fdshutdown(lua_State *L) {
+  static const char *const modes[] = {"both", "send", "receive", NULL};
+  static const int how[] = {SHUT_RDWR, SHUT_WR, SHUT_RD};
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  int m = luaL_checkoption(L, 2, "both", modes);
+  if (fd < 0 || fd > INT32_MAX) return push_fail(L, "closed");
+  if (shutdown((int)fd, how[m]) < 0) return push_errno(L, errno);
+  lua_pushinteger(L, 1);
+  return 1;
 }
 
 /* ---------------------------------------------------------------- module */
@@ -1068,7 +1379,7 @@ static int l_fdopen(lua_State *L) {
   lua_Integer fd = luaL_checkinteger(L, 1);
   const char *mode = luaL_optstring(L, 2, "rw");
   if (strspn(mode, "rw") != strlen(mode) || !*mode) return luaL_argerror(L, 2, "mode must be r, w or rw");
-  if (fd < 0 || fd > INT32_MAX || fcntl((int)fd, F_GETFD) < 0) return luaL_argerror(L, 1, "not an open fd");
+  if (!hub_fd_valid(fd)) return luaL_argerror(L, 1, "not an open file descriptor");
   set_nonblock((int)fd);
   gh_sock *s = sock_push(L, HUB(L), (int)fd, AF_UNSPEC, SOCK_STREAM, K_CLIENT);
   s->plain = 1;
@@ -1082,6 +1393,7 @@ static int l_udp(lua_State *L) { return new_sock(L, AF_UNSPEC, SOCK_DGRAM, 1); }
 static int l_udp4(lua_State *L) { return new_sock(L, AF_INET, SOCK_DGRAM, 0); }
 static int l_udp6(lua_State *L) { return new_sock(L, AF_INET6, SOCK_DGRAM, 0); }
 static int l_unix(lua_State *L) { return new_sock(L, AF_UNIX, SOCK_STREAM, 0); }
+static int l_unix_dgram(lua_State *L) { return new_sock(L, AF_UNIX, SOCK_DGRAM, 0); }
 
 /* resolve(host [, family]) -> { ip, ... } via getaddrinfo results */
 static int resolve_k(lua_State *L, int status, lua_KContext ctx) {
@@ -1135,25 +1447,39 @@ static const luaL_Reg sock_methods[] = {
   {"setpeername", sock_setpeername}, {"setsockname", sock_bind},
   {"setstats", sock_setstats}, {"settimeout", sock_settimeout},
   {"shutdown", sock_shutdown}, {"getfamily", sock_getfamily},
-  {"class", sock_class_m}, {"_bind_reuse", sock_bind_reuse},
+  {"gettimeout", sock_gettimeout}, {"receivepartial", sock_receivepartial},
+  {"_bind_reuse", sock_bind_reuse},
   {NULL, NULL}
 };
 
 static const luaL_Reg sock_funcs[] = {
   {"tcp", l_tcp}, {"tcp4", l_tcp4}, {"tcp6", l_tcp6},
   {"udp", l_udp}, {"udp4", l_udp4}, {"udp6", l_udp6},
-  {"unix", l_unix}, {"getaddrinfo", l_getaddrinfo}, {"strerror", l_strerror},
+  {"unix", l_unix}, {"unix_dgram", l_unix_dgram},
+  {"getaddrinfo", l_getaddrinfo}, {"strerror", l_strerror},
+  {"_poll", l_poll}, {"_fdname", l_fdname}, {"_fdshutdown", l_fdshutdown},
   {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
   {"_resolver_delay", resolver_set_delay}, {"fdopen", l_fdopen},
   {NULL, NULL}
 };
 
 void socket_open(lua_State *L, int mod, int hub) {
-  int mt = gh_new_class(L, hub, GH_SOCKET, SOCK_MT, sock_methods, sock_tostring);
-  lua_pushcfunction(L, sock_gc);
-  lua_setfield(L, mt, "__gc");
-  lua_pushcfunction(L, sock_gc);
-  lua_setfield(L, mt, "__close");
-  lua_pop(L, 1);
+  gh_hub *h = lua_touserdata(L, hub);
+  const luaL_Reg meta[] = {{"__gc", sock_gc}, {"__close", sock_gc},
+                           {"__tostring", sock_tostring}, {NULL, NULL}};
+  for (int i = 0; i < SC_NCLASS; i++) {
+    char name[64];
+    snprintf(name, sizeof name, "greenhub.%s", class_names[i]);
+    luaL_newmetatable(L, name);
+    int mt = lua_gettop(L);
+    h->sockmt[i] = lua_topointer(L, mt);
+    lua_newtable(L);
+    gh_setfuncs(L, lua_gettop(L), hub, sock_methods);
+    lua_pushstring(L, class_names[i]);
+    lua_setfield(L, -2, "class");
+    lua_setfield(L, mt, "__index");
+    gh_setfuncs(L, mt, hub, meta);
+    lua_pop(L, 1);
+  }
   gh_setfuncs(L, mod, hub, sock_funcs);
 }

@@ -155,14 +155,32 @@ end
 
 function M._select(recvt, sendt, timeout)
   recvt, sendt = recvt or {}, sendt or {}
-  local function scan()
-    local r, w = {}, {}
-    for _, s in ipairs(recvt) do
-      if type(s) ~= "number" and s.dirty and s:dirty() then r[#r + 1] = s; r[s] = true end
+  -- what is ready right now: buffered data, then one poll(2) with timeout 0
+  -- (so a settimeout(0) + select(..., 0) loop sees new data at once)
+  local r, w = {}, {}
+  local fds, evs, objs = {}, {}, {}
+  for _, s in ipairs(recvt) do
+    if type(s) ~= "number" and s.dirty and s:dirty() then
+      if not r[s] then r[#r + 1] = s; r[s] = true end
+    else
+      local fd = fd_of(s)
+      if fd and fd >= 0 then fds[#fds + 1] = fd; evs[#evs + 1] = "r"; objs[#objs + 1] = s end
     end
-    return r, w
   end
-  local r, w = scan()
+  for _, s in ipairs(sendt) do
+    local fd = fd_of(s)
+    if fd and fd >= 0 then fds[#fds + 1] = fd; evs[#evs + 1] = "w"; objs[#objs + 1] = s end
+  end
+  if #fds > 0 then
+    local rev = core._poll(fds, evs)
+    for i = 1, #fds do
+      local s, ready = objs[i], rev[i]
+      if evs[i] == "r" and ready:find("r", 1, true) and not r[s] then r[#r + 1] = s; r[s] = true end
+      if evs[i] == "w" and ready:find("w", 1, true) and not w[s] then w[#w + 1] = s; w[s] = true end
+    end
+  end
+  if #r > 0 or #w > 0 then return r, w end
+  if timeout == 0 then return r, w, "timeout" end
   local ev = core.event()
   local helpers = {}
   local function watch(list, dir, out)
@@ -180,17 +198,15 @@ function M._select(recvt, sendt, timeout)
       end
     end
   end
-  if #r == 0 then
-    watch(recvt, "r", r)
-    watch(sendt, "w", w)
-    if #helpers > 0 then
-      ev:wait(timeout ~= nil and timeout >= 0 and timeout or nil)
-      if not ev:ready() then core.sleep(0) end
-    elseif timeout and timeout > 0 then
-      core.sleep(timeout)
-    end
-    for _, t in ipairs(helpers) do t:kill() end
+  watch(recvt, "r", r)
+  watch(sendt, "w", w)
+  if #helpers > 0 then
+    ev:wait(timeout ~= nil and timeout >= 0 and timeout or nil)
+    if not ev:ready() then core.sleep(0) end
+  elseif timeout and timeout > 0 then
+    core.sleep(timeout)
   end
+  for _, t in ipairs(helpers) do t:kill() end
   if #r == 0 and #w == 0 then return r, w, "timeout" end
   return r, w
 end

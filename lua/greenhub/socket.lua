@@ -25,7 +25,8 @@ do
 end
 
 -- socket.unix() / socket.unix.stream(): Unix-domain stream sockets
-M.unix = setmetatable({ stream = core.unix }, {
+-- socket.unix.dgram(): Unix-domain datagram sockets (LuaSocket 3.1)
+M.unix = setmetatable({ stream = core.unix, dgram = core.unix_dgram }, {
   __call = function(_, ...) return core.unix(...) end,
 })
 

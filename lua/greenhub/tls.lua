@@ -25,7 +25,7 @@ local MT = { __index = TLS, __name = "greenhub.tls" }
 for _, name in ipairs({ "getpeercertificate", "getpeerverification", "getpeerchain",
   "getlocalcertificate", "getlocalchain", "getpeerfinished", "getfinished",
   "getalpn", "getsniname", "info", "getfd", "dirty", "setstats", "getstats",
-  "getpeername", "getsockname", "setoption", "getoption" }) do
+  "setoption", "getoption" }) do
   TLS[name] = function(self, ...)
     local f = self.conn[name]
     if not f then return nil, "not supported by LuaSec" end
@@ -33,8 +33,33 @@ for _, name in ipairs({ "getpeercertificate", "getpeerverification", "getpeercha
   end
 end
 
+-- "SSL connection: ..." as LuaSec's own objects (copas and others tell TLS
+-- sockets from TCP ones by that prefix)
 function MT:__tostring()
-  return "tls{" .. (self.server_side and "server" or "client") .. "}: " .. tostring(self.conn)
+  return "SSL connection: greenhub.tls{" .. (self.server_side and "server" or "client") .. "}: "
+    .. tostring(self.conn):gsub("^SSL connection: ", "")
+end
+
+--- getpeername()/getsockname(): as on the TCP socket underneath
+function TLS:getpeername()
+  if self.closed then return nil, "closed" end
+  return core._fdname(self.fd, true)
+end
+function TLS:getsockname()
+  if self.closed then return nil, "closed" end
+  return core._fdname(self.fd, false)
+end
+
+--- shutdown([how]): shutdown(2) of the TCP stream underneath, exactly as
+-- on a TCP socket ("send" half-closes; no TLS close_notify is sent)
+function TLS:shutdown(how)
+  if self.closed then return nil, "closed" end
+  return core._fdshutdown(self.fd, how or "both")
+end
+
+function TLS:gettimeout()
+  local t = self.timeout
+  return t and t >= 0 and t or -1, -1
 end
 
 -- LuaSec passes some system errors through as strerror text; give them
@@ -101,17 +126,26 @@ local function verify_host(conn, host)
   return nil, "certificate does not match host " .. host
 end
 
---- dohandshake(): true, or nil, err (LuaSec's words, or "timeout")
+--- dohandshake(): true, or nil, err (LuaSec's words, or "timeout"). With
+-- settimeout(0) it is one non-blocking step that says "wantread" or
+-- "wantwrite" as LuaSec does, so a handshake driver of its own (copas) can
+-- wait and call again.
 function TLS:dohandshake()
   if self.handshaken then return true end
   if self.handshake_error then return nil, self.handshake_error end
   local deadline = deadline_of(self, self.hs_timeout)
+  local nonblocking = self.timeout == 0 and not self.hs_timeout
   while true do
     local ok, err = self.conn:dohandshake()
     if ok then break end
     if err == "wantread" or err == "wantwrite" then
+      if nonblocking then return nil, err end
       local w, e = await(self, err, deadline)
-      if not w then self.handshake_error = e; return nil, e end
+      -- a timeout is not fatal: the handshake may be driven on later
+      if not w then
+        if e ~= "timeout" then self.handshake_error = e end
+        return nil, e
+      end
     else
       self.handshake_error = err
       return nil, err
@@ -143,7 +177,7 @@ function TLS:receive(pattern, prefix)
   end
   local conn = self.conn
   local data, e, partial = conn:receive(pattern, prefix)
-  if data then return data end -- the common case: no clock, no wait
+  if data then return data, nil, nil end -- the common case: no clock, no wait
   local deadline = deadline_of(self)
   local acc = partial
   while true do
@@ -157,8 +191,33 @@ function TLS:receive(pattern, prefix)
       if not w then return nil, werr, acc or "" end
     end
     data, e, partial = conn:receive(pattern, acc)
-    if data then return data end
+    if data then return data, nil, nil end
     acc = partial
+  end
+end
+
+--- receivepartial([max]): what has arrived (decrypted), up to max bytes,
+-- or what arrives next; nil, err when closed or the wait runs out
+function TLS:receivepartial(max)
+  max = max or 65536
+  if math.type(max) ~= "integer" or max < 1 then
+    error("bad argument #1 to 'receivepartial' (positive integer expected)", 2)
+  end
+  if not self.handshaken then
+    local ok, err = self:dohandshake()
+    if not ok then return nil, err end
+  end
+  local conn, deadline = self.conn, nil
+  while true do
+    local data, e, partial = conn:receive(max)
+    if data then return data, nil, nil end
+    if partial and partial ~= "" then return partial, nil, nil end
+    if not (e == "wantread" or e == "wantwrite" or e == "timeout") then return nil, word(e) end
+    if not (e ~= "wantwrite" and conn:dirty()) then
+      deadline = deadline or deadline_of(self)
+      local w, werr = await(self, e == "timeout" and "wantread" or e, deadline)
+      if not w then return nil, werr end
+    end
   end
 end
 
@@ -193,7 +252,6 @@ end
 MT.__close = TLS.close
 MT.__gc = TLS.close
 
-function TLS:shutdown() return self:close() end
 
 local function context(params, mode)
   need_ssl()

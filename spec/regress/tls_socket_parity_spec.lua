@@ -1,0 +1,95 @@
+-- #11.28 and #11.29b: TLS sockets: getpeername/getsockname said "not
+-- supported by LuaSec", shutdown("send") closed everything, a non-blocking
+-- dohandshake said "timeout" forever, tostring did not start with "SSL".
+local H = require "helper"
+local gh = H.gh
+local tls = gh.tls
+
+local function certs()
+  local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
+  local key, crt = dir .. "/key.pem", dir .. "/cert.pem"
+  assert(os.execute("openssl req -x509 -newkey rsa:2048 -nodes -keyout " .. key .. " -out " .. crt ..
+    " -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1"))
+  return key, crt, dir
+end
+
+describe("regress: TLS sockets behave as TCP ones", function()
+  if not tls.available then it("needs LuaSec", function() pending("lua-sec missing") end) return end
+  local key, crt, dir = certs()
+  teardown(function() os.execute("rm -rf " .. dir) end)
+
+  local function server(handler)
+    local srv = assert(tls.listen("127.0.0.1", 0, { key = key, certificate = crt }))
+    local _, port = srv:getsockname()
+    local th = gh.spawn(function()
+      local c = srv:accept()
+      handler(c)
+      c:close()
+    end)
+    return srv, port, th
+  end
+
+  it("getpeername/getsockname give addresses on both sides", function()
+    local peer
+    local srv, port, th = server(function(c) c:dohandshake(); peer = { c:getpeername() }; c:receive() end)
+    local c = assert(tls.connect("127.0.0.1", port, { verify = "none" }))
+    local ip, p = c:getsockname()
+    assert.equal("127.0.0.1", ip)
+    assert.same({ "127.0.0.1", port, "inet" }, { c:getpeername() })
+    c:send("x\n")
+    H.bounded(10, th.wait, th)
+    assert.same({ "127.0.0.1", p, "inet" }, peer)
+    c:close(); srv:close()
+  end)
+
+  it("shutdown('send') half-closes: the answer still comes back", function()
+    local srv, port, th = server(function(c)
+      local d = c:receive(5)
+      c:send("got " .. #d)
+    end)
+    local c = assert(tls.connect("127.0.0.1", port, { verify = "none" }))
+    c:send("12345")
+    assert.equal(1, c:shutdown("send"))
+    c:settimeout(5)
+    local got, err, partial = c:receive("*a")
+    assert.equal("got 5", got or partial, err)
+    H.bounded(10, th.wait, th)
+    c:close(); srv:close()
+  end)
+
+  it("a non-blocking handshake says wantread/wantwrite and completes when driven", function()
+    local srv, port, th = server(function(c) c:dohandshake(); c:send("hi\n") end)
+    local raw = assert(gh.connect("127.0.0.1", port))
+    local c = assert(tls.wrap(raw, { verify = "none" }))
+    assert.matches("^SSL", tostring(c))
+    c:settimeout(0)
+    local saw, done = {}, false
+    local t0 = gh.clock()
+    while gh.clock() - t0 < 5 do
+      local ok, err = c:dohandshake()
+      if ok then done = true break end
+      assert.is_true(err == "wantread" or err == "wantwrite", err)
+      saw[err] = true
+      gh.sleep(0.001)
+    end
+    assert.is_true(done)
+    assert.is_true(saw.wantread)
+    c:settimeout(5)
+    assert.equal("hi", c:receive())
+    H.bounded(10, th.wait, th)
+    c:close(); srv:close()
+  end)
+
+  it("receive returns three values; gettimeout and receivepartial exist", function()
+    local srv, port, th = server(function(c) c:send("line\nrest") end)
+    local c = assert(tls.connect("127.0.0.1", port, { verify = "none" }))
+    c:settimeout(5)
+    local r = table.pack(c:receive())
+    assert.equal(3, r.n)
+    assert.equal("line", r[1])
+    assert.equal("rest", c:receivepartial(100))
+    assert.same({ 5, -1 }, { c:gettimeout() })
+    H.bounded(10, th.wait, th)
+    c:close(); srv:close()
+  end)
+end)
