@@ -100,14 +100,16 @@ enum {
   TF_NOPOOL = 64,          /* coroutine unfit for reuse (a hook raised
                               in it, or it was closed from outside) */
   TF_BARE = 128,           /* parked by a bare coroutine.yield */
-  TF_ANCHORED = 256,       /* has an entry in the hub's anchors table */
+  TF_ANCHORED = 256,       /* its 3rd user value holds what it parks on */
 };
 
 /*
- * A green thread: a full userdata holding this record, with the coroutine as
- * its user value. While alive it is anchored in the hub's thread table
- * (slot `ref`); once dead only user handles keep it, and its results (or
- * error) stay on the dead coroutine's stack for t:wait().
+ * A green thread: a full userdata holding this record. User values: 1 the
+ * coroutine (its results once dead), 2 the function it was spawned with
+ * (names it once dead), 3 the object it parks on (kept alive while it is
+ * parked, even if its coroutine is closed from outside). While alive it is
+ * anchored in the hub's thread table (slot `ref`); once dead only user
+ * handles keep it.
  */
 typedef struct gh_thread {
   gh_link link;            /* run queue or the wait list it parks on */
@@ -195,7 +197,6 @@ typedef struct gh_hub {
   int pool_ref;            /* registry: finished coroutines kept for reuse */
   int wrapped_ref;         /* registry: weak coroutine -> the coroutine
                               resuming it through gh.coroutine.resume */
-  int anchors_ref;         /* registry: thread ref -> object it is parked on */
   int bare_ref;            /* registry: coroutine -> interrupt to raise at
                               its bare coroutine.yield */
   size_t npool;

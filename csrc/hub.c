@@ -102,9 +102,9 @@ static int resumed_through(lua_State *L, gh_hub *h, lua_State *top) {
 void hub_anchor(lua_State *L, gh_hub *h, gh_thread *self, int idx) {
   if (self->flags & TF_MAIN) return; /* main's stack cannot be closed */
   idx = lua_absindex(L, idx);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->anchors_ref);
+  thread_push(L, h, self);
   lua_pushvalue(L, idx);
-  lua_rawseti(L, -2, self->ref);
+  lua_setiuservalue(L, -2, 3); /* the thread's third user value */
   lua_pop(L, 1);
   self->flags |= TF_ANCHORED;
 }

@@ -74,8 +74,6 @@ int hub_open(lua_State *L) {
   lua_setfield(L, -2, "__mode");
   lua_setmetatable(L, -2);
   h->wrapped_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);
-  h->anchors_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);                        /* weak-keyed: coroutine -> error */
   lua_createtable(L, 0, 1);
   lua_pushliteral(L, "k");

@@ -59,7 +59,7 @@ static gh_thread *thread_new(lua_State *L, gh_hub *h, int n) {
   lua_insert(L, -(n + 1));
   lua_checkstack(co, n + LUA_MINSTACK);
   lua_xmove(L, co, n);
-  gh_thread *t = lua_newuserdatauv(L, sizeof *t, 2);
+  gh_thread *t = lua_newuserdatauv(L, sizeof *t, 3);
   memset(t, 0, sizeof *t);
   link_init(&t->link);
   link_init(&t->joiners);
@@ -231,9 +231,8 @@ static void thread_die(gh_hub *h, lua_State *L, gh_thread *t, int st, int nres) 
   if (t->flags & TF_LINKS) run_links(h, L, t);
   if (report_it) report(h, L, t, top + 1, top + 2, top + 3);
   if (t->flags & TF_ANCHORED) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->anchors_ref);
     lua_pushnil(L);
-    lua_rawseti(L, -2, t->ref);
+    lua_setiuservalue(L, top + 1, 3);
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->threads_ref);
   luaL_unref(L, -1, t->ref);
