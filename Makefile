@@ -16,7 +16,7 @@ LUAS := lua/greenhub.lua $(wildcard lua/greenhub/*.lua)
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow
 ALL_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden $(LUA_INC) $(CFLAGS)
-LIBS    := -lpthread -lm
+LIBS    := -lpthread -lm -ldl
 
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 

@@ -2,6 +2,8 @@
  * module.c - luaopen_greenhub_core: creates (or finds) this state's hub and
  * builds the module table from each part's *_open. The only exported symbol.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,7 +106,20 @@ int hub_open(lua_State *L) {
   return lua_gettop(L);
 }
 
+/*
+ * Keep this library mapped for the life of the process: resolver workers
+ * are detached and may still be inside getaddrinfo when lua_close unloads
+ * C modules, and they return into this code.
+ */
+static void pin_library(void) {
+  static int pinned;
+  Dl_info info;
+  if (pinned || !dladdr((void *)pin_library, &info) || !info.dli_fname) return;
+  if (dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)) pinned = 1;
+}
+
 GH_EXPORT int luaopen_greenhub_core(lua_State *L) {
+  pin_library();
   lua_newtable(L);
   int mod = lua_gettop(L);
   int hub = hub_open(L);

@@ -19,7 +19,9 @@
 
 #include "greenhub.h"
 
-#define MAX_WORKERS 4
+#define MAX_WORKERS 4      /* workers serving live lookups */
+#define HARD_WORKERS 64    /* ... plus those stuck in abandoned ones */
+#define MAX_HOOKS 8
 
 typedef struct gh_job {
   struct gh_job *next;
@@ -28,21 +30,29 @@ typedef struct gh_job {
   struct addrinfo hints;
   struct addrinfo *res;
   int err;                 /* getaddrinfo's result */
-  int abandoned;           /* caller gone: whoever finishes last frees */
+  int abandoned;           /* caller gone: whoever finishes frees (mutex) */
+  int running;             /* a worker has it (mutex) */
   int done;
   lua_KFunction k;         /* the caller's continuation */
   lua_KContext ctx;
 } gh_job;
 
+/*
+ * Workers are detached: nobody ever waits for a getaddrinfo to return (a
+ * slow DNS server must not hold up exit). The pool is freed by whoever
+ * leaves it last: resolver_close when no worker is left, else the last
+ * worker to exit after stop.
+ */
 struct gh_pool {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   gh_job *todo, *todo_tail;
   gh_job *done;            /* finished, not yet seen by the hub */
-  pthread_t workers[MAX_WORKERS];
   int nworkers, idle, stop;
+  int nstuck;              /* workers running an abandoned lookup */
   int efd;                 /* eventfd: workers -> hub */
-  double delay;            /* test hook: seconds each lookup is delayed */
+  struct { char host[64]; double delay; } hooks[MAX_HOOKS]; /* test hook */
+  int nhooks;
 };
 
 static void job_free(gh_job *j) {
@@ -50,6 +60,24 @@ static void job_free(gh_job *j) {
   free(j->host);
   free(j->serv);
   free(j);
+}
+
+static void pool_free(gh_pool *p) {
+  for (gh_job *j = p->todo, *n; j; j = n) { n = j->next; job_free(j); }
+  for (gh_job *j = p->done, *n; j; j = n) { n = j->next; job_free(j); }
+  close(p->efd);
+  pthread_mutex_unlock(&p->mu);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv);
+  free(p);
+}
+
+/* Test hook (mutex held): a hooked host waits its delay, then is "not
+   found" without asking getaddrinfo. -1: not hooked. */
+static double hook_delay(gh_pool *p, const char *host) {
+  for (int i = 0; i < p->nhooks; i++)
+    if (strcmp(p->hooks[i].host, host) == 0) return p->hooks[i].delay;
+  return -1;
 }
 
 static void *worker_main(void *arg) {
@@ -60,6 +88,8 @@ static void *worker_main(void *arg) {
   pthread_mutex_lock(&p->mu);
   for (;;) {
     while (!p->todo && !p->stop) {
+      /* extra workers (started past stuck ones) leave when idle */
+      if (p->nworkers - p->nstuck > MAX_WORKERS) goto out;
       p->idle++;
       pthread_cond_wait(&p->cv, &p->mu);
       p->idle--;
@@ -68,25 +98,36 @@ static void *worker_main(void *arg) {
     gh_job *j = p->todo;
     p->todo = j->next;
     if (!p->todo) p->todo_tail = NULL;
-    double delay = p->delay;
+    j->running = 1;
+    double delay = hook_delay(p, j->host);
     pthread_mutex_unlock(&p->mu);
-    if (delay > 0) {
+    if (delay >= 0) {
       struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
       nanosleep(&ts, NULL);
+      j->err = EAI_NONAME;
+    } else {
+      j->err = getaddrinfo(j->host, j->serv, &j->hints, &j->res);
     }
-    j->err = getaddrinfo(j->host, j->serv, &j->hints, &j->res);
     pthread_mutex_lock(&p->mu);
+    if (j->abandoned) {
+      p->nstuck--;
+      job_free(j);
+      continue;
+    }
     j->next = p->done;
     p->done = j;
     uint64_t one = 1;
     ssize_t w = write(p->efd, &one, sizeof one);
     (void)w; /* a full counter still means "readable" */
   }
+out:
+  if (--p->nworkers == 0 && p->stop) { pool_free(p); return NULL; }
   pthread_mutex_unlock(&p->mu);
   return NULL;
 }
 
 static gh_pool *pool_get(gh_hub *h) {
+  hub_check_fork(h); /* in a child: never the parent's pool */
   if (h->pool) return h->pool;
   gh_pool *p = calloc(1, sizeof *p);
   if (!p) return NULL;
@@ -121,8 +162,7 @@ void resolver_drain(gh_hub *h) {
     gh_job *next = j->next;
     j->done = 1;
     h->nexternal--;
-    if (j->abandoned) job_free(j);
-    else if (!link_empty(&j->waiters))
+    if (!link_empty(&j->waiters))
       hub_wake(h, container_of(j->waiters.next, gh_thread, link), WK_OK);
     j = next;
   }
@@ -131,18 +171,41 @@ void resolver_drain(gh_hub *h) {
 void resolver_close(gh_hub *h) {
   gh_pool *p = h->pool;
   if (!p) return;
+  h->pool = NULL;
   pthread_mutex_lock(&p->mu);
   p->stop = 1;
-  pthread_cond_broadcast(&p->cv);
-  pthread_mutex_unlock(&p->mu);
-  for (int i = 0; i < p->nworkers; i++) pthread_join(p->workers[i], NULL);
   for (gh_job *j = p->todo, *n; j; j = n) { n = j->next; job_free(j); }
+  p->todo = p->todo_tail = NULL;
+  if (p->nworkers == 0) { pool_free(p); return; }
+  pthread_cond_broadcast(&p->cv);
+  /* workers still inside getaddrinfo free their job and, the last one, the
+     pool; nobody waits for them */
   for (gh_job *j = p->done, *n; j; j = n) { n = j->next; job_free(j); }
-  close(p->efd);
-  pthread_mutex_destroy(&p->mu);
-  pthread_cond_destroy(&p->cv);
-  free(p);
-  h->pool = NULL;
+  p->done = NULL;
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* The caller gave up on j (timeout, kill): it must not hold a worker
+   that a live lookup needs. Queued: dropped now. Running: the worker
+   frees it and meanwhile a new worker may start in its place. */
+static void job_abandon(gh_hub *h, gh_job *j) {
+  gh_pool *p = h->pool;
+  h->nexternal--;
+  pthread_mutex_lock(&p->mu);
+  if (j->running) {
+    j->abandoned = 1;
+    p->nstuck++;
+    pthread_mutex_unlock(&p->mu);
+    return;
+  }
+  gh_job **pp = &p->todo, *prev = NULL;
+  while (*pp && *pp != j) { prev = *pp; pp = &(*pp)->next; }
+  if (*pp) {
+    *pp = j->next;
+    if (p->todo_tail == j) p->todo_tail = prev;
+  }
+  pthread_mutex_unlock(&p->mu);
+  job_free(j);
 }
 
 /* Push a table of binary sockaddrs for res, or nil + message. */
@@ -196,7 +259,7 @@ static int lookup_k(lua_State *L, int status, lua_KContext ctx) {
     if (!err) lua_pushnil(L); /* keep two values: addrs, nil */
     return k(L, LUA_YIELD, kctx);
   }
-  j->abandoned = 1; /* the worker still has it; drain frees it */
+  job_abandon(h, j);
   hub_check_intr(L, h, self);
   lua_pushnil(L);
   lua_pushstring(L, self->wake == WK_TIMEOUT ? "timeout" : "closed");
@@ -258,9 +321,30 @@ int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
   pthread_mutex_lock(&p->mu);
   if (p->todo_tail) p->todo_tail->next = j; else p->todo = j;
   p->todo_tail = j;
-  if (p->idle == 0 && p->nworkers < MAX_WORKERS &&
-      pthread_create(&p->workers[p->nworkers], NULL, worker_main, p) == 0)
-    p->nworkers++;
+  /* a worker for it: stuck (abandoned) lookups do not count */
+  if (p->idle == 0 && p->nworkers - p->nstuck < MAX_WORKERS && p->nworkers < HARD_WORKERS) {
+    pthread_t tid;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&at, 256 * 1024); /* getaddrinfo needs little */
+    if (pthread_create(&tid, &at, worker_main, p) == 0) p->nworkers++;
+    pthread_attr_destroy(&at);
+  }
+  if (p->nworkers == 0) {
+    /* no thread can be had (thread or memory limits): resolve here, in
+       the hub's thread, rather than wait for a worker that never comes */
+    p->todo = p->todo_tail = NULL;
+    double delay = hook_delay(p, j->host);
+    pthread_mutex_unlock(&p->mu);
+    if (delay >= 0) err = EAI_NONAME;
+    else err = getaddrinfo(j->host, j->serv, &j->hints, &res);
+    job_free(j);
+    push_addrs(L, err, res);
+    if (res) freeaddrinfo(res);
+    if (!err) lua_pushnil(L);
+    return k(L, LUA_YIELD, ctx);
+  }
   pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
   h->nexternal++;
@@ -270,13 +354,22 @@ int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
   return hub_park(L, h, self, deadline, (lua_KContext)j, lookup_k);
 }
 
-/* Test hook: delay every lookup by s seconds (specs prove the hub keeps
-   running meanwhile). Not part of the API. */
+/* Test hook: _resolver_delay(host, seconds): lookups of host wait that
+   long in a worker and then fail with "host not found" (never reaching
+   DNS), so the specs can make slow and fast lookups at will. Not API. */
 int resolver_set_delay(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  double s = luaL_checknumber(L, 2);
   gh_pool *p = pool_get(HUB(L));
   if (!p) return luaL_error(L, "greenhub: cannot start the resolver");
   pthread_mutex_lock(&p->mu);
-  p->delay = luaL_checknumber(L, 1);
+  int i = 0;
+  while (i < p->nhooks && strcmp(p->hooks[i].host, host) != 0) i++;
+  if (i < MAX_HOOKS) {
+    snprintf(p->hooks[i].host, sizeof p->hooks[i].host, "%s", host);
+    p->hooks[i].delay = s;
+    if (i == p->nhooks) p->nhooks++;
+  }
   pthread_mutex_unlock(&p->mu);
   return 0;
 }

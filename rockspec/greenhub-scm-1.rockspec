@@ -34,7 +34,7 @@ build = {
         "csrc/proc.c",
         "csrc/module.c",
       },
-      libraries = { "pthread", "m" },
+      libraries = { "pthread", "m", "dl" },
       defines = {},
       incdirs = { "csrc" },
     },
