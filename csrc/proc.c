@@ -70,7 +70,9 @@ static int l_signal_watch(lua_State *L) {
   if (sig == SIGKILL || sig == SIGSTOP) return luaL_argerror(L, 1, "signal cannot be caught");
   sigset_t one;
   sigemptyset(&one);
-  sigaddset(&one, sig);
+  /* 32 and 33 belong to the C library's threads: sigaddset refuses them */
+  if (sigaddset(&one, sig) < 0)
+    return luaL_argerror(L, 1, "signal reserved by the C library");
   if (on) {
     if (!sigismember(&h->sigmask, sig)) {
       sigaddset(&h->sigmask, sig);
@@ -127,7 +129,13 @@ static int io_opt(lua_State *L, int opts, const char *field, int def) {
   static const char *const names[] = {"inherit", "pipe", "null", NULL};
   if (lua_isnoneornil(L, opts)) return def;
   lua_getfield(L, opts, field);
-  int r = lua_isnil(L, -1) ? def : luaL_checkoption(L, -1, NULL, names);
+  int r = def;
+  if (!lua_isnil(L, -1)) {
+    const char *v = lua_tostring(L, -1);
+    for (r = 0; names[r] && !(v && strcmp(names[r], v) == 0); r++) {}
+    if (!names[r])
+      return luaL_argerror(L, opts, lua_pushfstring(L, "%s must be 'inherit', 'pipe' or 'null'", field));
+  }
   lua_pop(L, 1);
   return r;
 }
@@ -272,6 +280,24 @@ static int l_waitpid(lua_State *L) {
   return 3;
 }
 
+/* _pidfd_kill(pidfd, sig): signal the process the pidfd stands for (never
+   another that reused its pid) */
+static int l_pidfd_kill(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  int sig = lua_isnoneornil(L, 2) ? SIGTERM : check_signal(L, 2);
+#ifdef SYS_pidfd_send_signal
+  if (syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+#else
+  errno = ENOSYS;
+#endif
+  lua_pushnil(L);
+  lua_pushstring(L, strerror(errno));
+  return 2;
+}
+
 static int l_kill(lua_State *L) {
   pid_t pid = (pid_t)luaL_checkinteger(L, 1);
   int sig = lua_isnoneornil(L, 2) ? SIGTERM : check_signal(L, 2);
@@ -329,7 +355,8 @@ static int l_closefd(lua_State *L) {
 static const luaL_Reg proc_funcs[] = {
   {"_signal_watch", l_signal_watch}, {"_signal_dispatcher", l_signal_dispatcher},
   {"_spawn", l_spawn_process}, {"_pidfd", l_pidfd}, {"_waitpid", l_waitpid},
-  {"_kill", l_kill}, {"_closefd", l_closefd}, {"_fork", l_fork},
+  {"_kill", l_kill}, {"_pidfd_kill", l_pidfd_kill},
+  {"_closefd", l_closefd}, {"_fork", l_fork},
   {"_interrupt_timer", l_interrupt_timer},
   {NULL, NULL}
 };

@@ -216,7 +216,9 @@ end
 M.debug = {}
 --- debug.blocking(seconds [, "raise"]) | debug.blocking(false): report (or
 -- raise in) a green thread that runs longer than `seconds` without yielding
-function M.debug.blocking(s, mode) return core._blocking(s, mode) end
+function M.debug.blocking(s, mode)
+  return require("greenhub.util").public("debug.blocking", 0, core._blocking, s, mode)
+end
 
 -- Signals, child processes, streams on any fd --------------------------------
 

@@ -45,6 +45,7 @@ build = {
     ["greenhub.proc"] = "lua/greenhub/proc.lua",
     ["greenhub.backdoor"] = "lua/greenhub/backdoor.lua",
     ["greenhub.tls"] = "lua/greenhub/tls.lua",
+    ["greenhub.util"] = "lua/greenhub/util.lua",
   },
 }
 test = {

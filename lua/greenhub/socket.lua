@@ -49,11 +49,16 @@ M.connect4 = function(a, p, la, lp) return M.connect(a, p, la, lp, "inet") end
 M.connect6 = function(a, p, la, lp) return M.connect(a, p, la, lp, "inet6") end
 
 -- A listening TCP socket with reuseaddr on (socket.bind and gh.listen).
-function M._listen(host, port, backlog)
+function M._listen(host, port, backlog, name)
+  name = name or "listen"
   if host == "*" then host = "0.0.0.0" end
   local sock, err = core.tcp()
   if not sock then return nil, err end
-  local ok, e = sock:_bind_reuse(host, port)
+  if type(host) ~= "string" then
+    local util = require "greenhub.util"
+    error("bad argument #1 to '" .. name .. "' (string expected, got " .. type(host) .. ")", util.user_level())
+  end
+  local ok, e = require("greenhub.util").public(name, -1, sock._bind_reuse, sock, host, port)
   if not ok then sock:close(); return nil, e end
   ok, e = sock:listen(backlog)
   if not ok then sock:close(); return nil, e end
@@ -61,7 +66,7 @@ function M._listen(host, port, backlog)
 end
 
 --- bind(address, port [, backlog=32]): a listening TCP socket, reuseaddr on
-function M.bind(host, port, backlog) return M._listen(host, port, backlog or 32) end
+function M.bind(host, port, backlog) return M._listen(host, port, backlog or 32, "bind") end
 
 -- DNS, resolved by the hub's worker pool (never blocks other threads)
 local dns = {}

@@ -54,7 +54,7 @@ end
 -- on a TCP socket ("send" half-closes; no TLS close_notify is sent)
 function TLS:shutdown(how)
   if self.closed then return nil, "closed" end
-  return core._fdshutdown(self.fd, how or "both")
+  return require("greenhub.util").public("shutdown", -1, core._fdshutdown, self.fd, how or "both")
 end
 
 function TLS:gettimeout()
