@@ -41,6 +41,15 @@ const char *diag_safe_text(lua_State *L, int idx) {
   return lua_pushfstring(L, "(error object is a %s value)", lua_typename(L, ty));
 }
 
+/* A chunk of greenhub's own Lua layer ("@.../greenhub.lua",
+   "@.../greenhub/pool.lua"). */
+static int our_source(const char *src) {
+  size_t n = strlen(src);
+  if (n >= 12 && strcmp(src + n - 12, "greenhub.lua") == 0) return 1;
+  const char *d = strstr(src, "greenhub/");
+  return d && !strchr(d + 9, '/') && n > 4 && strcmp(src + n - 4, ".lua") == 0;
+}
+
 /*
  * t's name: the one given with t:name(s), else "source:line" of the
  * function it runs. Pushed on L (and returned). ud: index of t's userdata,
@@ -70,9 +79,14 @@ const char *diag_name(lua_State *L, gh_hub *h, gh_thread *t, int ud) {
       lua_pushvalue(co, 1);
       found = lua_getinfo(co, ">S", &ar);
     } else if (co) {
+      /* the outermost function, passing over greenhub's own Lua wrappers
+         (gh.serve's per-connection runner, say) to the user's function */
       int level = 0;
       while (lua_getstack(co, level + 1, &ar)) level++;
-      found = lua_getstack(co, level, &ar) && lua_getinfo(co, "S", &ar);
+      for (int lv = level; lv >= 0 && !found; lv--)
+        found = lua_getstack(co, lv, &ar) && lua_getinfo(co, "S", &ar) &&
+                *ar.what != 'C' && !our_source(ar.source);
+      if (!found) found = lua_getstack(co, level, &ar) && lua_getinfo(co, "S", &ar);
     }
     /* dead (or between functions): the function it was spawned with */
     if (!found && ud) {

@@ -95,9 +95,9 @@ void thread_spawn_n(lua_State *L, gh_hub *h, int n) {
  * An error nobody waits for: hand it to gh.onerror's handler, or print it
  * with the thread's name. The outcome is already stored (a handler may
  * t:wait() and see the error). Never raises: the loop is on the C stack.
- * Stack: ud (the thread), err, tb (message with the traceback).
+ * Stack: ud (the thread), err, tb (message with the traceback), its name.
  */
-static void report(gh_hub *h, lua_State *L, gh_thread *t, int ud, int err, int tb) {
+static void report(gh_hub *h, lua_State *L, int ud, int err, int tb, int name) {
   if (!lua_checkstack(L, 8)) return;
   if (h->onerror_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->onerror_ref);
@@ -110,10 +110,8 @@ static void report(gh_hub *h, lua_State *L, gh_thread *t, int ud, int err, int t
       lua_pop(L, 2);
     }
   } else {
-    const char *name = diag_name(L, h, t, ud);
     fprintf(stderr, "greenhub: uncaught error in green thread %s: %s\n",
-            name, lua_tostring(L, tb));
-    lua_pop(L, 1);
+            lua_tostring(L, name), lua_tostring(L, tb));
   }
   fflush(stderr);
 }
@@ -215,6 +213,7 @@ static void thread_die(gh_hub *h, lua_State *L, gh_thread *t, int st, int nres) 
       lua_xmove(co, L, 1);                        /* top+2: err */
       luaL_traceback(L, co, diag_safe_text(L, top + 2), 0);
       lua_remove(L, top + 3);                     /* top+3: message + tb */
+      diag_name(L, h, t, top + 1);                /* top+4, while the stack is there */
       report_it = 1;
     }
     /* close <close> variables left open by the error; the (possibly new)
@@ -229,7 +228,7 @@ static void thread_die(gh_hub *h, lua_State *L, gh_thread *t, int st, int nres) 
     hub_wake(h, j, WK_OK);
   }
   if (t->flags & TF_LINKS) run_links(h, L, t);
-  if (report_it) report(h, L, t, top + 1, top + 2, top + 3);
+  if (report_it) report(h, L, top + 1, top + 2, top + 3, top + 4);
   if (t->flags & TF_ANCHORED) {
     lua_pushnil(L);
     lua_setiuservalue(L, top + 1, 3);

@@ -96,37 +96,50 @@ function M.listen(host, port, backlog)
   return M.socket._listen(host, port, backlog or 1024)
 end
 
---- serve(server, handler [, concurrency]): accept forever; each connection
--- runs handler(conn, addr...) in its own green thread, at most
--- `concurrency` at once. The connection is closed when the handler ends.
--- Returns when the server socket is closed.
+--- serve(server, handler [, concurrency]): accept until the server socket
+-- is closed; each connection runs handler(conn, addr...) (addr...: what
+-- conn:getpeername() gives, ip, port, family) in its own green thread, at
+-- most `concurrency` at once. The connection is closed when the handler
+-- ends. An error in the handler is reported with the handler's own
+-- traceback (nothing of serve's stands between them).
+local conn_guard = { __close = function(g)
+  local conn, st = g[1], g[2]
+  pcall(conn.close, conn)
+  st.running = st.running - 1
+  local slot = st.slot
+  if slot and st.running < st.limit then st.slot = nil; slot:send() end
+end }
+
 function M.serve(server, handler, concurrency)
-  if type(handler) ~= "function" then
+  if type(handler) ~= "function" and not (getmetatable(handler) or {}).__call then
     error("bad argument #2 to 'serve' (function expected, got " .. type(handler) .. ")", 2)
   end
-  local limit = concurrency or math.huge
-  local running, slot = 0, nil
+  local st = { running = 0, limit = concurrency or math.huge, slot = nil }
   local backoff = 0.01
   local function run(conn)
-    local ok, err = pcall(handler, conn)
-    conn:close()
-    running = running - 1
-    if slot and running < limit then local e = slot; slot = nil; e:send() end
-    if not ok then error(err, 0) end
+    -- closes conn and frees the slot however the handler ends, without a
+    -- pcall: an error keeps the handler's stack for the report
+    local _ <close> = setmetatable({ conn, st }, conn_guard)
+    return handler(conn, conn:getpeername())
   end
   while true do
-    while running >= limit do
-      slot = slot or core.event()
-      slot:wait()
+    while st.running >= st.limit do
+      st.slot = st.slot or core.event()
+      st.slot:wait()
     end
     local conn, err = server:accept()
     if conn then
       backoff = 0.01
-      running = running + 1
+      st.running = st.running + 1
       core.spawn_n(run, conn)
     elseif err == "closed" then
       return
-    elseif err ~= "timeout" then
+    elseif err == "timeout" then
+      -- a server socket with a (zero) timeout: wait until a client is
+      -- there instead of spinning on "timeout"
+      local ok, fd = pcall(server.getfd, server)
+      if ok and fd and fd >= 0 then core.trampoline(fd, "r") else core.sleep(0.01) end
+    else
       -- out of fds (or similar): back off instead of spinning
       core.sleep(backoff)
       backoff = math.min(backoff * 2, 1)

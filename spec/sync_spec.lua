@@ -275,11 +275,11 @@ describe("pool", function()
     local p = gh.pool(4)
     local finished = {}
     local out = {}
-    for r in p:imap(function(x)
+    for i, r in p:imap(function(x)
       gh.sleep((10 - x) * 0.002)
       finished[#finished + 1] = x
       return x * x
-    end, { 1, 2, 3, 4, 5, 6, 7, 8 }) do out[#out + 1] = r end
+    end, { 1, 2, 3, 4, 5, 6, 7, 8 }) do out[i] = r end
     assert.same({ 1, 4, 9, 16, 25, 36, 49, 64 }, out)
     assert.are_not.same({ 1, 2, 3, 4, 5, 6, 7, 8 }, finished)
   end)
@@ -288,7 +288,7 @@ describe("pool", function()
     local p = gh.pool(3)
     local got = {}
     local ok, err = pcall(function()
-      for r in p:imap(function(x) if x == 3 then error("bad item") end return x end, { 1, 2, 3, 4 }) do
+      for _, r in p:imap(function(x) if x == 3 then error("bad item") end return x end, { 1, 2, 3, 4 }) do
         got[#got + 1] = r
       end
     end)

@@ -94,10 +94,16 @@ function Pool:resize(n)
   for _ = 1, math.min(#w, n - self.nrun) do table.remove(w, 1):send() end
 end
 
---- imap(f, iterable) -> iterator over f(item) results in input order, with
--- up to `size` calls running at once. An error in one item is raised when
--- the iteration reaches that item. iterable: an array or an iterator.
+--- imap(f, iterable) -> iterator over (i, f(item_i)...) in input order,
+-- ipairs-shaped so that results starting with nil come through:
+--   for i, a, b in p:imap(f, items) do ... end
+-- Up to `size` calls run at once and at most `size` finished results wait
+-- for the consumer (memory is bounded by the pool size). An error in an
+-- item, or in the iterator producing items, is raised when the iteration
+-- reaches it. Leaving the loop early (break, error) stops the feeder and
+-- kills the calls still running. iterable: an array or an iterator.
 function Pool:imap(f, iterable)
+  check_callable(f, "imap")
   local nextitem
   if type(iterable) == "table" then
     local i, n = 0, #iterable
@@ -118,22 +124,39 @@ function Pool:imap(f, iterable)
   -- errors travel as values, so they surface at their item (and are not
   -- reported as unwatched errors before the iteration gets there)
   local function call(item) return pack(pcall(f, item)) end
-  local handles = core.queue()
+  local handles = core.queue(self.size)
   local feeder = core.spawn(function()
     while true do
-      local more, item = nextitem()
+      local ok, more, item = pcall(nextitem)
+      if not ok then handles:put({ false, more, n = 2 }); break end
       if not more then break end
       handles:put(self:spawn(call, item))
     end
     handles:close()
   end)
-  return function()
-    local t = handles:get()
-    if t == nil then feeder:wait(); return nil end
-    local r = t:wait()
-    if not r[1] then error(r[2], 0) end
-    return unpack(r, 2, r.n)
+  local index, done = 0, false
+  local function stop()
+    if done then return end
+    done = true
+    feeder:kill()
+    if not handles:closed() then handles:close() end
+    while handles:size() > 0 do
+      local t = handles:get()
+      if type(t) ~= "table" then t:kill() end
+    end
   end
+  local function step()
+    if done then return nil end
+    local t = handles:get()
+    if t == nil then done = true; feeder:wait(); return nil end
+    local r = type(t) == "table" and t or t:wait()
+    index = index + 1
+    if not r[1] then stop(); error(r[2], 0) end
+    return index, unpack(r, 2, r.n)
+  end
+  -- the generic for's closing value: a break or an error in the loop body
+  -- stops the remaining work
+  return step, nil, nil, setmetatable({}, { __close = stop })
 end
 
 return new
