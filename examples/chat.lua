@@ -1,7 +1,9 @@
 -- Line-based chat: each line a client sends goes to every other client.
 --   lua5.4 examples/chat.lua [port]      then: nc 127.0.0.1 7001 (twice)
-package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/?.so;" .. package.cpath
+-- the repository's lua/ and build/, found from this file (runs from anywhere)
+local root = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/.."
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/build/?.so;" .. package.cpath
 local gh = require "greenhub"
 
 local port = tonumber(arg[1]) or 7001
@@ -11,8 +13,10 @@ local clients = {}
 local function broadcast(from, msg)
   for c in pairs(clients) do
     if c ~= from then
-      c:settimeout(1) -- a client that stops reading must not stall the room
-      if not c:send(msg) then clients[c] = nil; c:close() end
+      -- a client that stops reading must not stall the room; a bound on
+      -- this send only (a socket timeout would also cut the recipient's
+      -- own receive, dropping idle clients)
+      if not gh.with_timeout(1, c.send, c, msg) then clients[c] = nil; c:close() end
     end
   end
 end

@@ -1,7 +1,9 @@
 -- make demo: a self-contained tour in one process. A green echo server and
 -- many green clients talk over loopback; then timers, kill and timeouts.
-package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/?.so;" .. package.cpath
+-- the repository's lua/ and build/, found from this file (runs from anywhere)
+local root = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/.."
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/build/?.so;" .. package.cpath
 local gh = require "greenhub"
 
 local t0 = gh.clock()

@@ -1,8 +1,10 @@
 -- Concurrent fetch with unmodified socket.http: gh.patch() makes LuaSocket
 -- green, so 20 requests to a slow local server overlap instead of queueing.
 --   lua5.4 examples/fetch.lua [n] [delay]
-package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/?.so;" .. package.cpath
+-- the repository's lua/ and build/, found from this file (runs from anywhere)
+local root = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/.."
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/build/?.so;" .. package.cpath
 local gh = require("greenhub").patch()
 local http = require "socket.http" -- LuaSocket's own module, unchanged
 

@@ -1,8 +1,10 @@
 -- Graceful shutdown: on SIGTERM stop accepting, let in-flight connections
 -- finish (at most 5 s), then exit 0.
 --   lua5.4 examples/graceful.lua [port]     then: kill -TERM <pid>
-package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-package.cpath = "build/?.so;" .. package.cpath
+-- the repository's lua/ and build/, found from this file (runs from anywhere)
+local root = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/.."
+package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+package.cpath = root .. "/build/?.so;" .. package.cpath
 local gh = require "greenhub"
 
 local port = tonumber(arg[1]) or 7002

@@ -59,24 +59,49 @@ end })
 --- patch(): from now on `require "socket"` / `require "socket.core"` give
 -- greenhub's sockets and the global `coroutine` lets the hub's yields pass
 -- through. LuaSocket-based code (socket.http, smtp, ftp, ltn12 users) then
--- runs green unchanged. Idempotent. Sockets made before stay blocking.
+-- runs green unchanged. Idempotent. If LuaSocket was loaded before, its
+-- module tables are made green in place (so `local socket = require
+-- "socket"` taken earlier, and socket.http loaded earlier, go green too),
+-- and a warning names what cannot be fixed.
 local patched = false
+local green_fields = { "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6", "connect", "connect4",
+  "connect6", "bind", "select", "sleep", "dns" }
 function M.patch()
   if patched then return M end
   patched = true
   local gsock = M.socket
+  local earlier = {}
+  for _, name in ipairs({ "socket", "socket.core" }) do
+    local t = package.loaded[name]
+    if type(t) == "table" and t ~= gsock and not earlier[t] then
+      earlier[t] = true
+      earlier[#earlier + 1] = name
+      for _, k in ipairs(green_fields) do
+        if t[k] ~= nil then t[k] = gsock[k] end
+      end
+    end
+  end
+  local unix = package.loaded["socket.unix"]
+  if type(unix) == "table" and unix ~= gsock.unix then
+    unix.stream, unix.dgram = gsock.unix.stream, gsock.unix.dgram
+    if rawget(unix, "tcp") then unix.tcp = gsock.unix.stream end
+    if rawget(unix, "udp") then unix.udp = gsock.unix.dgram end
+    earlier[#earlier + 1] = "socket.unix"
+  end
   package.loaded["socket"] = gsock
   package.loaded["socket.core"] = gsock
   package.loaded["socket.unix"] = gsock.unix
-  -- modules already loaded against the real socket keep their reference:
-  -- reload LuaSocket's pure-Lua layers so they pick up the green one
-  for _, name in ipairs({ "socket.http", "socket.smtp", "socket.ftp", "socket.tp", "socket.url", "socket.headers", "ssl.https" }) do
-    package.loaded[name] = nil
-  end
   -- LuaSec: ssl.wrap gives green TLS sockets, so ssl.https runs green
   M.tls.patch_luasec()
   _G.coroutine = M.coroutine
   package.loaded["coroutine"] = M.coroutine
+  if #earlier > 0 then
+    io.stderr:write("greenhub: gh.patch() came after LuaSocket was loaded (",
+      table.concat(earlier, ", "), "): its module tables are green now, so code holding ",
+      "them (socket.http loaded earlier too) runs green; but LuaSocket sockets created ",
+      "before the patch, and socket functions copied into local variables, still block ",
+      "the whole process. Call gh.patch() before requiring socket libraries.\n")
+  end
   return M
 end
 

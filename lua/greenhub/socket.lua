@@ -17,6 +17,9 @@ M.gettime = function()
   -- wall-clock seconds as LuaSocket's gettime; measure intervals with gh.clock
   return os.time() + (core.clock() % 1)
 end
+-- what the program itself had loaded of LuaSocket: our own loads below
+-- are undone, so gh.patch() can tell the user's references from ours
+local user_socket, user_core = package.loaded["socket"], package.loaded["socket.core"]
 do
   local ok, posix_time = pcall(require, "socket.core")
   if ok and type(posix_time) == "table" and posix_time.gettime then
@@ -117,12 +120,10 @@ end
 -- LuaSocket's pure-Lua helpers: from the installed LuaSocket when present
 local function try_luasocket_helpers()
   local ok, real = pcall(function()
-    local saved = package.loaded["socket"]
     package.loaded["socket"] = nil
-    local r = require "socket"
-    package.loaded["socket"] = saved
-    return r
+    return require "socket"
   end)
+  package.loaded["socket"], package.loaded["socket.core"] = user_socket, user_core
   if ok and type(real) == "table" then
     for _, k in ipairs({ "protect", "newtry", "try", "skip", "sink", "source", "sinkt", "sourcet", "choose", "__unload" }) do
       if real[k] ~= nil and M[k] == nil then M[k] = real[k] end
