@@ -153,6 +153,8 @@ typedef struct gh_fd {
   uint8_t registered;      /* in epoll (EPOLLIN|EPOLLOUT|EPOLLET) */
   uint8_t ready;           /* FD_R|FD_W edges seen since last EAGAIN */
   gh_thread *reader, *writer;
+  void *flusher;           /* a socket whose coalesced output waits for
+                              this fd to become writable (socket.c) */
 } gh_fd;
 
 /* ---------------------------------------------------------------- hub */
@@ -209,6 +211,9 @@ typedef struct gh_hub {
   int names_ref;           /* registry: weak thread -> name */
   unsigned fork_gen;       /* process generation this hub's epoll belongs to */
   uint64_t poll_ns, run_ns;
+  gh_link flushq;          /* sockets holding coalesced output */
+  void (*flush_all)(struct gh_hub *h);      /* socket.c: try them all */
+  void (*flush_one)(struct gh_hub *h, void *s); /* ... one, fd writable */
   struct gh_monitor *monitor; /* debug.blocking's watchdog thread */
   unsigned monitor_gen;    /* fork_gen it was started in */
 } gh_hub;
@@ -230,6 +235,8 @@ int hub_pending_intr(gh_hub *h, lua_State *L, gh_thread *t);
 void hub_check_fork(gh_hub *h);
 unsigned hub_fork_gen(void);
 int hub_fd_valid(lua_Integer fd);
+int hub_can_block(lua_State *L, gh_hub *h);
+int hub_fd_watch(gh_hub *h, int fd);
 void *hub_yield_marker(void);
 int hub_yield(lua_State *L, gh_hub *h, gh_thread *self, lua_KContext ctx,
               lua_KFunction k);

@@ -76,6 +76,13 @@ gh_thread *hub_self(lua_State *L, gh_hub *h, const char *what) {
  * table maps a coroutine to its resumer while such a resume runs. A plain
  * coroutine.resume anywhere in the chain would swallow the hub's marker.
  */
+/* Could a blocking call made on L park here? (hub_self without raising) */
+int hub_can_block(lua_State *L, gh_hub *h) {
+  gh_thread *t = h->current;
+  if (t) return lua_isyieldable(L) && (L == t->co || resumed_through(L, h, t->co));
+  return !h->in_loop;
+}
+
 static int resumed_through(lua_State *L, gh_hub *h, lua_State *top) {
   int ok = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->wrapped_ref);
@@ -273,6 +280,8 @@ static void main_block(lua_State *L, gh_hub *h) {
  */
 int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
              lua_KContext ctx, lua_KFunction k) {
+  /* a thread about to block: coalesced output goes out now */
+  if (!link_empty(&h->flushq)) h->flush_all(h);
   if (self->where == TW_NONE) self->where = deadline < 0 ? TW_FOREVER : TW_SLEEP;
   if (deadline >= 0) timer_start(&h->timers, &self->timer, deadline);
   self->wake = WK_OK;
@@ -293,6 +302,7 @@ int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
 /* Let every other ready thread run once, then continue in k. */
 int hub_yield(lua_State *L, gh_hub *h, gh_thread *self, lua_KContext ctx,
               lua_KFunction k) {
+  if (!link_empty(&h->flushq)) h->flush_all(h);
   self->wake = WK_OK;
   self->waitcode = WC_READY;
   if (self->flags & TF_MAIN) {
@@ -348,6 +358,7 @@ void hub_fd_forget(gh_hub *h, int fd) {
   r->registered = 0;
   r->ready = FD_R | FD_W; /* unknown: the first operation tries the syscall */
   r->gen++;
+  if (r->flusher) { r->flusher = NULL; h->nexternal--; }
   if (r->reader) hub_wake(h, r->reader, WK_CLOSED);
   if (r->writer) hub_wake(h, r->writer, WK_CLOSED);
 }
@@ -364,6 +375,13 @@ static int fd_register(gh_hub *h, int fd, gh_fd *r) {
   r->registered = 1;
   h->nregistered++;
   return 0;
+}
+
+/* Make sure fd is in the epoll set (edges then keep its ready bits true). */
+int hub_fd_watch(gh_hub *h, int fd) {
+  gh_fd *r = hub_fd(h, fd);
+  if (!r) return -1;
+  return r->registered ? 0 : fd_register(h, fd, r);
 }
 
 /*
@@ -411,6 +429,7 @@ static void poll_dispatch(gh_hub *h, struct epoll_event *ev, int n) {
     if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
       r->ready |= FD_W;
       if (r->writer) hub_wake(h, r->writer, WK_OK);
+      if (r->flusher) h->flush_one(h, r->flusher);
     }
   }
 }
@@ -456,7 +475,7 @@ static void hub_after_fork(gh_hub *h) {
     gh_fd *r = &h->fds[fd];
     r->registered = 0;
     r->gen++;
-    if (r->reader || r->writer) fd_register(h, fd, r);
+    if (r->reader || r->writer || r->flusher) fd_register(h, fd, r);
   }
   if (h->sigfd >= 0) {
     struct epoll_event ev;
@@ -500,6 +519,9 @@ int hub_turn(lua_State *L, gh_hub *h, int may_block) {
     timer_cancel(&h->timers, tm);
     tm->fire(h, tm);
   }
+
+  /* output coalesced by threads that ended (or never blocked) this turn */
+  if (!link_empty(&h->flushq)) h->flush_all(h);
 
   int timeout = -1;
   int64_t t1 = 0;

@@ -52,6 +52,7 @@ int hub_open(lua_State *L) {
   h->mainL = lua_tothread(L, -1);
   lua_pop(L, 1);
   link_init(&h->runq);
+  link_init(&h->flushq);
   link_init(&h->main.link);
   link_init(&h->main.joiners);
   h->main.flags = TF_MAIN;

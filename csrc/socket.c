@@ -51,7 +51,17 @@ typedef struct gh_sock {
   struct { int level, opt, val; } opts[8];
   socklen_t boundlen;      /* the address bind() was given (0 = none) */
   struct sockaddr_storage bound;
+  /* setoption("coalesce", true): sends collect here and go out in one
+     syscall when the thread blocks (any park), at COALESCE_MAX, on flush()
+     or close(); the hub finishes a flush the kernel could not take whole
+     when the fd turns writable */
+  int coalesce;
+  int out_err;             /* errno of a background flush that failed */
+  gh_buf out;
+  gh_link flushq;          /* in the hub's flushq while out is not empty */
 } gh_sock;
+
+#define COALESCE_MAX (64 * 1024)
 
 /* ---------------------------------------------------------------- errors */
 
@@ -161,6 +171,7 @@ static gh_sock *sock_push(lua_State *L, gh_hub *h, int fd, int family, int type,
   s->kind = kind;
   s->tblock = s->ttotal = -1;
   s->line_max = LINE_MAX_DEFAULT;
+  link_init(&s->flushq);
   s->hub = h;
   s->birth = hub_clock();
   sock_setclass(L, -1, s);
@@ -183,7 +194,68 @@ static int sock_create_fd(gh_sock *s, int family) {
   return 0;
 }
 
+/* ---------------------------------------------------------------- coalescing */
+
+/*
+ * Write what out holds without blocking. 1: all gone (or failed: the error
+ * is kept for the next send), 0: the kernel took only part (EAGAIN).
+ */
+static int out_write(gh_sock *s) {
+  while (buf_len(&s->out) > 0) {
+    if (s->fd < 0) { s->out_err = EPIPE; break; }
+    ssize_t n = s->plain ? write(s->fd, buf_head(&s->out), buf_len(&s->out))
+                         : send(s->fd, buf_head(&s->out), buf_len(&s->out), MSG_NOSIGNAL);
+    if (n >= 0) { buf_consume(&s->out, (size_t)n); continue; }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+    s->out_err = errno;
+    break;
+  }
+  buf_free(&s->out);
+  return 1;
+}
+
+/* s no longer waits for writability to flush */
+static void out_unwatch(gh_sock *s) {
+  gh_hub *h = s->hub;
+  if (s->fd >= 0 && s->fd < h->nfds && h->fds[s->fd].flusher == s) {
+    h->fds[s->fd].flusher = NULL;
+    h->nexternal--;
+  }
+}
+
+/* One background flush attempt; leftovers wait for the fd to be writable. */
+static void out_flush(gh_hub *h, gh_sock *s) {
+  if (out_write(s)) {
+    out_unwatch(s);
+    if (link_linked(&s->flushq)) link_remove(&s->flushq);
+    return;
+  }
+  gh_fd *r = hub_fd(h, s->fd);
+  if (r && !r->flusher && hub_fd_watch(h, s->fd) == 0) {
+    r->flusher = s;
+    h->nexternal++; /* an outside event (writability) is still awaited */
+  }
+  if (r) r->ready &= (uint8_t)~FD_W;
+}
+
+/* hub hooks: every park, and an fd turning writable */
+static void flush_all(gh_hub *h) {
+  gh_link *l = h->flushq.next;
+  while (l != &h->flushq) {
+    gh_link *next = l->next;
+    gh_sock *s = container_of(l, gh_sock, flushq);
+    if (s->fd < 0 || hub_fd_maybe_ready(h, s->fd, FD_W)) out_flush(h, s);
+    l = next;
+  }
+}
+
+static void flush_one(gh_hub *h, void *p) { out_flush(h, p); }
+
 static void sock_close_fd(gh_sock *s) {
+  if (link_linked(&s->flushq)) link_remove(&s->flushq);
+  out_unwatch(s);
+  buf_free(&s->out);
   if (s->fd >= 0) {
     hub_fd_forget(s->hub, s->fd); /* wakes waiters with "closed" */
     close(s->fd);
@@ -197,12 +269,6 @@ static int sock_gc(lua_State *L) {
   if (s->fd >= 0 && s->hub->closed) { close(s->fd); s->fd = -1; }
   sock_close_fd(s);
   return 0;
-}
-
-static int sock_close(lua_State *L) {
-  sock_close_fd(sock_check(L, 1));
-  lua_pushinteger(L, 1);
-  return 1;
 }
 
 static int sock_tostring(lua_State *L) {
@@ -256,6 +322,67 @@ static int sock_settimeout(lua_State *L) {
     case 'r': case 't': s->ttotal = t; break;
     default: return luaL_argerror(L, 3, "invalid timeout mode");
   }
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+static int flush_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Push out what coalescing collected, parking while the kernel is full.
+   then: 0 = flush() (returns 1 or nil, err), 1 = close() afterwards. */
+static int flush_step(lua_State *L, gh_sock *s, int64_t total, int then) {
+  while (buf_len(&s->out) > 0 && s->fd >= 0) {
+    if (out_write(s)) break;
+    int64_t d = wait_deadline(s, total);
+    gh_hub *h = s->hub;
+    if (expired(d) || (then && !hub_can_block(L, h))) break; /* close drops the rest */
+    lua_settop(L, 1);
+    lua_pushboolean(L, then);
+    return hub_wait_fd(L, h, hub_self(L, h, then ? "close" : "flush"), s->fd, FD_W, d,
+                       (lua_KContext)total, flush_k);
+  }
+  out_unwatch(s);
+  if (link_linked(&s->flushq)) link_remove(&s->flushq);
+  if (then) {
+    sock_close_fd(s);
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+  if (buf_len(&s->out) > 0) return push_fail(L, "timeout");
+  if (s->out_err) { int e = s->out_err; s->out_err = 0; return push_errno(L, e); }
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+static int flush_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  gh_thread *self = hub_me(L, s->hub);
+  int then = lua_toboolean(L, 2);
+  (void)status;
+  if (self->wake == WK_INTR && then) sock_close_fd(s); /* killed: still closed */
+  hub_check_intr(L, s->hub, self);
+  if (self->wake != WK_OK) {
+    if (then) { sock_close_fd(s); lua_pushinteger(L, 1); return 1; }
+    return push_fail(L, self->wake == WK_TIMEOUT ? "timeout" : "closed");
+  }
+  return flush_step(L, s, (int64_t)ctx, then);
+}
+
+/* flush(): send what coalescing holds now (green; honours the timeouts) */
+static int sock_flush(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  lua_settop(L, 1);
+  if (s->fd < 0 && buf_len(&s->out) == 0) return push_fail(L, "closed");
+  return flush_step(L, s, call_deadline(s), 0);
+}
+
+/* close(): coalesced output is flushed first (green, when the caller can
+   block; else what the kernel takes without blocking) */
+static int sock_close(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  lua_settop(L, 1);
+  if (buf_len(&s->out) > 0 && s->fd >= 0) return flush_step(L, s, call_deadline(s), 1);
+  sock_close_fd(s);
   lua_pushinteger(L, 1);
   return 1;
 }
@@ -503,6 +630,47 @@ static int send_step(lua_State *L, gh_sock *s, int64_t total) {
   const char *data = lua_tolstring(L, 2, &len);
   lua_Integer end = lua_tointeger(L, 4);
   lua_Integer done = lua_tointeger(L, 5);
+  if (s->out_err) { /* a background flush failed: say so, once */
+    int e = s->out_err;
+    s->out_err = 0;
+    lua_pushnil(L);
+    lua_pushstring(L, sock_strerror(e));
+    lua_pushinteger(L, done);
+    return 3;
+  }
+  if (s->coalesce && s->fd >= 0) {
+    size_t n = (size_t)(end - done);
+    if (buf_len(&s->out) + n <= COALESCE_MAX) {
+      if (n > 0) {
+        if (!buf_reserve(&s->out, n)) return luaL_error(L, "greenhub: out of memory");
+        memcpy(s->out.data + s->out.last, data + done, n);
+        buf_commit(&s->out, n);
+        s->nsent += (double)n;
+        if (!link_linked(&s->flushq)) link_push(&s->hub->flushq, &s->flushq);
+      }
+      lua_pushinteger(L, end);
+      return 1;
+    }
+  }
+  /* what was collected before goes first */
+  while (buf_len(&s->out) > 0) {
+    if (out_write(s)) {
+      out_unwatch(s);
+      if (link_linked(&s->flushq)) link_remove(&s->flushq);
+      if (s->out_err) return send_step(L, s, total);
+      break;
+    }
+    int64_t d = wait_deadline(s, total);
+    if (expired(d)) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "timeout");
+      lua_pushinteger(L, done);
+      return 3;
+    }
+    gh_hub *h = s->hub;
+    return hub_wait_fd(L, h, hub_self(L, h, "send"), s->fd, FD_W, d,
+                       (lua_KContext)total, send_k);
+  }
   while (done < end) {
     if (s->fd < 0) goto fail_closed;
     ssize_t n = s->plain ? write(s->fd, data + done, (size_t)(end - done))
@@ -1128,6 +1296,11 @@ static int sock_setoption(lua_State *L) {
     lua_getfield(L, 3, "timeout");
     li.l_linger = (int)luaL_optinteger(L, -1, 0);
     r = setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &li, sizeof li);
+  } else if (strcmp(name, "coalesce") == 0) {
+    luaL_checkany(L, 3);
+    s->coalesce = lua_toboolean(L, 3);
+    r = 0;
+    if (!s->coalesce && buf_len(&s->out) > 0) out_flush(s->hub, s); /* rest: in the background */
   } else if (strcmp(name, "line-max") == 0) {
     lua_Integer lm = luaL_checkinteger(L, 3);
     if (lm < 1) luaL_argerror(L, 3, "line-max must be positive");
@@ -1161,6 +1334,10 @@ static int sock_getoption(lua_State *L) {
   socklen_t len = sizeof v;
   if (strcmp(name, "line-max") == 0) {
     lua_pushinteger(L, (lua_Integer)s->line_max);
+    return 1;
+  }
+  if (strcmp(name, "coalesce") == 0) {
+    lua_pushboolean(L, s->coalesce);
     return 1;
   }
   if (s->fd < 0) return push_fail(L, "closed");
@@ -1448,6 +1625,7 @@ static const luaL_Reg sock_methods[] = {
   {"setstats", sock_setstats}, {"settimeout", sock_settimeout},
   {"shutdown", sock_shutdown}, {"getfamily", sock_getfamily},
   {"gettimeout", sock_gettimeout}, {"receivepartial", sock_receivepartial},
+  {"flush", sock_flush},
   {"_bind_reuse", sock_bind_reuse},
   {NULL, NULL}
 };
@@ -1465,6 +1643,8 @@ static const luaL_Reg sock_funcs[] = {
 
 void socket_open(lua_State *L, int mod, int hub) {
   gh_hub *h = lua_touserdata(L, hub);
+  h->flush_all = flush_all;
+  h->flush_one = flush_one;
   const luaL_Reg meta[] = {{"__gc", sock_gc}, {"__close", sock_gc},
                            {"__tostring", sock_tostring}, {NULL, NULL}};
   for (int i = 0; i < SC_NCLASS; i++) {

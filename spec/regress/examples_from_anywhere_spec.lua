@@ -25,12 +25,16 @@ describe("regress: examples and docs stand on their own", function()
 
   it("no document points outside the repository", function()
     for _, f in ipairs({ "README.md", "docs/api.md", "docs/design.md", "docs/patching.md", "docs/reliability.md" }) do
-      local text = assert(io.open(f)):read("a")
+      local fh = assert(io.open(f))
+      local text = fh:read("a")
+      fh:close()
       assert.is_nil(text:find("../shared", 1, true), f .. " refers to ../shared")
-      for target in text:gmatch("%]%(([^)#]+)") do
+      for target in text:gmatch("%]%(([^)#%s]+)%)") do
         if not target:match("^%a+:") then
           local base = f:match("^(.*)/[^/]*$") or "."
-          assert.truthy(io.open(base .. "/" .. target), f .. " links to missing " .. target)
+          local t = io.open(base .. "/" .. target)
+          assert.truthy(t, f .. " links to missing " .. target)
+          t:close()
         end
       end
     end
