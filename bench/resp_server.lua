@@ -17,6 +17,7 @@ local function bulk(v)
 end
 
 local function handle(c)
+  c:setoption("tcp-nodelay", true) -- as redis-server does
   if coalesce then c:setoption("coalesce", true) end
   local args = {}
   while true do

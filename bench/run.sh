@@ -2,7 +2,7 @@
 # make bench: greenhub next to its peers, measured side by side in one run,
 # reported as ratios. Server pinned to CPU 0, load generator to CPU 1;
 # every figure is the median of $RUNS runs.
-#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|all]
+#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|all]
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -211,6 +211,57 @@ NGX
   echo "   greenhub TLS / greenhub TCP: $(ratio ${r_greenhub_tls:-0} ${r_greenhub_tcp:-0})   greenhub TLS / nginx TLS: $(ratio ${r_greenhub_tls:-0} ${r_nginx_tls:-0})"
 }
 
+# ---------------------------------------------------------------- RESP
+# redis-benchmark against redis-server and a small RESP server on greenhub
+# (bench/resp_server.lua), unpipelined and with -P 16, with and without
+# send coalescing; plus syscalls per pipelined batch (strace -c).
+resp() {
+  command -v redis-benchmark >/dev/null && command -v redis-server >/dev/null || { echo "== resp: redis-tools/redis-server missing"; return; }
+  local N=${RESP_N:-300000}
+  for P in 1 16; do
+    echo "== RESP SET+GET, redis-benchmark -c 50 -P $P -n $N (requests/s and server us/request, median of $RUNS)"
+    local base="" basecpu=""
+    for s in redis greenhub greenhub-coalesce; do
+      local vals="" cpu=""
+      for _ in $(seq $RUNS); do
+        case $s in
+          redis) taskset -c 0 redis-server --port $PORT --save "" --appendonly no >/dev/null 2>&1 & ;;
+          greenhub) taskset -c 0 lua5.4 bench/resp_server.lua $PORT 2>/dev/null & ;;
+          greenhub-coalesce) taskset -c 0 lua5.4 bench/resp_server.lua $PORT coalesce 2>/dev/null & ;;
+        esac
+        SPID=$!
+        for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+        local c0; c0=$(cpu_ticks $SPID)
+        local out; out=$(taskset -c 1 redis-benchmark -p $PORT -c 50 -t set,get -n $N -P $P --csv 2>/dev/null)
+        local c1; c1=$(cpu_ticks $SPID)
+        stop_server
+        local rps; rps=$(echo "$out" | awk -F'","' '/^"(SET|GET)"/ {gsub(/"/,"",$2); s+=$2; n++} END {if (n) printf "%.0f", s/n}')
+        vals="$vals$rps"$'\n'
+        cpu="$cpu$(awk -v a=$c0 -v b=$c1 -v n=$((2 * N)) -v hz=$(getconf CLK_TCK) 'BEGIN { printf "%.2f", (b - a) / hz * 1e6 / n }')"$'\n'
+      done
+      local m mc
+      m=$(printf "%s" "$vals" | grep -E '^[0-9.]+$' | median)
+      mc=$(printf "%s" "$cpu" | grep -E '^[0-9.]+$' | median)
+      [ -z "$base" ] && base=$m && basecpu=$mc
+      printf "   %-18s %10s req/s  ratio %s   server us/req %s  (CPU / redis %s)\n" $s "$m" "$(ratio "$m" "$base")" "$mc" "$(ratio "$mc" "$basecpu")"
+    done
+  done
+  echo "== RESP -P 16: syscalls per pipelined batch of 16 (strace -c, 40000 requests)"
+  for s in greenhub greenhub-coalesce; do
+    local mode=""; [ $s = greenhub-coalesce ] && mode=coalesce
+    strace -c -f -o $B/strace-resp.txt taskset -c 0 lua5.4 bench/resp_server.lua $PORT $mode 2>/dev/null &
+    local tp=$!
+    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+    taskset -c 1 redis-benchmark -p $PORT -c 50 -t set -n 40000 -P 16 -q >/dev/null 2>&1
+    pkill -f "resp_server.lua $PORT" 2>/dev/null; wait $tp 2>/dev/null
+    local sends recvs
+    sends=$(awk '$NF ~ /^(sendto|write|sendmsg)$/ {s+=$4} END {print s+0}' $B/strace-resp.txt)
+    recvs=$(awk '$NF ~ /^(recvfrom|read|recvmsg)$/ {s+=$4} END {print s+0}' $B/strace-resp.txt)
+    printf "   %-18s sends/batch %s  recvs/batch %s\n" $s "$(awk -v a=$sends 'BEGIN {printf "%.2f", a / (40000 / 16)}')" "$(awk -v a=$recvs 'BEGIN {printf "%.2f", a / (40000 / 16)}')"
+    PORT=$((PORT + 1))
+  done
+}
+
 case $what in
   core) core ;;
   http) http 100; http 1000 ;;
@@ -218,5 +269,6 @@ case $what in
   syscalls) syscalls ;;
   patch) http_client ;;
   tls) tls_bench ;;
-  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench ;;
+  resp) resp ;;
+  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp ;;
 esac

@@ -25,6 +25,7 @@
 
 typedef struct gh_job {
   struct gh_job *next;
+  struct gh_job *next_inflight; /* in the pool's inflight list (mutex) */
   gh_link waiters;         /* the parked caller (empty once it gave up) */
   char *host, *serv;
   struct addrinfo hints;
@@ -53,7 +54,20 @@ struct gh_pool {
   int efd;                 /* eventfd: workers -> hub */
   struct { char host[64]; double delay; } hooks[MAX_HOOKS]; /* test hook */
   int nhooks;
+  gh_job *inflight;        /* jobs inside getaddrinfo now */
+  struct gh_pool *next_live;
 };
+
+/* Every pool not yet freed, reachable from a global: after the hub is
+   gone a pool belongs to its detached workers alone (and leak checkers
+   that cannot see their stacks must still see it). */
+static gh_pool *live_pools;
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void inflight_remove(gh_pool *p, gh_job *j) {
+  for (gh_job **pp = &p->inflight; *pp; pp = &(*pp)->next_inflight)
+    if (*pp == j) { *pp = j->next_inflight; return; }
+}
 
 static void job_free(gh_job *j) {
   if (j->res) freeaddrinfo(j->res);
@@ -63,6 +77,10 @@ static void job_free(gh_job *j) {
 }
 
 static void pool_free(gh_pool *p) {
+  pthread_mutex_lock(&live_mu);
+  for (gh_pool **pp = &live_pools; *pp; pp = &(*pp)->next_live)
+    if (*pp == p) { *pp = p->next_live; break; }
+  pthread_mutex_unlock(&live_mu);
   for (gh_job *j = p->todo, *n; j; j = n) { n = j->next; job_free(j); }
   for (gh_job *j = p->done, *n; j; j = n) { n = j->next; job_free(j); }
   close(p->efd);
@@ -99,6 +117,8 @@ static void *worker_main(void *arg) {
     p->todo = j->next;
     if (!p->todo) p->todo_tail = NULL;
     j->running = 1;
+    j->next_inflight = p->inflight;
+    p->inflight = j;
     double delay = hook_delay(p, j->host);
     pthread_mutex_unlock(&p->mu);
     if (delay >= 0) {
@@ -109,6 +129,7 @@ static void *worker_main(void *arg) {
       j->err = getaddrinfo(j->host, j->serv, &j->hints, &j->res);
     }
     pthread_mutex_lock(&p->mu);
+    inflight_remove(p, j);
     if (j->abandoned) {
       p->nstuck--;
       job_free(j);
@@ -144,6 +165,10 @@ static gh_pool *pool_get(gh_hub *h) {
   }
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
+  pthread_mutex_lock(&live_mu);
+  p->next_live = live_pools;
+  live_pools = p;
+  pthread_mutex_unlock(&live_mu);
   h->pool = p;
   return p;
 }
@@ -177,6 +202,9 @@ void resolver_close(gh_hub *h) {
   for (gh_job *j = p->todo, *n; j; j = n) { n = j->next; job_free(j); }
   p->todo = p->todo_tail = NULL;
   if (p->nworkers == 0) { pool_free(p); return; }
+  /* callers are gone with the hub: the workers free what they hold */
+  for (gh_job *j = p->inflight; j; j = j->next_inflight)
+    if (!j->abandoned) { j->abandoned = 1; p->nstuck++; }
   pthread_cond_broadcast(&p->cv);
   /* workers still inside getaddrinfo free their job and, the last one, the
      pool; nobody waits for them */
