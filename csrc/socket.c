@@ -624,6 +624,23 @@ static int sock_receivepartial(lua_State *L) {
 
 static int send_k(lua_State *L, int status, lua_KContext ctx);
 
+/* nil, err, index of the last byte sent */
+static int send_fail(lua_State *L, const char *err, lua_Integer done) {
+  lua_pushnil(L);
+  lua_pushstring(L, err);
+  lua_pushinteger(L, done);
+  return 3;
+}
+
+/* Park until s is writable (or nil, "timeout", done at once). */
+static int send_wait(lua_State *L, gh_sock *s, int64_t total, lua_Integer done) {
+  int64_t d = wait_deadline(s, total);
+  if (expired(d)) return send_fail(L, "timeout", done);
+  gh_hub *h = s->hub;
+  return hub_wait_fd(L, h, hub_self(L, h, "send"), s->fd, FD_W, d,
+                     (lua_KContext)total, send_k);
+}
+
 /* Stack: sock, data, i, j, done (index of the last byte sent). */
 static int send_step(lua_State *L, gh_sock *s, int64_t total) {
   size_t len;
@@ -633,10 +650,7 @@ static int send_step(lua_State *L, gh_sock *s, int64_t total) {
   if (s->out_err) { /* a background flush failed: say so, once */
     int e = s->out_err;
     s->out_err = 0;
-    lua_pushnil(L);
-    lua_pushstring(L, sock_strerror(e));
-    lua_pushinteger(L, done);
-    return 3;
+    return send_fail(L, sock_strerror(e), done);
   }
   if (s->coalesce && s->fd >= 0) {
     size_t n = (size_t)(end - done);
@@ -660,16 +674,7 @@ static int send_step(lua_State *L, gh_sock *s, int64_t total) {
       if (s->out_err) return send_step(L, s, total);
       break;
     }
-    int64_t d = wait_deadline(s, total);
-    if (expired(d)) {
-      lua_pushnil(L);
-      lua_pushliteral(L, "timeout");
-      lua_pushinteger(L, done);
-      return 3;
-    }
-    gh_hub *h = s->hub;
-    return hub_wait_fd(L, h, hub_self(L, h, "send"), s->fd, FD_W, d,
-                       (lua_KContext)total, send_k);
+    return send_wait(L, s, total, done);
   }
   while (done < end) {
     if (s->fd < 0) goto fail_closed;
@@ -681,32 +686,15 @@ static int send_step(lua_State *L, gh_sock *s, int64_t total) {
       continue;
     }
     if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      lua_pushnil(L);
-      lua_pushstring(L, sock_strerror(errno));
-      lua_pushinteger(L, done);
-      return 3;
-    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return send_fail(L, sock_strerror(errno), done);
     lua_pushinteger(L, done);
     lua_replace(L, 5);
-    int64_t d = wait_deadline(s, total);
-    if (expired(d)) {
-      lua_pushnil(L);
-      lua_pushliteral(L, "timeout");
-      lua_pushinteger(L, done);
-      return 3;
-    }
-    gh_hub *h = s->hub;
-    return hub_wait_fd(L, h, hub_self(L, h, "send"), s->fd, FD_W, d,
-                       (lua_KContext)total, send_k);
+    return send_wait(L, s, total, done);
   }
   lua_pushinteger(L, done);
   return 1;
 fail_closed:
-  lua_pushnil(L);
-  lua_pushliteral(L, "closed");
-  lua_pushinteger(L, done);
-  return 3;
+  return send_fail(L, "closed", done);
 }
 
 static int send_k(lua_State *L, int status, lua_KContext ctx) {
@@ -714,12 +702,8 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
   gh_thread *self = hub_me(L, s->hub);
   (void)status;
   hub_check_intr(L, s->hub, self);
-  if (self->wake != WK_OK || s->fd < 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, self->wake == WK_TIMEOUT ? "timeout" : "closed");
-    lua_pushinteger(L, lua_tointeger(L, 5));
-    return 3;
-  }
+  if (self->wake != WK_OK || s->fd < 0)
+    return send_fail(L, self->wake == WK_TIMEOUT ? "timeout" : "closed", lua_tointeger(L, 5));
   return send_step(L, s, (int64_t)ctx);
 }
 

@@ -39,6 +39,16 @@ end
 
 H.now = H.gh.clock
 
+-- A connected pair of green TCP sockets on 127.0.0.1: client, server side.
+function H.tcp_pair()
+  local srv = assert(H.gh.listen("127.0.0.1", 0))
+  local _, port = srv:getsockname()
+  local c = assert(H.gh.connect("127.0.0.1", port))
+  local s = assert(srv:accept())
+  srv:close()
+  return c, s
+end
+
 -- The soft limit on open fds (specs that open thousands check it first).
 function H.fd_limit()
   local f = io.open("/proc/self/limits")

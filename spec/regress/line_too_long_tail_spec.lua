@@ -3,14 +3,7 @@
 local H = require "helper"
 local gh = H.gh
 
-local function pair()
-  local srv = assert(gh.listen("127.0.0.1", 0))
-  local _, port = srv:getsockname()
-  local c = assert(gh.connect("127.0.0.1", port))
-  local s = assert(srv:accept())
-  srv:close()
-  return c, s
-end
+local pair = H.tcp_pair
 
 describe("regress: the tail of an over-long line", function()
   it("is discarded up to its newline, even when it arrives later", function()

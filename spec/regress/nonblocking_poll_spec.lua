@@ -4,14 +4,7 @@ local H = require "helper"
 local gh = H.gh
 local socket = gh.socket
 
-local function pair()
-  local srv = assert(gh.listen("127.0.0.1", 0))
-  local _, port = srv:getsockname()
-  local c = assert(gh.connect("127.0.0.1", port))
-  local s = assert(srv:accept())
-  srv:close()
-  return c, s
-end
+local pair = H.tcp_pair
 
 describe("regress: non-blocking polling", function()
   for _, how in ipairs({ "gh.sleep(0)", "socket.sleep", "select 0", "select 0.05" }) do
