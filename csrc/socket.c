@@ -420,6 +420,17 @@ static void parse_pattern(lua_State *L, int *mode, size_t *count) {
 static void push_data(lua_State *L, gh_sock *s, size_t n, size_t skip, int line) {
   size_t plen = 0;
   const char *prefix = lua_tolstring(L, 3, &plen);
+  if (plen == 0 && n > 0) {
+    /* the common case, one copy: no prefix, and no CR to drop but
+       perhaps the one that ends a CRLF line */
+    const char *head = buf_head(&s->buf);
+    const char *cr = line ? memchr(head, '\r', n) : NULL;
+    if (!cr || cr == head + n - 1) {
+      lua_pushlstring(L, head, cr ? n - 1 : n);
+      buf_consume(&s->buf, n + skip);
+      return;
+    }
+  }
   luaL_Buffer b;
   char *out = luaL_buffinitsize(L, &b, plen + n);
   if (plen) memcpy(out, prefix, plen);
