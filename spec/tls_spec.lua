@@ -130,11 +130,15 @@ describe("tls", function()
     gh.patch()
     local ok, err = pcall(function()
       local https = require "ssl.https"
+      local active, max_active = 0, 0
       local port, stop = tls_server("server", function(c)
         local l = c:receive("*l")
         if not l then return end
         repeat local h = c:receive("*l") until not h or h == ""
+        active = active + 1
+        max_active = math.max(max_active, active)
         gh.sleep(0.3)
+        active = active - 1
         c:send("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello")
       end)
       local t0 = H.now()
@@ -151,7 +155,11 @@ describe("tls", function()
         assert.equal(200, code); assert.equal("hello", body)
       end
       local dt = H.now() - t0
-      assert.is_true(dt < H.scale(1), "took " .. dt)
+      -- concurrent: the 0.3 s server waits overlap (in sequence they would
+      -- take 15 s); under valgrind the handshakes' CPU time dominates, so
+      -- the wall-clock bound only holds for normal runs
+      assert.is_true(max_active >= 10, "at most " .. max_active .. " requests overlapped")
+      if not H.slow then assert.is_true(dt < 1, "took " .. dt) end
       stop()
     end)
     require("ssl").wrap = saved.ssl_wrap
