@@ -9,8 +9,9 @@ LUA_LDIR ?= $(PREFIX)/share/lua/5.4
 LUA_INC  := $(shell pkg-config --cflags $(PKG) 2>/dev/null || echo -I/usr/include/lua5.4)
 
 SRCS := csrc/hub.c csrc/timer.c csrc/thread.c csrc/timeout.c csrc/buffer.c \
-        csrc/socket.c csrc/resolver.c csrc/sync.c csrc/diag.c csrc/proc.c csrc/module.c
-HDRS := csrc/greenhub.h csrc/buffer.h
+        csrc/socket.c csrc/resolver.c csrc/sync.c csrc/diag.c csrc/proc.c csrc/module.c \
+        csrc/http.c
+HDRS := csrc/greenhub.h csrc/buffer.h csrc/http.h
 LUAS := lua/greenhub.lua $(wildcard lua/greenhub/*.lua)
 
 CFLAGS  ?= -O2 -g
@@ -50,9 +51,14 @@ stress: deps all
 	@GH_STRESS=full SPECS=spec/stress sh scripts/run-specs.sh build
 
 FUZZ_SECONDS ?= 60
-fuzz: build/fuzz_buffer
-	@mkdir -p build/fuzz-corpus
+fuzz: build/fuzz_buffer build/fuzz_http
+	@mkdir -p build/fuzz-corpus build/fuzz-corpus-http
 	./build/fuzz_buffer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus spec/fuzz/corpus
+	./build/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus-http spec/fuzz/corpus_http
+
+build/fuzz_http: spec/fuzz/fuzz_http.c csrc/http.c csrc/http.h
+	@mkdir -p build
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $@ spec/fuzz/fuzz_http.c csrc/http.c
 
 build/fuzz_buffer: spec/fuzz/fuzz_buffer.c csrc/buffer.c csrc/buffer.h
 	@mkdir -p build

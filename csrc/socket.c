@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "buffer.h"
+#include "http.h"
 #include "greenhub.h"
 
 #define SOCK_MT "greenhub.socket"
@@ -629,6 +630,259 @@ static int sock_receivepartial(lua_State *L) {
   lua_settop(L, 1);
   lua_pushinteger(L, max);
   return partial_step(L, s, call_deadline(s));
+}
+
+/* ---------------------------------------------------------------- http */
+
+/*
+ * The HTTP head parser (http.c) run straight over the receive buffer.
+ *   s:_httphead("request" | "response" [, max_line, max_head, max_headers
+ *               [, request_method]]) -> head
+ *   head: method, target, version (1.0 | 1.1), status, reason, headers
+ *   (lower-case name -> value, repeats joined with ", "), fields (the raw
+ *   name/value list, in order), body ("none" | "length" | "chunked" |
+ *   "close"), length, keep_alive, expect_continue, upgrade.
+ * A rejected head: nil, why, status (the head is consumed). Socket
+ * failures: nil, "closed" | "timeout" (a peer that closes before a byte of
+ * a new head: nil, "closed", 0 bytes).
+ */
+static int head_k(lua_State *L, int status, lua_KContext ctx);
+
+static void push_lower(lua_State *L, const char *p, size_t n) {
+  luaL_Buffer b;
+  char *o = luaL_buffinitsize(L, &b, n);
+  for (size_t i = 0; i < n; i++) o[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] | 0x20 : p[i]);
+  luaL_pushresultsize(&b, n);
+}
+
+/* head.headers and head.fields from h (fields at the table on top) */
+static void push_fields(lua_State *L, const http_head *h) {
+  lua_createtable(L, 0, (int)h->nheaders);
+  lua_createtable(L, (int)h->nheaders * 2, 0);
+  int hdr = lua_gettop(L) - 1, raw = hdr + 1;
+  for (size_t i = 0; i < h->nheaders; i++) {
+    const http_header *f = &h->headers[i];
+    lua_pushlstring(L, f->name, f->name_len);
+    lua_rawseti(L, raw, (lua_Integer)(2 * i + 1));
+    lua_pushlstring(L, f->value, f->value_len);
+    lua_rawseti(L, raw, (lua_Integer)(2 * i + 2));
+    push_lower(L, f->name, f->name_len);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, hdr) == LUA_TSTRING) { /* repeated: join */
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, f->value, f->value_len);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, f->value, f->value_len);
+    }
+    lua_rawset(L, hdr);
+  }
+}
+
+static int head_step(lua_State *L, gh_sock *s, int64_t total) {
+  static const char *const bodies[] = {"none", "length", "chunked", "close"};
+  int request = strcmp(lua_tostring(L, 2), "request") == 0;
+  http_header hs[256];
+  http_head h;
+  memset(&h, 0, sizeof h);
+  h.max_line = (size_t)lua_tointeger(L, 3);
+  h.max_head = (size_t)lua_tointeger(L, 4);
+  h.max_headers = (size_t)lua_tointeger(L, 5);
+  h.headers = hs;
+  for (;;) {
+    size_t len = buf_len(&s->buf);
+    int r = HTTP_MORE;
+    if (len > 0) r = request ? http_parse_request(buf_head(&s->buf), len, &h)
+                             : http_parse_response(buf_head(&s->buf), len, &h);
+    if (r > 0 && http_framing(&h, request, lua_tostring(L, 6)) < 0) r = HTTP_BAD;
+    if (r == HTTP_BAD) {
+      buf_consume(&s->buf, buf_len(&s->buf));
+      lua_pushnil(L);
+      lua_pushstring(L, h.why);
+      lua_pushinteger(L, h.error);
+      return 3;
+    }
+    if (r > 0) {
+      lua_createtable(L, 0, 14);
+      if (request) {
+        lua_pushlstring(L, h.method, h.method_len); lua_setfield(L, -2, "method");
+        lua_pushlstring(L, h.target, h.target_len); lua_setfield(L, -2, "target");
+      } else {
+        lua_pushinteger(L, h.status); lua_setfield(L, -2, "status");
+        lua_pushlstring(L, h.reason, h.reason_len); lua_setfield(L, -2, "reason");
+      }
+      lua_pushnumber(L, h.minor ? 1.1 : 1.0); lua_setfield(L, -2, "version");
+      push_fields(L, &h);
+      lua_setfield(L, -3, "fields");
+      lua_setfield(L, -2, "headers");
+      lua_pushstring(L, bodies[h.body]); lua_setfield(L, -2, "body");
+      lua_pushinteger(L, (lua_Integer)h.length); lua_setfield(L, -2, "length");
+      lua_pushboolean(L, h.keep_alive); lua_setfield(L, -2, "keep_alive");
+      lua_pushboolean(L, h.expect_continue); lua_setfield(L, -2, "expect_continue");
+      lua_pushboolean(L, h.upgrade); lua_setfield(L, -2, "upgrade");
+      buf_consume(&s->buf, (size_t)r);
+      return 1;
+    }
+    /* more bytes needed */
+    if (s->fd < 0) return push_fail(L, "closed");
+    if (hub_fd_maybe_ready(s->hub, s->fd, FD_R) || expired(wait_deadline(s, total))) {
+      if (!buf_reserve(&s->buf, 4096)) return luaL_error(L, "greenhub: out of memory");
+      size_t room = buf_room(&s->buf);
+      ssize_t got = recv(s->fd, s->buf.data + s->buf.last, room, 0);
+      if (got > 0) {
+        buf_commit(&s->buf, (size_t)got);
+        s->nrecv += (double)got;
+        if ((size_t)got < room) hub_fd_drained(s->hub, s->fd, FD_R);
+        continue;
+      }
+      if (got == 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "closed");
+        lua_pushinteger(L, (lua_Integer)buf_len(&s->buf)); /* bytes of a head cut short */
+        return 3;
+      }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
+      hub_fd_drained(s->hub, s->fd, FD_R);
+    }
+    int64_t d = wait_deadline(s, total);
+    if (expired(d)) return push_fail(L, "timeout");
+    gh_hub *hb = s->hub;
+    gh_thread *self = hub_self(L, hb, "receive");
+    buf_shrink(&s->buf);
+    return hub_wait_fd(L, hb, self, s->fd, FD_R, d, (lua_KContext)total, head_k);
+  }
+}
+
+static int head_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  (void)status;
+  int r = wait_failed(L, s->hub);
+  return r ? r : head_step(L, s, (int64_t)ctx);
+}
+
+static int sock_httphead(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  static const char *const kinds[] = {"request", "response", NULL};
+  luaL_checkoption(L, 2, NULL, kinds);
+  lua_Integer ml = luaL_optinteger(L, 3, 8192), mh = luaL_optinteger(L, 4, 65536);
+  lua_Integer mx = luaL_optinteger(L, 5, 100);
+  luaL_argcheck(L, ml > 0, 3, "must be positive");
+  luaL_argcheck(L, mh > 0, 4, "must be positive");
+  luaL_argcheck(L, mx > 0 && mx <= 256, 5, "must be 1 to 256");
+  luaL_optstring(L, 6, NULL);
+  if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
+    return luaL_error(L, "greenhub: httphead is not available on %s", sock_class(s));
+  lua_settop(L, 6);
+  lua_pushinteger(L, ml); lua_replace(L, 3);
+  lua_pushinteger(L, mh); lua_replace(L, 4);
+  lua_pushinteger(L, mx); lua_replace(L, 5);
+  return head_step(L, s, call_deadline(s));
+}
+
+/*
+ * Chunked bodies: core.httpchunked([max_line [, max_trailers]]) -> decoder;
+ * s:_httpchunk(decoder [, max=65536]) -> the next piece of body data, or
+ * nil, "end", trailers (a field list as head.fields, parsed with the header
+ * rules), or nil, err (a malformed body: nil, why, 400; socket: nil,
+ * "closed" | "timeout").
+ */
+#define CHUNKED_MT "greenhub.httpchunked"
+
+static int l_httpchunked(lua_State *L) {
+  lua_Integer ml = luaL_optinteger(L, 1, 4096), mt = luaL_optinteger(L, 2, 65536);
+  luaL_argcheck(L, ml > 0, 1, "must be positive");
+  luaL_argcheck(L, mt > 0, 2, "must be positive");
+  http_chunked *c = lua_newuserdatauv(L, sizeof *c, 0);
+  http_chunked_init(c, (size_t)ml, (size_t)mt);
+  luaL_setmetatable(L, CHUNKED_MT);
+  return 1;
+}
+
+static int chunk_k(lua_State *L, int status, lua_KContext ctx);
+
+static int chunk_step(lua_State *L, gh_sock *s, int64_t total) {
+  http_chunked *c = lua_touserdata(L, 2);
+  size_t max = (size_t)lua_tointeger(L, 3);
+  for (;;) {
+    size_t len = buf_len(&s->buf), used = 0, off, dl;
+    const char *bh = len ? buf_head(&s->buf) : ""; /* never NULL */
+    int r = http_chunk_step(c, bh, len, max, &used, &off, &dl);
+    if (r == HTTP_CHUNK_DATA) {
+      lua_pushlstring(L, bh + off, dl);
+      buf_consume(&s->buf, used);
+      return recv_done(L);
+    }
+    if (r == HTTP_CHUNK_END) {
+      http_header hs[128];
+      http_head h;
+      memset(&h, 0, sizeof h);
+      h.max_headers = 128;
+      h.headers = hs;
+      if (http_parse_trailers(bh + off, dl, &h) < 0) {
+        buf_consume(&s->buf, used);
+        lua_pushnil(L);
+        lua_pushstring(L, h.why);
+        lua_pushinteger(L, 400);
+        return 3;
+      }
+      lua_pushnil(L);
+      lua_pushliteral(L, "end");
+      push_fields(L, &h);
+      lua_remove(L, -2); /* keep the raw field list only */
+      buf_consume(&s->buf, used);
+      return 3;
+    }
+    if (r == HTTP_BAD) {
+      lua_pushnil(L);
+      lua_pushstring(L, c->why);
+      lua_pushinteger(L, 400);
+      return 3;
+    }
+    buf_consume(&s->buf, used);
+    if (s->fd < 0) return push_fail(L, "closed");
+    if (hub_fd_maybe_ready(s->hub, s->fd, FD_R) || expired(wait_deadline(s, total))) {
+      if (!buf_reserve(&s->buf, 4096)) return luaL_error(L, "greenhub: out of memory");
+      size_t room = buf_room(&s->buf);
+      ssize_t got = recv(s->fd, s->buf.data + s->buf.last, room, 0);
+      if (got > 0) {
+        buf_commit(&s->buf, (size_t)got);
+        s->nrecv += (double)got;
+        if ((size_t)got < room) hub_fd_drained(s->hub, s->fd, FD_R);
+        continue;
+      }
+      if (got == 0) return push_fail(L, "closed");
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
+      hub_fd_drained(s->hub, s->fd, FD_R);
+    }
+    int64_t d = wait_deadline(s, total);
+    if (expired(d)) return push_fail(L, "timeout");
+    gh_hub *hb = s->hub;
+    gh_thread *self = hub_self(L, hb, "receive");
+    buf_shrink(&s->buf);
+    return hub_wait_fd(L, hb, self, s->fd, FD_R, d, (lua_KContext)total, chunk_k);
+  }
+}
+
+static int chunk_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  (void)status;
+  int r = wait_failed(L, s->hub);
+  return r ? r : chunk_step(L, s, (int64_t)ctx);
+}
+
+static int sock_httpchunk(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  luaL_checkudata(L, 2, CHUNKED_MT);
+  lua_Integer max = luaL_optinteger(L, 3, 65536);
+  luaL_argcheck(L, max > 0, 3, "must be positive");
+  if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
+    return luaL_error(L, "greenhub: httpchunk is not available on %s", sock_class(s));
+  lua_settop(L, 2);
+  lua_pushinteger(L, max);
+  return chunk_step(L, s, call_deadline(s));
 }
 
 /* ---------------------------------------------------------------- send */
@@ -1620,7 +1874,7 @@ static const luaL_Reg sock_methods[] = {
   {"setstats", sock_setstats}, {"settimeout", sock_settimeout},
   {"shutdown", sock_shutdown}, {"getfamily", sock_getfamily},
   {"gettimeout", sock_gettimeout}, {"receivepartial", sock_receivepartial},
-  {"flush", sock_flush},
+  {"flush", sock_flush}, {"_httphead", sock_httphead}, {"_httpchunk", sock_httpchunk},
   {"_bind_reuse", sock_bind_reuse},
   {NULL, NULL}
 };
@@ -1631,6 +1885,7 @@ static const luaL_Reg sock_funcs[] = {
   {"unix", l_unix}, {"unix_dgram", l_unix_dgram},
   {"getaddrinfo", l_getaddrinfo}, {"strerror", l_strerror},
   {"_poll", l_poll}, {"_fdname", l_fdname}, {"_fdshutdown", l_fdshutdown},
+  {"_httpchunked", l_httpchunked},
   {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
   {"_resolver_delay", resolver_set_delay}, {"fdopen", l_fdopen},
   {NULL, NULL}
@@ -1656,5 +1911,7 @@ void socket_open(lua_State *L, int mod, int hub) {
     gh_setfuncs(L, mt, hub, meta);
     lua_pop(L, 1);
   }
+  luaL_newmetatable(L, CHUNKED_MT);
+  lua_pop(L, 1);
   gh_setfuncs(L, mod, hub, sock_funcs);
 }

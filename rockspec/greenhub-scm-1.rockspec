@@ -33,6 +33,7 @@ build = {
         "csrc/diag.c",
         "csrc/proc.c",
         "csrc/module.c",
+        "csrc/http.c",
       },
       libraries = { "pthread", "m", "dl" },
       defines = {},
