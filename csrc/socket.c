@@ -682,6 +682,7 @@ static void push_fields(lua_State *L, const http_head *h) {
 
 static int head_step(lua_State *L, gh_sock *s, int64_t total) {
   static const char *const bodies[] = {"none", "length", "chunked", "close"};
+  lua_settop(L, 9);
   int request = strcmp(lua_tostring(L, 2), "request") == 0;
   http_header hs[256];
   http_head h;
@@ -746,8 +747,25 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
       hub_fd_drained(s->hub, s->fd, FD_R);
     }
+    /* the server's idle timeout until a byte of the head is here, then
+       its header timeout (from that first byte); else the socket's own */
     int64_t d = wait_deadline(s, total);
-    if (expired(d)) return push_fail(L, "timeout");
+    if (!lua_isnil(L, 7)) {
+      if (buf_len(&s->buf) == 0) d = (int64_t)lua_tointeger(L, 7);
+      else {
+        if (lua_isnil(L, 9)) {
+          lua_pushinteger(L, lua_isnil(L, 8) ? -1 : hub_after(lua_tonumber(L, 8)));
+          lua_replace(L, 9);
+        }
+        d = (int64_t)lua_tointeger(L, 9);
+      }
+    }
+    if (expired(d)) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "timeout");
+      lua_pushinteger(L, (lua_Integer)buf_len(&s->buf)); /* 0: idle; else a slow head */
+      return 3;
+    }
     gh_hub *hb = s->hub;
     gh_thread *self = hub_self(L, hb, "receive");
     buf_shrink(&s->buf);
@@ -759,6 +777,10 @@ static int head_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
   (void)status;
   int r = wait_failed(L, s->hub);
+  if (r && hub_me(L, s->hub)->wake == WK_TIMEOUT) { /* as head_step says it */
+    lua_pushinteger(L, (lua_Integer)buf_len(&s->buf));
+    return 3;
+  }
   return r ? r : head_step(L, s, (int64_t)ctx);
 }
 
@@ -772,12 +794,22 @@ static int sock_httphead(lua_State *L) {
   luaL_argcheck(L, mh > 0, 4, "must be positive");
   luaL_argcheck(L, mx > 0 && mx <= 256, 5, "must be 1 to 256");
   luaL_optstring(L, 6, NULL);
+  /* 7: idle timeout, 8: header timeout (seconds; nil = none) */
+  double idle = luaL_optnumber(L, 7, -1), header = luaL_optnumber(L, 8, -1);
   if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
     return luaL_error(L, "greenhub: httphead is not available on %s", sock_class(s));
   lua_settop(L, 6);
   lua_pushinteger(L, ml); lua_replace(L, 3);
   lua_pushinteger(L, mh); lua_replace(L, 4);
   lua_pushinteger(L, mx); lua_replace(L, 5);
+  if (idle >= 0 || header >= 0) {
+    lua_pushinteger(L, idle >= 0 && idle != HUGE_VAL ? hub_after(idle) : -1);   /* 7 */
+    if (header >= 0 && header != HUGE_VAL) lua_pushnumber(L, header); else lua_pushnil(L); /* 8 */
+    if (buf_len(&s->buf) > 0 && header >= 0 && header != HUGE_VAL)
+      lua_pushinteger(L, hub_after(header));                                  /* 9 */
+    else if (buf_len(&s->buf) > 0) lua_pushinteger(L, -1);
+    else lua_pushnil(L);
+  }
   return head_step(L, s, call_deadline(s));
 }
 

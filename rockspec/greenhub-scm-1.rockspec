@@ -47,6 +47,7 @@ build = {
     ["greenhub.backdoor"] = "lua/greenhub/backdoor.lua",
     ["greenhub.tls"] = "lua/greenhub/tls.lua",
     ["greenhub.util"] = "lua/greenhub/util.lua",
+    ["greenhub.http"] = "lua/greenhub/http.lua",
   },
 }
 test = {

@@ -1,0 +1,508 @@
+-- greenhub.http: an HTTP/1.1 server on green sockets (the client is still
+-- to come). Heads are parsed in C (csrc/http.c) straight out of the
+-- socket's receive buffer; this file frames bodies and responses.
+--   http.serve(listener, handler [, opts])
+--   local s = http.server(handler [, opts]); s:serve(listener); s:shutdown([grace]); s:stats()
+--   handler(req, res)   -- or return status [, headers [, body]]
+local core = require "greenhub.core"
+local gh = require "greenhub"
+
+local M = {}
+
+local concat, unpack = table.concat, table.unpack
+local min = math.min
+
+M.DEFAULTS = {
+  max_connections = 1024, header_timeout = 60, idle_timeout = 75, body_timeout = 60,
+  send_timeout = 60, max_requests = 1000, max_request_line = 8192, max_header_size = 65536,
+  max_headers = 100, max_body_size = 1024 * 1024, drain_limit = 256 * 1024, grace = 30,
+}
+
+local REASONS = {
+  [100] = "Continue", [101] = "Switching Protocols", [200] = "OK", [201] = "Created",
+  [202] = "Accepted", [204] = "No Content", [206] = "Partial Content",
+  [301] = "Moved Permanently", [302] = "Found", [303] = "See Other", [304] = "Not Modified",
+  [307] = "Temporary Redirect", [308] = "Permanent Redirect", [400] = "Bad Request",
+  [401] = "Unauthorized", [403] = "Forbidden", [404] = "Not Found", [405] = "Method Not Allowed",
+  [408] = "Request Timeout", [409] = "Conflict", [411] = "Length Required",
+  [413] = "Content Too Large", [414] = "URI Too Long", [417] = "Expectation Failed",
+  [426] = "Upgrade Required", [429] = "Too Many Requests",
+  [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
+  [501] = "Not Implemented", [502] = "Bad Gateway", [503] = "Service Unavailable",
+  [504] = "Gateway Timeout", [505] = "HTTP Version Not Supported",
+}
+M.reasons = REASONS
+
+-- nil -> the default; false or math.huge -> no limit (nil)
+local function limit(opts, k)
+  local v = opts[k]
+  if v == nil then v = M.DEFAULTS[k] end
+  if v == false or v == math.huge then return nil end
+  if type(v) ~= "number" or v < 0 then error("http: option " .. k .. " must be a non-negative number", 3) end
+  return v
+end
+
+-- Date: cached once a second
+local date_s, date_t = nil, -1
+local function http_date()
+  local t = os.time()
+  if t ~= date_t then date_t, date_s = t, os.date("!%a, %d %b %Y %H:%M:%S GMT", t) end
+  return date_s
+end
+
+-- header values: CR, LF and NUL would let a handler split the response
+local function check_field(name, value)
+  if type(name) ~= "string" or name == "" or name:find("[^%w!#$%%&'*+%-.^_`|~]") then
+    error("http: bad response header name " .. tostring(name), 4)
+  end
+  if value:find("[%z\r\n]") then error("http: response header " .. name .. " holds CR, LF or NUL", 4) end
+end
+
+-- ---------------------------------------------------------------- request
+
+local Request = {}
+Request.__index = Request
+
+function Request:header(name)
+  return self.headers[name:lower()]
+end
+
+function Request:getpeername() return self._conn.sock:getpeername() end
+
+-- the 100 goes out on the first body read, if no response has started
+local function continue100(req)
+  if req._expect and not req._res.headers_sent then
+    req._expect = false
+    local ok, err = req._conn.sock:send("HTTP/1.1 100 Continue\r\n\r\n")
+    if not ok then return nil, err end
+  end
+  req._expect = false
+  return true
+end
+
+--- read([max]) -> next chunk, nil at the end, or nil, err
+function Request:read(max)
+  max = max or 65536
+  if self._done then return nil end
+  if self._err then return nil, self._err end
+  local ok, e = continue100(self)
+  if not ok then self._err = e; return nil, e end
+  local sock, conn = self._conn.sock, self._conn
+  local cap = conn.max_body
+  local data, err, status
+  if self._kind == "length" then
+    if self._left == 0 then self._done = true; return nil end
+    if cap and self._read + self._left > cap then self._err = "body too large"; return nil, self._err end
+    data, err = sock:receivepartial(min(max, self._left))
+    if data then self._left = self._left - #data end
+  elseif self._kind == "chunked" then
+    data, err, status = sock:_httpchunk(self._chunked, max)
+    if not data and err == "end" then
+      local t = {}
+      for i = 1, #status, 2 do
+        local k = status[i]:lower()
+        t[k] = t[k] and (t[k] .. ", " .. status[i + 1]) or status[i + 1]
+      end
+      self.trailers = t
+      self._done = true
+      return nil
+    end
+    if not data and type(status) == "number" then err = "bad chunk" end
+  else
+    self._done = true
+    return nil
+  end
+  if not data then self._err = err; return nil, err end
+  self._read = self._read + #data
+  if cap and self._read > cap then self._err = "body too large"; return nil, self._err end
+  if self._kind == "length" and self._left == 0 then self._done = true end
+  return data
+end
+
+--- body([max]) -> the whole body, or nil, err, partial
+function Request:body(max)
+  local parts, n = {}, 0
+  local cap = max or self._conn.max_body
+  while true do
+    local d, err = self:read()
+    if not d then
+      if err then return nil, err, concat(parts) end
+      return concat(parts)
+    end
+    n = n + #d
+    if cap and n > cap then self._err = "body too large"; return nil, "body too large", concat(parts) end
+    parts[#parts + 1] = d
+  end
+end
+
+--- source([max]): an LTN12 source over read
+function Request:source(max)
+  return function() return self:read(max) end
+end
+
+--- hijack() -> the green socket; the server forgets the connection
+function Request:hijack()
+  self._conn.hijacked = true
+  return self._conn.sock
+end
+
+-- ---------------------------------------------------------------- response
+
+local Response = {}
+Response.__index = Response
+
+local function bodyless(req, status)
+  return req.method == "HEAD" or status < 200 or status == 204 or status == 304
+end
+
+-- the head, with framing decided here; chunk: whether the body is chunked
+local function head_text(res, length)
+  local req = res._req
+  local status = res.status
+  if math.type(status) ~= "integer" or status < 100 or status > 999 then
+    error("http: bad response status " .. tostring(status), 4)
+  end
+  local h = res.headers
+  local lines = { ("HTTP/1.1 %d %s\r\n"):format(status, REASONS[status] or "Unknown") }
+  local has_cl, has_date, has_conn = false, false, false
+  for name, v in pairs(h) do
+    local lname = name:lower()
+    if lname == "content-length" then has_cl = true
+    elseif lname == "date" then has_date = true
+    elseif lname == "connection" then has_conn = true
+    elseif lname == "transfer-encoding" then error("http: the server frames the body; do not set Transfer-Encoding", 4) end
+    if type(v) == "table" then
+      for _, x in ipairs(v) do x = tostring(x); check_field(name, x); lines[#lines + 1] = name .. ": " .. x .. "\r\n" end
+    else
+      v = tostring(v); check_field(name, v); lines[#lines + 1] = name .. ": " .. v .. "\r\n"
+    end
+  end
+  if not has_date then lines[#lines + 1] = "Date: " .. http_date() .. "\r\n" end
+  local chunked, close = false, not res._keep
+  if bodyless(req, status) then
+    -- no body, no framing (a HEAD or 304 keeps a Content-Length the handler set)
+  elseif has_cl then
+    res._length = tonumber(h["content-length"] or h["Content-Length"])
+  elseif length then
+    lines[#lines + 1] = "Content-Length: " .. length .. "\r\n"
+  elseif req.version >= 1.1 then
+    chunked = true
+    lines[#lines + 1] = "Transfer-Encoding: chunked\r\n"
+  else
+    close = true -- close-delimited for HTTP/1.0
+  end
+  res._keep = not close
+  if close and not has_conn then lines[#lines + 1] = "Connection: close\r\n"
+  elseif not close and req.version < 1.1 then lines[#lines + 1] = "Connection: keep-alive\r\n" end
+  lines[#lines + 1] = "\r\n"
+  res._chunked = chunked
+  res._bodyless = bodyless(req, status)
+  return concat(lines)
+end
+
+local function send(res, data)
+  local ok, err = res._conn.sock:send(data)
+  if not ok then res._failed = err; res._keep = false; return nil, err end
+  return true
+end
+
+local function flatten(out, ...)
+  for i = 1, select("#", ...) do
+    local v = select(i, ...)
+    if type(v) == "table" then for _, x in ipairs(v) do out[#out + 1] = tostring(x) end
+    elseif v ~= nil then out[#out + 1] = tostring(v) end
+  end
+  return out
+end
+
+-- send the head (and what is buffered) now: the body goes out chunked
+-- (1.1), with the handler's Content-Length, or close-delimited (1.0)
+local function start(res)
+  if res.headers_sent then return true end
+  res.headers_sent = true
+  local body = concat(res._buf)
+  res._buf, res._nbuf = {}, 0
+  local head = head_text(res, nil)
+  if res._bodyless then return send(res, head) end
+  if res._chunked then
+    return send(res, #body > 0 and (head .. ("%x\r\n"):format(#body) .. body .. "\r\n") or head)
+  end
+  if res._length then
+    res._sent = #body
+    if #body > res._length then res._keep = false; return nil, "too much data" end
+  end
+  return send(res, head .. body)
+end
+
+--- write(...): strings or arrays of strings appended to the body
+function Response:write(...)
+  if self._finished then return nil, "finished" end
+  if self._failed then return nil, self._failed end
+  local parts = flatten({}, ...)
+  if not self.headers_sent then
+    for _, p in ipairs(parts) do
+      self._buf[#self._buf + 1] = p
+      self._nbuf = self._nbuf + #p
+    end
+    if self._nbuf >= 2048 then return start(self) end
+    return true
+  end
+  if self._bodyless then return true end
+  local data = concat(parts)
+  if #data == 0 then return true end
+  if self._chunked then return send(self, ("%x\r\n"):format(#data) .. data .. "\r\n") end
+  if self._length then
+    if self._sent + #data > self._length then self._keep = false; return nil, "too much data" end
+    self._sent = self._sent + #data
+  end
+  return send(self, data)
+end
+
+--- flush(): the head (and what is buffered) goes out now
+function Response:flush()
+  if self._failed then return nil, self._failed end
+  return start(self)
+end
+
+--- finish([body [, trailers]]): end the response
+function Response:finish(body, trailers)
+  if self._finished then return true end
+  if body ~= nil then
+    local ok, err = self:write(body)
+    if not ok then self._finished = true; return nil, err end
+  end
+  self._finished = true
+  if self._failed then return nil, self._failed end
+  if not self.headers_sent then
+    -- complete within the first bytes: a computed Content-Length
+    self.headers_sent = true
+    local data = concat(self._buf)
+    local head = head_text(self, #data)
+    if self._bodyless then return send(self, head) end
+    if self._length and #data ~= self._length then self._keep = false end
+    return send(self, head .. data)
+  end
+  if self._chunked then
+    local t = { "0\r\n" }
+    if trailers then
+      for name, v in pairs(trailers) do v = tostring(v); check_field(name, v); t[#t + 1] = name .. ": " .. v .. "\r\n" end
+    end
+    t[#t + 1] = "\r\n"
+    return send(self, concat(t))
+  end
+  if self._length and self._sent ~= self._length then self._keep = false end -- short: close
+  return true
+end
+
+-- ---------------------------------------------------------------- server
+
+local Server = {}
+Server.__index = Server
+
+--- server(handler [, opts]) -> s
+function M.server(handler, opts)
+  if type(handler) ~= "function" and not (getmetatable(handler) or {}).__call then
+    error("bad argument #1 to 'server' (function expected, got " .. type(handler) .. ")", 2)
+  end
+  opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #2 to 'server' (table expected)", 2) end
+  local s = setmetatable({ handler = handler, conns = {}, listeners = {},
+    nconns = 0, active = 0, requests = 0, connections = 0, errors = {} }, Server)
+  for k in pairs(M.DEFAULTS) do s[k] = limit(opts, k) end
+  return s
+end
+
+function Server:stats()
+  local idle = 0
+  for _, c in pairs(self.conns) do if not c.busy then idle = idle + 1 end end
+  local errors = {}
+  for k, v in pairs(self.errors) do errors[k] = v end
+  return { connections = self.connections, open = self.nconns, active = self.active, idle = idle,
+           requests = self.requests, errors = errors }
+end
+
+local function count_error(s, status) s.errors[status] = (s.errors[status] or 0) + 1 end
+
+-- answer a rejected request and close
+local function reject(s, sock, status)
+  count_error(s, status)
+  sock:send(("HTTP/1.1 %d %s\r\nContent-Length: 0\r\nConnection: close\r\nDate: %s\r\n\r\n")
+    :format(status, REASONS[status] or "Error", http_date()))
+end
+
+-- the unread rest of a request body: up to drain_limit is read away,
+-- else the connection cannot be reused
+local function drain(s, req)
+  if req._done or req._err then return not req._err end
+  if req._expect then return false end -- no 100 was sent: the client may not send the body
+  local limit_ = s.drain_limit
+  local n = 0
+  while true do
+    local d, err = req:read(65536)
+    if not d then return err == nil end
+    n = n + #d
+    if limit_ and n > limit_ then return false end
+  end
+end
+
+local function run_handler(s, req, res)
+  local r = table.pack(s.handler(req, res))
+  if not res._finished and r.n > 0 and r[1] ~= nil then
+    local status, headers, body = r[1], r[2], r[3]
+    if res.headers_sent then error("http: the handler returned a response after writing one", 0) end
+    res.status = status
+    if headers then for k, v in pairs(headers) do res.headers[k] = v end end
+    if type(body) == "function" then -- an LTN12 source
+      while true do
+        local chunk, err = body()
+        if not chunk then
+          if err then error(err, 0) end
+          break
+        end
+        local ok = res:write(chunk)
+        if not ok then break end
+      end
+      return res:finish()
+    end
+    return res:finish(body)
+  end
+end
+
+-- One connection: requests until it closes, errs, or asks to.
+local function connection(s, sock)
+  local conn = { sock = sock, max_body = s.max_body_size }
+  s.conns[conn] = conn
+  s.connections = s.connections + 1
+  sock:settimeout(s.send_timeout) -- bounds each send wait (and body waits, reset below)
+  local nreq = 0
+  while not s.closing do
+    local head, err, x = sock:_httphead("request", s.max_request_line, s.max_header_size,
+      s.max_headers, nil, nreq == 0 and s.header_timeout or s.idle_timeout or -1, s.header_timeout or -1)
+    if not head then
+      if type(x) == "number" and err ~= "closed" and err ~= "timeout" then reject(s, sock, x)
+      elseif err == "timeout" and x and x > 0 then reject(s, sock, 408) end
+      break
+    end
+    nreq = nreq + 1
+    s.requests = s.requests + 1
+    conn.busy = true
+    s.active = s.active + 1
+    local path, query = head.target:match("^([^?]*)%?(.*)$")
+    local req = setmetatable({
+      method = head.method, target = head.target, path = path or head.target, query = query,
+      version = head.version, headers = head.headers, fields = head.fields,
+      _conn = conn, _kind = head.body, _left = head.length, _read = 0,
+      _expect = head.expect_continue and head.version >= 1.1,
+    }, Request)
+    if head.body == "chunked" then req._chunked = core._httpchunked(4096, s.max_header_size) end
+    if head.body == "none" then req._done = true end
+    local keep = head.keep_alive and not s.closing and not (s.max_requests and nreq >= s.max_requests)
+    local res = setmetatable({ status = 200, headers = {}, headers_sent = false, _req = req,
+      _conn = conn, _buf = {}, _nbuf = 0, _keep = keep }, Response)
+    req._res = res
+    if head.body == "length" and s.max_body_size and head.length > s.max_body_size then
+      -- too large before anything was read: 413 at once, no 100
+      req._expect = false
+      req._err = "body too large"
+    end
+    sock:settimeout(s.body_timeout)
+    -- the handler's own stack goes into the report (string errors)
+    local ok, herr = xpcall(run_handler, function(e)
+      if type(e) == "string" then return debug.traceback(e, 2) end
+      return e
+    end, s, req, res)
+    sock:settimeout(s.send_timeout)
+    if conn.hijacked then
+      s.active = s.active - 1
+      s.conns[conn] = nil
+      return "hijacked"
+    end
+    if not ok then
+      count_error(s, 500)
+      if not res.headers_sent and not res._finished then
+        res.status, res.headers, res._buf, res._keep = 500, {}, {}, false
+        res._finished = false
+        res:finish("")
+      else
+        res._keep = false
+      end
+      s.active = s.active - 1
+      conn.busy = false
+      s.conns[conn] = nil
+      error(herr, 0) -- reported like any thread error, with the handler's stack
+    end
+    if not res._finished then
+      if req._err == "body too large" and not res.headers_sent then
+        res.status, res._keep = 413, false; count_error(s, 413)
+      elseif req._err == "bad chunk" and not res.headers_sent then
+        res.status, res._keep = 400, false; count_error(s, 400)
+      elseif req._err == "timeout" and not res.headers_sent then
+        res.status, res._keep = 408, false; count_error(s, 408)
+      end
+      res:finish()
+    end
+    s.active = s.active - 1
+    conn.busy = false
+    if not res._keep or res._failed or not drain(s, req) then break end
+  end
+  s.conns[conn] = nil
+end
+
+--- s:serve(listener) -> true when the listener closes or the server shuts down
+function Server:serve(listener)
+  self.listeners[listener] = true
+  local s = self
+  local slot
+  local function run(sock)
+    local ok, how = pcall(connection, s, sock)
+    s.nconns = s.nconns - 1
+    if how ~= "hijacked" or not ok then sock:close() end
+    if slot and s.nconns < (s.max_connections or math.huge) then local e = slot; slot = nil; e:send() end
+    if not ok then error(how, 0) end
+  end
+  local backoff = 0.01
+  while not self.closing do
+    while self.max_connections and self.nconns >= self.max_connections do
+      slot = slot or core.event()
+      slot:wait()
+    end
+    local sock, err = listener:accept()
+    if sock then
+      backoff = 0.01
+      self.nconns = self.nconns + 1 -- counted from accept: the bound holds in a burst
+      core.spawn_n(run, sock)
+    elseif err == "closed" then
+      break
+    elseif err ~= "timeout" then
+      core.sleep(backoff)
+      backoff = math.min(backoff * 2, 1)
+    end
+  end
+  self.listeners[listener] = nil
+  return true
+end
+
+--- s:shutdown([grace]) -> true, or nil, "timeout" (what was left was killed)
+function Server:shutdown(grace)
+  grace = grace or self.grace
+  self.closing = true
+  for l in pairs(self.listeners) do l:close() end
+  -- idle keep-alive connections close now
+  for c in pairs(self.conns) do if not c.busy then c.sock:close() end end
+  local deadline = grace and gh.clock() + grace
+  while self.active > 0 do
+    if deadline and gh.clock() >= deadline then
+      for c in pairs(self.conns) do c.sock:close() end
+      return nil, "timeout"
+    end
+    gh.sleep(0.01)
+  end
+  return true
+end
+
+--- serve(listener, handler [, opts]) -> true
+function M.serve(listener, handler, opts)
+  return M.server(handler, opts):serve(listener)
+end
+
+return M

@@ -1,0 +1,249 @@
+-- greenhub.http's server (the client is still to come): framing,
+-- keep-alive, pipelining, chunked both ways, 100-continue, limits and
+-- rejections, handler errors, shutdown. Raw sockets and real clients.
+local H = require "helper"
+local gh = H.gh
+local http = require "greenhub.http"
+
+local function start(handler, opts)
+  local l = assert(gh.listen("127.0.0.1", 0))
+  local _, port = l:getsockname()
+  local s = http.server(handler, opts)
+  local t = gh.spawn(s.serve, s, l)
+  return s, port, function() l:close(); s:shutdown(1); t:wait() end
+end
+
+local function connect(port)
+  local c = assert(gh.connect("127.0.0.1", port))
+  c:settimeout(5)
+  return c
+end
+
+-- read one response: status, headers (lower-case), body
+local function response(c, method)
+  local line, err = c:receive()
+  if not line then return nil, err end
+  local status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)"))
+  local h = {}
+  while true do
+    local l = assert(c:receive())
+    if l == "" then break end
+    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
+    h[k:lower()] = v
+  end
+  local body = ""
+  if method == "HEAD" or status == 204 or status == 304 or status < 200 then
+  elseif h["content-length"] then body = c:receive(tonumber(h["content-length"]))
+  elseif h["transfer-encoding"] == "chunked" then
+    local parts = {}
+    while true do
+      local n = tonumber(assert(c:receive()):match("^%x+"), 16)
+      if n == 0 then assert(c:receive() == "") break end
+      parts[#parts + 1] = c:receive(n)
+      assert(c:receive() == "")
+    end
+    body = table.concat(parts)
+  else body = c:receive("*a") end
+  return status, h, body
+end
+
+describe("http server", function()
+  it("answers a GET with a computed Content-Length, Date, keep-alive", function()
+    local _, port, stop = start(function(req, res)
+      res.headers["content-type"] = "text/plain"
+      res:finish("hello " .. req.path .. " " .. (req.query or "-"))
+    end)
+    local c = connect(port)
+    for i = 1, 3 do
+      c:send("GET /p" .. i .. "?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+      local st, h, body = response(c)
+      assert.equal(200, st)
+      assert.equal("hello /p" .. i .. " q=1", body)
+      assert.equal(tostring(#body), h["content-length"])
+      assert.truthy(h.date)
+    end
+    c:close(); stop()
+  end)
+
+  it("handlers may return status, headers, body", function()
+    local _, port, stop = start(function() return 201, { ["x-a"] = "1" }, "made" end)
+    local c = connect(port)
+    c:send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    local st, h, body = response(c)
+    assert.same({ 201, "1", "made" }, { st, h["x-a"], body })
+    c:close(); stop()
+  end)
+
+  it("pipelined requests are answered in order", function()
+    local _, port, stop = start(function(req) gh.sleep(req.path == "/1" and 0.02 or 0); return 200, nil, req.path end)
+    local c = connect(port)
+    c:send("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n")
+    for i = 1, 3 do assert.equal("/" .. i, select(3, response(c))) end
+    c:close(); stop()
+  end)
+
+  it("streams a long response chunked to 1.1 and close-delimited to 1.0", function()
+    local big = string.rep("0123456789", 1000)
+    local _, port, stop = start(function(req, res)
+      for i = 1, #big, 1000 do res:write(big:sub(i, i + 999)) end
+      res:finish()
+    end)
+    local c = connect(port)
+    c:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    local st, h, body = response(c)
+    assert.equal("chunked", h["transfer-encoding"]); assert.equal(big, body)
+    c:close()
+    c = connect(port)
+    c:send("GET / HTTP/1.0\r\n\r\n")
+    st, h, body = response(c)
+    assert.equal("close", h.connection); assert.equal(big, body)
+    c:close(); stop()
+  end)
+
+  it("reads Content-Length and chunked request bodies, with trailers", function()
+    local _, port, stop = start(function(req, res)
+      local b = assert(req:body())
+      res:finish(req.method .. ":" .. b .. ":" .. ((req.trailers or {})["x-sum"] or "-"))
+    end)
+    local c = connect(port)
+    c:send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+    assert.equal("POST:hello:-", select(3, response(c)))
+    c:send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nX-Sum: 9\r\n\r\n")
+    assert.equal("POST:abcde:9", select(3, response(c)))
+    c:close(); stop()
+  end)
+
+  it("100-continue: sent on the first read, never when the handler answers first", function()
+    local _, port, stop = start(function(req, res)
+      if req.path == "/read" then return 200, nil, req:body() end
+      return 403, nil, "no"
+    end)
+    local c = connect(port)
+    c:send("POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+    assert.equal("HTTP/1.1 100 Continue", c:receive()); assert.equal("", c:receive())
+    c:send("data")
+    assert.equal("data", select(3, response(c)))
+    c:send("POST /deny HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+    local st = response(c)
+    assert.equal(403, st)
+    c:close(); stop()
+  end)
+
+  it("rejects bad heads with their status and closes", function()
+    local s, port, stop = start(function() return 200, nil, "x" end)
+    for _, case in ipairs({
+      { "GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400 },
+      { "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400 },
+      { "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505 },
+      { "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: fugazi, chunked\r\n\r\n", 501 },
+      { "GET /" .. string.rep("a", 9000) .. " HTTP/1.1\r\nHost: x\r\n\r\n", 414 },
+      { "GET / HTTP/1.1\r\n\r\n", 400 },
+    }) do
+      local c = connect(port)
+      c:send(case[1])
+      local st, h = response(c)
+      assert.equal(case[2], st)
+      assert.equal("close", h.connection)
+      assert.same({ nil, "closed", "" }, { c:receive("*a") })
+      c:close()
+    end
+    assert.equal(3, s:stats().errors[400])
+    stop()
+  end)
+
+  it("max_body_size: 413 before reading; a chunked body one byte over too", function()
+    -- a handler that does not answer after a failed read: the failure's status
+    local _, port, stop = start(function(req) local b = req:body(); if b then return 200, nil, b end end,
+      { max_body_size = 10 })
+    local c = connect(port)
+    c:send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n01234567890")
+    assert.equal(413, (response(c)))
+    c:close()
+    c = connect(port)
+    c:send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n0\r\n\r\n")
+    assert.equal("0123456789", select(3, response(c)))
+    c:send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n01234567890\r\n0\r\n\r\n")
+    assert.equal(413, (response(c)))
+    c:close(); stop()
+  end)
+
+  it("a handler error before the head: 500 with an empty body, the error reported", function()
+    local reported
+    gh.onerror(function(_, err) reported = err end)
+    local _, port, stop = start(function() error("handler broke") end)
+    local c = connect(port)
+    c:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    local st, _, body = response(c)
+    assert.equal(500, st); assert.equal("", body)
+    gh.sleep(0.01)
+    assert.matches("handler broke", reported)
+    assert.matches("http_server_spec", reported) -- the handler's own stack
+    gh.onerror(nil)
+    c:close(); stop()
+  end)
+
+  it("header timeout (slow head) gets 408; idle keep-alive connections close", function()
+    local _, port, stop = start(function() return 200, nil, "ok" end, { header_timeout = 0.2, idle_timeout = 0.2 })
+    local c = connect(port)
+    c:send("GET / HTTP/1.1\r\n")
+    assert.equal(408, (response(c)))
+    c:close()
+    c = connect(port)
+    c:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.equal(200, (response(c)))
+    local t0 = gh.clock()
+    assert.same({ nil, "closed", "" }, { c:receive("*a") })
+    assert.is_true(gh.clock() - t0 < 2)
+    c:close(); stop()
+  end)
+
+  it("shutdown: idle connections close, a running request finishes", function()
+    local s, port = nil, nil
+    local l = assert(gh.listen("127.0.0.1", 0))
+    _, port = l:getsockname()
+    s = http.server(function(req) if req.path == "/slow" then gh.sleep(0.3) end return 200, nil, req.path end)
+    local t = gh.spawn(s.serve, s, l)
+    local idle = connect(port)
+    idle:send("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.equal("/fast", select(3, response(idle)))
+    local busy = connect(port)
+    busy:send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    gh.sleep(0.05)
+    local done = gh.spawn(s.shutdown, s, 5)
+    assert.same({ nil, "closed", "" }, { idle:receive("*a") })
+    local st, h, body = response(busy)
+    assert.same({ 200, "/slow" }, { st, body })
+    assert.is_true(done:wait())
+    assert.is_true(t:wait())
+    assert.is_nil(gh.connect("127.0.0.1", port))
+    idle:close(); busy:close()
+  end)
+
+  it("curl and Python's http.client get their answers", function()
+    local _, port, stop = start(function(req, res)
+      if req.method == "POST" then return 200, nil, "got " .. #assert(req:body()) end
+      res:finish("hello")
+    end)
+    local env = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = "/" }
+    local curl = gh.popen({ "curl", "-s", "-m", "5", "http://127.0.0.1:" .. port .. "/",
+      "-d", string.rep("x", 3000), "http://127.0.0.1:" .. port .. "/" }, { stdin = "null", stdout = "pipe", stderr = "null", env = env })
+    curl.stdout:settimeout(10)
+    assert.equal("got 3000got 3000", curl.stdout:receive("*a"))
+    curl:wait(10)
+    local py = gh.popen({ "/usr/bin/python3", "-c", ([[
+import http.client
+c = http.client.HTTPConnection("127.0.0.1", %d, timeout=5)
+out = []
+for i in range(5):
+    c.request("GET", "/" + str(i))
+    out.append(c.getresponse().read().decode())
+c.request("POST", "/", body=b"y" * 100000)
+out.append(c.getresponse().read().decode())
+print(",".join(out))
+]]):format(port) }, { stdin = "null", stdout = "pipe", stderr = "pipe", env = env })
+    py.stdout:settimeout(10)
+    assert.equal("hello,hello,hello,hello,hello,got 100000", py.stdout:receive("*l"))
+    py:wait(10)
+    stop()
+  end)
+end)
