@@ -500,6 +500,308 @@ function Server:shutdown(grace)
   return true
 end
 
+-- ---------------------------------------------------------------- client
+
+local Client = {}
+Client.__index = Client
+
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
+
+--- parse_url(url) -> { scheme, host, port, target, authority } or nil, err
+function M.parse_url(url)
+  if type(url) ~= "string" then return nil, "invalid URL" end
+  local scheme, rest = url:match("^(%a[%w+.%-]*)://(.*)$")
+  if not scheme then return nil, "invalid URL " .. url end
+  scheme = scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then return nil, "unsupported scheme " .. scheme end
+  local authority, target = rest:match("^([^/?#]*)(.*)$")
+  target = target:gsub("#.*$", "")
+  if target == "" or target:sub(1, 1) == "?" then target = "/" .. target end
+  local hostport = authority:match("^.*@(.*)$") or authority
+  local host, port
+  if hostport:sub(1, 1) == "[" then host, port = hostport:match("^%[([^%]]+)%]:?(%d*)$")
+  else host, port = hostport:match("^([^:]*):?(%d*)$") end
+  if not host or host == "" then return nil, "invalid URL " .. url end
+  if target:find("[%s%c]") then return nil, "invalid URL " .. url end
+  local defport = scheme == "https" and 443 or 80
+  port = tonumber(port) or defport
+  local hosthdr = (host:find(":", 1, true) and "[" .. host .. "]" or host) .. (port ~= defport and ":" .. port or "")
+  return { scheme = scheme, host = host, port = port, target = target, hosthdr = hosthdr }
+end
+
+--- client([opts]) -> c: keep-alive pool per (scheme, host, port)
+function M.client(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("bad argument #1 to 'client' (table expected)", 2) end
+  return setmetatable({
+    pool_size = opts.pool_size or 30, idle_timeout = opts.idle_timeout or 60,
+    connect_timeout = opts.connect_timeout or 10, timeout = opts.timeout or 60,
+    max_header_size = opts.max_header_size or 1024 * 1024, tls = opts.tls, pools = {},
+  }, Client)
+end
+
+local function pool_key(u) return u.scheme .. "://" .. u.host .. ":" .. u.port end
+
+local function take(c, u)
+  local list = c.pools[pool_key(u)]
+  while list and #list > 0 do
+    local e = table.remove(list)
+    if gh.clock() - e.at < c.idle_timeout and not e.sock:dirty() then return e.sock, true end
+    e.sock:close()
+  end
+  local timeout = c.connect_timeout
+  if u.scheme == "https" then
+    return nil, "https is not supported by greenhub.http's client yet"
+  end
+  local sock, err = gh.connect(u.host, u.port, timeout)
+  if not sock then return nil, err end
+  sock:setoption("tcp-nodelay", true)
+  return sock, false
+end
+
+local function give_back(c, u, sock)
+  local key = pool_key(u)
+  local list = c.pools[key] or {}
+  c.pools[key] = list
+  if #list >= c.pool_size then sock:close(); return end
+  list[#list + 1] = { sock = sock, at = gh.clock() }
+end
+
+-- the request head and, for a string body, the body
+local function request_text(u, method, headers, body)
+  local lines = { method .. " " .. u.target .. " HTTP/1.1\r\n" }
+  local has = {}
+  for k, v in pairs(headers or {}) do
+    local lk = k:lower()
+    has[lk] = true
+    if type(v) == "table" then
+      for _, x in ipairs(v) do x = tostring(x); check_field(k, x); lines[#lines + 1] = k .. ": " .. x .. "\r\n" end
+    else
+      v = tostring(v); check_field(k, v); lines[#lines + 1] = k .. ": " .. v .. "\r\n"
+    end
+  end
+  if not has.host then lines[#lines + 1] = "Host: " .. u.hosthdr .. "\r\n" end
+  if not has["user-agent"] then lines[#lines + 1] = "User-Agent: greenhub\r\n" end
+  local chunked = false
+  if type(body) == "string" then
+    if not has["content-length"] then lines[#lines + 1] = "Content-Length: " .. #body .. "\r\n" end
+  elseif body ~= nil and not has["content-length"] then
+    chunked = true -- a source of unknown length
+    lines[#lines + 1] = "Transfer-Encoding: chunked\r\n"
+  end
+  lines[#lines + 1] = "\r\n"
+  if type(body) == "string" then lines[#lines + 1] = body end
+  return concat(lines), chunked
+end
+
+local Resp = {}
+Resp.__index = Resp
+
+--- res:read([max]) -> next body chunk, nil at the end, or nil, err
+function Resp:read(max)
+  max = max or 65536
+  if self._done then return nil end
+  if self._err then return nil, self._err end
+  local sock, data, err, x = self._sock, nil, nil, nil
+  if self._kind == "length" then
+    if self._left == 0 then return self:_finish() end
+    data, err = sock:receivepartial(min(max, self._left))
+    if data then self._left = self._left - #data end
+  elseif self._kind == "chunked" then
+    data, err, x = sock:_httpchunk(self._chunked, max)
+    if not data and err == "end" then
+      local t = {}
+      for i = 1, #x, 2 do
+        local k = x[i]:lower()
+        t[k] = t[k] and (t[k] .. ", " .. x[i + 1]) or x[i + 1]
+      end
+      self.trailers = t
+      return self:_finish()
+    end
+  elseif self._kind == "close" then
+    data, err = sock:receivepartial(max)
+    if not data and err == "closed" then self._reusable = false; return self:_finish() end
+  else
+    return self:_finish()
+  end
+  if not data then self._err = err; self:close(); return nil, err end
+  if self._kind == "length" and self._left == 0 then self:_finish() end
+  return data
+end
+
+function Resp:_finish()
+  if not self._done then
+    self._done = true
+    if self._reusable then give_back(self._client, self._url, self._sock) else self._sock:close() end
+    self._sock = nil
+  end
+  return nil
+end
+
+--- res:body() -> the whole (rest of the) body, or nil, err, partial
+function Resp:body()
+  local parts = {}
+  while true do
+    local d, err = self:read()
+    if not d then
+      if err then return nil, err, concat(parts) end
+      return concat(parts)
+    end
+    parts[#parts + 1] = d
+  end
+end
+
+--- res:close(): drop the connection (unless the body was read to its end)
+function Resp:close()
+  if not self._done then
+    self._done = true
+    if self._sock then self._sock:close(); self._sock = nil end
+  end
+end
+
+-- one exchange on one connection; retried once on a reused connection
+-- that failed before any byte of the response (idempotent, replayable)
+local function exchange(c, u, method, headers, body, timeout)
+  for attempt = 1, 2 do
+    local sock, reused = take(c, u)
+    if not sock then return nil, reused end
+    sock:settimeout(timeout)
+    local text, chunked = request_text(u, method, headers, body)
+    local ok, err = sock:send(text)
+    if ok and body ~= nil and type(body) ~= "string" then -- an LTN12 source
+      while ok do
+        local chunk, serr = body()
+        if chunk == nil then
+          if serr then sock:close(); return nil, serr end
+          if chunked then ok, err = sock:send("0\r\n\r\n") end
+          break
+        end
+        if #chunk > 0 then
+          ok, err = sock:send(chunked and (("%x\r\n"):format(#chunk) .. chunk .. "\r\n") or chunk)
+        end
+      end
+    end
+    local head, herr, hx
+    if ok then head, herr, hx = sock:_httphead("response", 8192, c.max_header_size, 256, method) end
+    if head then
+      -- 1xx informational answers before the real one
+      while head and head.status < 200 and head.status ~= 101 do
+        head, herr, hx = sock:_httphead("response", 8192, c.max_header_size, 256, method)
+      end
+    end
+    if head then return head, sock end
+    sock:close()
+    local before_any = not ok or (herr == "closed" and hx == 0)
+    local replayable = IDEMPOTENT[method] and (body == nil or type(body) == "string")
+    if not (reused and before_any and replayable and attempt == 1) then
+      return nil, ok and herr or err
+    end
+  end
+end
+
+local function resolve(base, loc)
+  if loc:match("^%a[%w+.%-]*://") then return loc end
+  local root = base:match("^(%a[%w+.%-]*://[^/?#]*)")
+  if loc:sub(1, 2) == "//" then return base:match("^(%a[%w+.%-]*:)") .. loc end
+  if loc:sub(1, 1) == "/" then return root .. loc end
+  local dir = base:match("^(%a[%w+.%-]*://[^?#]*/)") or (root .. "/")
+  return dir .. loc
+end
+
+--- c:fetch(url_or_opts) -> res or nil, err
+-- opts: url, method ("GET"), headers, body (string | LTN12 source),
+-- timeout, redirects (5), stream (false)
+function Client:fetch(o)
+  if type(o) == "string" then o = { url = o } end
+  if type(o) ~= "table" then error("bad argument #1 to 'fetch' (string or table expected)", 2) end
+  local method = (o.method or "GET"):upper()
+  local url, headers, body = o.url, o.headers, o.body
+  local redirects = o.redirects == nil and 5 or o.redirects
+  local timeout = o.timeout or self.timeout
+  local hops = 0
+  while true do
+    local u, uerr = M.parse_url(url)
+    if not u then return nil, uerr end
+    local head, sock = exchange(self, u, method, headers, body, timeout)
+    if not head then return nil, sock end
+    local res = setmetatable({ status = head.status, reason = head.reason, version = head.version,
+      headers = head.headers, fields = head.fields, _sock = sock, _client = self, _url = u,
+      _kind = head.body, _left = head.length, _reusable = head.keep_alive and head.body ~= "close" }, Resp)
+    if head.body == "chunked" then res._chunked = core._httpchunked(4096, self.max_header_size) end
+    local loc = head.headers.location
+    if redirects and redirects ~= false and loc and (head.status == 301 or head.status == 302 or
+        head.status == 303 or head.status == 307 or head.status == 308) then
+      res:body() -- the redirect's own body: read away, the connection goes back
+      hops = hops + 1
+      if hops > redirects then return nil, "too many redirects" end
+      local nextu = resolve(url, loc)
+      local nu = M.parse_url(nextu)
+      if not nu then return nil, "bad redirect location " .. loc end
+      if nu.scheme ~= u.scheme or nu.host ~= u.host or nu.port ~= u.port then
+        local h2 = {}
+        for k, v in pairs(headers or {}) do
+          local lk = k:lower()
+          if lk ~= "authorization" and lk ~= "cookie" and lk ~= "proxy-authorization" and lk ~= "host" then h2[k] = v end
+        end
+        headers = h2
+      end
+      if head.status == 303 or ((head.status == 301 or head.status == 302) and method == "POST") then
+        method, body = method == "HEAD" and "HEAD" or "GET", nil
+      elseif body ~= nil and type(body) ~= "string" then
+        return res, nil -- a streamed body cannot be sent again: the redirect is the answer
+      end
+      url = nextu
+    else
+      if not o.stream then
+        local b, err = res:body()
+        if not b then return nil, err end
+        res.body = b
+      end
+      return res
+    end
+  end
+end
+
+--- c:request(url [, body]) / c:request{url=, sink=, ...}: socket.http's shapes
+function Client:request(a, b)
+  if type(a) == "string" then
+    local o = { url = a }
+    if b ~= nil then
+      o.method, o.body = "POST", b
+      o.headers = { ["content-type"] = "application/x-www-form-urlencoded" }
+    end
+    local res, err = self:fetch(o)
+    if not res then return nil, err end
+    return res.body, res.status, res.headers, ("HTTP/%.1f %d %s"):format(res.version, res.status, res.reason)
+  end
+  if type(a) ~= "table" then error("bad argument #1 to 'request' (string or table expected)", 2) end
+  local headers = {}
+  for k, v in pairs(a.headers or {}) do headers[k] = v end
+  local res, err = self:fetch({ url = a.url, method = a.method, headers = headers, body = a.source,
+    redirects = a.redirect == false and false or 5, stream = true, timeout = a.timeout })
+  if not res then return nil, err end
+  local sink = a.sink
+  while true do
+    local d, rerr = res:read()
+    if not d then
+      if rerr then return nil, rerr end
+      break
+    end
+    if sink then
+      local ok, serr = sink(d)
+      if not ok then res:close(); return nil, serr end
+    end
+  end
+  if sink then sink(nil) end
+  return 1, res.status, res.headers, ("HTTP/%.1f %d %s"):format(res.version, res.status, res.reason)
+end
+
+local default
+local function client() default = default or M.client(); return default end
+--- request / fetch with the default client
+function M.request(a, b) return client():request(a, b) end
+function M.fetch(o) return client():fetch(o) end
+
 --- serve(listener, handler [, opts]) -> true
 function M.serve(listener, handler, opts)
   return M.server(handler, opts):serve(listener)

@@ -1,0 +1,121 @@
+-- greenhub.http's client: fetch, request in socket.http's shapes, the
+-- keep-alive pool, retry on a stale pooled connection, redirects, chunked
+-- uploads, streaming; against greenhub's server and Python's.
+local H = require "helper"
+local gh = H.gh
+local http = require "greenhub.http"
+
+local function start(handler, opts)
+  local l = assert(gh.listen("127.0.0.1", 0))
+  local _, port = l:getsockname()
+  local s = http.server(handler, opts)
+  local t = gh.spawn(s.serve, s, l)
+  return s, "http://127.0.0.1:" .. port, function() l:close(); s:shutdown(1); t:wait() end
+end
+
+describe("http client", function()
+  it("fetch: status, headers, body; connections are reused", function()
+    local s, base, stop = start(function(req) return 200, { ["x-path"] = req.path }, "hi " .. req.path end)
+    local c = http.client()
+    for i = 1, 5 do
+      local res = assert(c:fetch(base .. "/p" .. i))
+      assert.equal(200, res.status)
+      assert.equal("hi /p" .. i, res.body)
+      assert.equal("/p" .. i, res.headers["x-path"])
+    end
+    assert.equal(1, s:stats().connections) -- one pooled connection served all five
+    stop()
+  end)
+
+  it("request: socket.http's simple and generic forms", function()
+    local _, base, stop = start(function(req)
+      return 200, { ["content-type"] = "text/plain" }, req.method .. " " .. (req:body() or "")
+    end)
+    local body, code, headers, status = http.request(base .. "/x")
+    assert.same({ "GET ", 200, "text/plain", "HTTP/1.1 200 OK" }, { body, code, headers["content-type"], status })
+    body, code = http.request(base .. "/x", "a=1")
+    assert.same({ "POST a=1", 200 }, { body, code })
+    local out = {}
+    local ltn12 = require "ltn12"
+    local ok, code2 = http.request{ url = base .. "/y", method = "PUT", sink = ltn12.sink.table(out),
+      source = ltn12.source.string("streamed body") }
+    assert.same({ 1, 200, "PUT streamed body" }, { ok, code2, table.concat(out) })
+    stop()
+  end)
+
+  it("a stale pooled connection is retried once for idempotent requests", function()
+    local _, base, stop = start(function() return 200, nil, "ok" end, { idle_timeout = 0.05 })
+    local c = http.client()
+    assert.equal("ok", c:fetch(base .. "/").body)
+    gh.sleep(0.2) -- the server closed its idle side meanwhile
+    local res, err = c:fetch(base .. "/")
+    assert.equal("ok", res and res.body, err)
+    stop()
+  end)
+
+  it("follows redirects, drops credentials across origins, stops at too many", function()
+    local seen = {}
+    local _, other, stop2 = start(function(req) seen.auth = req.headers.authorization; return 200, nil, "other" end)
+    local _, base, stop = start(function(req)
+      if req.path == "/a" then return 302, { location = "/b" }, "" end
+      if req.path == "/b" then return 301, { location = other .. "/c" }, "" end
+      if req.path == "/loop" then return 307, { location = "/loop" }, "" end
+      return 404, nil, ""
+    end)
+    local res = assert(http.fetch{ url = base .. "/a", headers = { authorization = "secret" } })
+    assert.equal("other", res.body)
+    assert.is_nil(seen.auth)
+    assert.same({ nil, "too many redirects" }, { http.fetch(base .. "/loop") })
+    stop(); stop2()
+  end)
+
+  it("streams a chunked response and uploads a source of unknown length", function()
+    local _, base, stop = start(function(req, res)
+      local b = assert(req:body())
+      for i = 1, 300 do res:write(("%04d:%d "):format(i, #b)) end
+      res:finish()
+    end)
+    local n = 0
+    local src = function() n = n + 1; if n <= 10 then return string.rep("z", 1000) end end
+    local res = assert(http.fetch{ url = base .. "/", method = "POST", body = src, stream = true })
+    assert.equal("chunked", res.headers["transfer-encoding"])
+    local parts = {}
+    while true do
+      local d = res:read(100)
+      if not d then break end
+      assert.is_true(#d <= 100)
+      parts[#parts + 1] = d
+    end
+    assert.matches("^0001:10000 .*0300:10000 $", table.concat(parts))
+    stop()
+  end)
+
+  it("talks to Python's http.server", function()
+    local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
+    local f = assert(io.open(dir .. "/file.txt", "w")); f:write(string.rep("p", 5000)); f:close()
+    local s = assert(gh.listen("127.0.0.1", 0)); local _, port = s:getsockname(); s:close()
+    local py = gh.popen({ "/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", tostring(port) },
+      { cwd = dir, stdin = "null", stdout = "null", stderr = "null",
+        env = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = "/" } })
+    local res
+    for _ = 1, 100 do
+      res = http.fetch("http://127.0.0.1:" .. port .. "/file.txt")
+      if res then break end
+      gh.sleep(0.05)
+    end
+    assert.equal(200, res.status)
+    assert.equal(string.rep("p", 5000), res.body)
+    local missing = assert(http.fetch("http://127.0.0.1:" .. port .. "/nope"))
+    assert.equal(404, missing.status)
+    py:kill("TERM"); py:wait(5); py:close()
+    os.execute("rm -rf " .. dir)
+  end)
+
+  it("bad URLs and refused connections are errors, not raises", function()
+    assert.same({ nil, "invalid URL nope" }, { http.fetch("nope") })
+    local s = assert(gh.listen("127.0.0.1", 0)); local _, port = s:getsockname(); s:close()
+    local res, err = http.fetch("http://127.0.0.1:" .. port .. "/")
+    assert.is_nil(res)
+    assert.equal("connection refused", err)
+  end)
+end)
