@@ -62,7 +62,8 @@ start_server() { # name mode -> sets SPID
   local name=$1 mode=$2
   case $name in
     raw) if [ $mode = echo ]; then taskset -c 0 $B/raw_http $PORT -e & else taskset -c 0 $B/raw_http $PORT & fi ;;
-    greenhub) if [ $mode = echo ]; then taskset -c 0 lua5.4 examples/echo.lua $PORT >/dev/null & else taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>/dev/null & fi ;;
+    greenhub) if [ $mode = echo ]; then taskset -c 0 lua5.4 examples/echo.lua $PORT >/dev/null & else taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null & fi ;;
+    greenhub-http) [ $mode = echo ] && return 1; taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>/dev/null & ;;
     cqueues) taskset -c 0 lua5.4 bench/peers/cqueues_server.lua $PORT $mode & ;;
     luv) taskset -c 0 lua5.4 bench/peers/luv_server.lua $PORT $mode & ;;
     eventlet|gevent) have_py $name || return 1; taskset -c 0 $PY bench/peers/py_server.py $name $PORT $mode 2>/dev/null & ;;
@@ -82,7 +83,7 @@ http() {
   echo "== HTTP/1.1 keep-alive hello world, wrk -t1 -c$conns -d${DUR}s (median of $RUNS)"
   printf "   %-9s %10s %10s %12s %14s\n" server req/s ratio p99 "server us/req"
   local base="" basecpu=""
-  for s in raw greenhub cqueues luv eventlet gevent; do
+  for s in raw greenhub greenhub-http cqueues luv eventlet gevent; do
     local rps="" p99="" cpu=""
     for _ in $(seq $RUNS); do
       start_server $s http || { rps="$rps"; continue; }
@@ -101,7 +102,7 @@ http() {
     mp=$(printf "%s" "$p99" | grep -E '^[0-9.]+$' | median)
     mc=$(printf "%s" "$cpu" | grep -E '^[0-9.]+$' | median)
     [ -z "$base" ] && base=$mr && basecpu=$mc
-    printf "   %-9s %10s %10s %10sus %14s\n" $s "$mr" "$(ratio "$mr" "$base")" "$mp" "$mc"
+    printf "   %-13s %10s %10s %10sus %14s\n" $s "$mr" "$(ratio "$mr" "$base")" "$mp" "$mc"
     [ $s = greenhub ] && echo "   greenhub server CPU per request / raw C: $(ratio "$mc" "$basecpu")"
   done
 }
@@ -130,11 +131,11 @@ echo_bench() {
 
 syscalls() {
   echo "== syscalls per keep-alive request (greenhub, strace -c -f, wrk -c10, 3 s)"
-  strace -c -f -o $B/strace.txt taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>/dev/null &
+  strace -c -f -o $B/strace.txt taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null &
   local sp=$!
   sleep 1
   local out; out=$(taskset -c 1 wrk -t1 -c10 -d3s http://127.0.0.1:$PORT/ 2>&1)
-  pkill -f "examples/hello_http.lua $PORT" 2>/dev/null # strace writes its table when the tracee exits
+  pkill -f "examples/hello_raw.lua $PORT" 2>/dev/null # strace writes its table when the tracee exits
   wait $sp 2>/dev/null
   local total; total=$(echo "$out" | awk '/requests in/ {print $1}')
   PORT=$((PORT + 1))
@@ -167,7 +168,7 @@ tls_bench() {
     for _ in $(seq $RUNS); do
       local url
       case $s in
-        greenhub-tcp) taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>/dev/null & url=http://127.0.0.1:$PORT/ ;;
+        greenhub-tcp) taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null & url=http://127.0.0.1:$PORT/ ;;
         greenhub-tls) taskset -c 0 lua5.4 examples/hello_https.lua $PORT $d/server.crt $d/server.key 2>/dev/null & url=https://127.0.0.1:$PORT/ ;;
         nginx-tls)
           command -v nginx >/dev/null || { echo "   nginx not installed"; break; }

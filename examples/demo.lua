@@ -65,6 +65,32 @@ print("   receive with a 20 ms timeout on a silent socket ->", gh.with_timeout(0
 c:close()
 server:close()
 
+print("5. greenhub.http: the key/value service of examples/http_app.lua, over real sockets:")
+local http = require "greenhub.http"
+local app = dofile(root .. "/examples/http_app.lua")
+local web, weblistener = app.start(0)
+local base = ("http://127.0.0.1:%d"):format(select(2, weblistener:getsockname()))
+local n2 = 0
+local upload = function() n2 = n2 + 1; if n2 <= 4 then return ("chunk %d;"):format(n2) end end
+local function show(what, res, err)
+  if not res then print(("   %-28s -> error: %s"):format(what, err)) return end
+  print(("   %-28s -> %d %s"):format(what, res.status, (res.body or ""):gsub("\n", " ")))
+end
+show("PUT /greeting (streamed)", http.fetch{ url = base .. "/greeting", method = "PUT", body = upload })
+show("PUT /answer", http.fetch{ url = base .. "/answer", method = "PUT", body = "42" })
+show("GET /greeting", http.fetch(base .. "/greeting"))
+show("GET /", http.fetch(base .. "/"))
+show("DELETE /answer", http.fetch{ url = base .. "/answer", method = "DELETE" })
+show("GET /answer", http.fetch(base .. "/answer"))
+local hits = {}
+for i = 1, 100 do hits[i] = gh.spawn(http.fetch, base .. "/greeting") end
+local okn = 0
+for i = 1, 100 do local r = hits[i]:wait(); if r and r.status == 200 then okn = okn + 1 end end
+print(("   100 concurrent GETs: %d answered 200; server stats: %d requests on %d connections"):format(
+  okn, web:stats().requests, web:stats().connections))
+weblistener:close()
+web:shutdown(1)
+
 local s = gh.stats()
-print(("5. hub: %d context switches, %d loop turns, %d threads spawned, total %s"):format(
+print(("6. hub: %d context switches, %d loop turns, %d threads spawned, total %s"):format(
   s.switches, s.turns, s.spawned, ms()))
