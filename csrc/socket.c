@@ -655,17 +655,22 @@ static void push_lower(lua_State *L, const char *p, size_t n) {
   luaL_pushresultsize(&b, n);
 }
 
-/* head.headers and head.fields from h (fields at the table on top) */
-static void push_fields(lua_State *L, const http_head *h) {
+/* head.headers, and with raw also head.fields (then on top) from h */
+static void push_fields(lua_State *L, const http_head *h, int raw_too) {
   lua_createtable(L, 0, (int)h->nheaders);
-  lua_createtable(L, (int)h->nheaders * 2, 0);
-  int hdr = lua_gettop(L) - 1, raw = hdr + 1;
+  int hdr = lua_gettop(L), raw = 0;
+  if (raw_too) {
+    lua_createtable(L, (int)h->nheaders * 2, 0);
+    raw = hdr + 1;
+  }
   for (size_t i = 0; i < h->nheaders; i++) {
     const http_header *f = &h->headers[i];
-    lua_pushlstring(L, f->name, f->name_len);
-    lua_rawseti(L, raw, (lua_Integer)(2 * i + 1));
-    lua_pushlstring(L, f->value, f->value_len);
-    lua_rawseti(L, raw, (lua_Integer)(2 * i + 2));
+    if (raw) {
+      lua_pushlstring(L, f->name, f->name_len);
+      lua_rawseti(L, raw, (lua_Integer)(2 * i + 1));
+      lua_pushlstring(L, f->value, f->value_len);
+      lua_rawseti(L, raw, (lua_Integer)(2 * i + 2));
+    }
     push_lower(L, f->name, f->name_len);
     lua_pushvalue(L, -1);
     if (lua_rawget(L, hdr) == LUA_TSTRING) { /* repeated: join */
@@ -682,7 +687,7 @@ static void push_fields(lua_State *L, const http_head *h) {
 
 static int head_step(lua_State *L, gh_sock *s, int64_t total) {
   static const char *const bodies[] = {"none", "length", "chunked", "close"};
-  lua_settop(L, 9);
+  lua_settop(L, 10);
   int request = strcmp(lua_tostring(L, 2), "request") == 0;
   http_header hs[256];
   http_head h;
@@ -714,8 +719,9 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
         lua_pushlstring(L, h.reason, h.reason_len); lua_setfield(L, -2, "reason");
       }
       lua_pushnumber(L, h.minor ? 1.1 : 1.0); lua_setfield(L, -2, "version");
-      push_fields(L, &h);
-      lua_setfield(L, -3, "fields");
+      int raw = lua_toboolean(L, 10);
+      push_fields(L, &h, raw);
+      if (raw) lua_setfield(L, -3, "fields");
       lua_setfield(L, -2, "headers");
       lua_pushstring(L, bodies[h.body]); lua_setfield(L, -2, "body");
       lua_pushinteger(L, (lua_Integer)h.length); lua_setfield(L, -2, "length");
@@ -794,8 +800,10 @@ static int sock_httphead(lua_State *L) {
   luaL_argcheck(L, mh > 0, 4, "must be positive");
   luaL_argcheck(L, mx > 0 && mx <= 256, 5, "must be 1 to 256");
   luaL_optstring(L, 6, NULL);
-  /* 7: idle timeout, 8: header timeout (seconds; nil = none) */
+  /* 7: idle timeout, 8: header timeout (seconds; nil = none), 9: want
+     head.fields (the raw list) too */
   double idle = luaL_optnumber(L, 7, -1), header = luaL_optnumber(L, 8, -1);
+  int want_fields = lua_toboolean(L, 9);
   if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
     return luaL_error(L, "greenhub: httphead is not available on %s", sock_class(s));
   lua_settop(L, 6);
@@ -810,6 +818,8 @@ static int sock_httphead(lua_State *L) {
     else if (buf_len(&s->buf) > 0) lua_pushinteger(L, -1);
     else lua_pushnil(L);
   }
+  lua_settop(L, 9);
+  lua_pushboolean(L, want_fields);                                            /* 10 */
   return head_step(L, s, call_deadline(s));
 }
 
@@ -861,7 +871,7 @@ static int chunk_step(lua_State *L, gh_sock *s, int64_t total) {
       }
       lua_pushnil(L);
       lua_pushliteral(L, "end");
-      push_fields(L, &h);
+      push_fields(L, &h, 1);
       lua_remove(L, -2); /* keep the raw field list only */
       buf_consume(&s->buf, used);
       return 3;

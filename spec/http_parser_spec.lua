@@ -17,7 +17,8 @@ end
 
 describe("http head parser", function()
   it("parses a request head: method, target, version, headers, framing", function()
-    local h = assert(head_of("GET /a/b?x=1 HTTP/1.1\r\nHost: example\r\nX-A: 1\r\nx-a:  2 \r\nAccept: */*\r\n\r\n"))
+    local h = assert(head_of("GET /a/b?x=1 HTTP/1.1\r\nHost: example\r\nX-A: 1\r\nx-a:  2 \r\nAccept: */*\r\n\r\n",
+      "request", nil, nil, nil, nil, nil, nil, true)) -- with the raw field list
     assert.equal("GET", h.method)
     assert.equal("/a/b?x=1", h.target)
     assert.equal(1.1, h.version)

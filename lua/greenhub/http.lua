@@ -32,6 +32,7 @@ local REASONS = {
   [504] = "Gateway Timeout", [505] = "HTTP Version Not Supported",
 }
 M.reasons = REASONS
+local STATUS_LINES = {}
 
 -- nil -> the default; false or math.huge -> no limit (nil)
 local function limit(opts, k)
@@ -51,9 +52,14 @@ local function http_date()
 end
 
 -- header values: CR, LF and NUL would let a handler split the response
+local checked, nchecked = {}, 0 -- names already seen valid (a bounded cache)
 local function check_field(name, value)
-  if type(name) ~= "string" or name == "" or name:find("[^%w!#$%%&'*+%-.^_`|~]") then
-    error("http: bad response header name " .. tostring(name), 4)
+  if not checked[name] then
+    if type(name) ~= "string" or name == "" or name:find("[^%w!#$%%&'*+%-.^_`|~]") then
+      error("http: bad response header name " .. tostring(name), 4)
+    end
+    if nchecked >= 256 then checked, nchecked = {}, 0 end
+    checked[name], nchecked = true, nchecked + 1
   end
   if value:find("[%z\r\n]") then error("http: response header " .. name .. " holds CR, LF or NUL", 4) end
 end
@@ -163,7 +169,12 @@ local function head_text(res, length)
     error("http: bad response status " .. tostring(status), 4)
   end
   local h = res.headers
-  local lines = { ("HTTP/1.1 %d %s\r\n"):format(status, REASONS[status] or "Unknown") }
+  local sl = STATUS_LINES[status]
+  if not sl then
+    sl = ("HTTP/1.1 %d %s\r\n"):format(status, REASONS[status] or "Unknown")
+    STATUS_LINES[status] = sl
+  end
+  local lines = { sl }
   local has_cl, has_date, has_conn = false, false, false
   for name, v in pairs(h) do
     local lname = name:lower()
@@ -267,6 +278,15 @@ end
 --- finish([body [, trailers]]): end the response
 function Response:finish(body, trailers)
   if self._finished then return true end
+  if type(body) == "string" and not self.headers_sent and self._nbuf == 0 and not self._failed
+     and #body < 2048 then
+    -- the common case, a whole small body at once: no buffering
+    self._finished, self.headers_sent = true, true
+    local head = head_text(self, #body)
+    if self._bodyless then return send(self, head) end
+    if self._length and #body ~= self._length then self._keep = false end
+    return send(self, head .. body)
+  end
   if body ~= nil then
     local ok, err = self:write(body)
     if not ok then self._finished = true; return nil, err end
@@ -368,6 +388,12 @@ local function run_handler(s, req, res)
   end
 end
 
+-- the handler's own stack goes into the report (string errors)
+local function with_traceback(e)
+  if type(e) == "string" then return debug.traceback(e, 2) end
+  return e
+end
+
 -- One connection: requests until it closes, errs, or asks to.
 local function connection(s, sock)
   local conn = { sock = sock, max_body = s.max_body_size }
@@ -390,7 +416,7 @@ local function connection(s, sock)
     local path, query = head.target:match("^([^?]*)%?(.*)$")
     local req = setmetatable({
       method = head.method, target = head.target, path = path or head.target, query = query,
-      version = head.version, headers = head.headers, fields = head.fields,
+      version = head.version, headers = head.headers,
       _conn = conn, _kind = head.body, _left = head.length, _read = 0,
       _expect = head.expect_continue and head.version >= 1.1,
     }, Request)
@@ -406,11 +432,7 @@ local function connection(s, sock)
       req._err = "body too large"
     end
     sock:settimeout(s.body_timeout)
-    -- the handler's own stack goes into the report (string errors)
-    local ok, herr = xpcall(run_handler, function(e)
-      if type(e) == "string" then return debug.traceback(e, 2) end
-      return e
-    end, s, req, res)
+    local ok, herr = xpcall(run_handler, with_traceback, s, req, res)
     sock:settimeout(s.send_timeout)
     if conn.hijacked then
       s.active = s.active - 1
@@ -725,7 +747,7 @@ function Client:fetch(o)
     local head, sock = exchange(self, u, method, headers, body, timeout)
     if not head then return nil, sock end
     local res = setmetatable({ status = head.status, reason = head.reason, version = head.version,
-      headers = head.headers, fields = head.fields, _sock = sock, _client = self, _url = u,
+      headers = head.headers, _sock = sock, _client = self, _url = u,
       _kind = head.body, _left = head.length, _reusable = head.keep_alive and head.body ~= "close" }, Resp)
     if head.body == "chunked" then res._chunked = core._httpchunked(4096, self.max_header_size) end
     local loc = head.headers.location
