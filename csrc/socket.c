@@ -685,8 +685,105 @@ static void push_fields(lua_State *L, const http_head *h, int raw_too) {
   }
 }
 
-static int head_step(lua_State *L, gh_sock *s, int64_t total) {
+/* The head table of a parsed (and framed) head h. */
+static void push_head(lua_State *L, const http_head *h, int request, int raw) {
   static const char *const bodies[] = {"none", "length", "chunked", "close"};
+  lua_createtable(L, 0, 14);
+  if (request) {
+    lua_pushlstring(L, h->method, h->method_len); lua_setfield(L, -2, "method");
+    lua_pushlstring(L, h->target, h->target_len); lua_setfield(L, -2, "target");
+  } else {
+    lua_pushinteger(L, h->status); lua_setfield(L, -2, "status");
+    lua_pushlstring(L, h->reason, h->reason_len); lua_setfield(L, -2, "reason");
+  }
+  lua_pushnumber(L, h->minor ? 1.1 : 1.0); lua_setfield(L, -2, "version");
+  push_fields(L, h, raw);
+  if (raw) lua_setfield(L, -3, "fields");
+  lua_setfield(L, -2, "headers");
+  lua_pushstring(L, bodies[h->body]); lua_setfield(L, -2, "body");
+  lua_pushinteger(L, (lua_Integer)h->length); lua_setfield(L, -2, "length");
+  lua_pushboolean(L, h->keep_alive); lua_setfield(L, -2, "keep_alive");
+  lua_pushboolean(L, h->expect_continue); lua_setfield(L, -2, "expect_continue");
+  lua_pushboolean(L, h->upgrade); lua_setfield(L, -2, "upgrade");
+}
+
+/*
+ * The same parser over a Lua string (streams that are not green sockets:
+ * TLS). _httpparse(str, "request"|"response", max_line, max_head,
+ * max_headers [, request_method [, raw]]) -> head, length | nil, why,
+ * status | nil (more bytes needed).
+ */
+static int l_httpparse(lua_State *L) {
+  size_t len;
+  const char *str = luaL_checklstring(L, 1, &len);
+  static const char *const kinds[] = {"request", "response", NULL};
+  int request = luaL_checkoption(L, 2, NULL, kinds) == 0;
+  lua_Integer mx = luaL_checkinteger(L, 5);
+  luaL_argcheck(L, mx > 0 && mx <= 256, 5, "must be 1 to 256");
+  http_header hs[256];
+  http_head h;
+  memset(&h, 0, sizeof h);
+  h.max_line = (size_t)luaL_checkinteger(L, 3);
+  h.max_head = (size_t)luaL_checkinteger(L, 4);
+  h.max_headers = (size_t)mx;
+  h.headers = hs;
+  int r = request ? http_parse_request(str, len, &h) : http_parse_response(str, len, &h);
+  if (r > 0 && http_framing(&h, request, luaL_optstring(L, 6, NULL)) < 0) r = HTTP_BAD;
+  if (r == HTTP_MORE) return 0;
+  if (r == HTTP_BAD) {
+    lua_pushnil(L);
+    lua_pushstring(L, h.why);
+    lua_pushinteger(L, h.error);
+    return 3;
+  }
+  push_head(L, &h, request, lua_toboolean(L, 7));
+  lua_pushinteger(L, r);
+  return 2;
+}
+
+/* _httpchunkstr(decoder, str [, max]) -> "data", data, used |
+   "end", trailer fields, used | "more", used | nil, why */
+static int l_httpchunkstr(lua_State *L) {
+  http_chunked *c = luaL_checkudata(L, 1, "greenhub.httpchunked");
+  size_t len, used, off, dl;
+  const char *str = luaL_checklstring(L, 2, &len);
+  lua_Integer max = luaL_optinteger(L, 3, 65536);
+  luaL_argcheck(L, max > 0, 3, "must be positive");
+  int r = http_chunk_step(c, str, len, (size_t)max, &used, &off, &dl);
+  if (r == HTTP_CHUNK_DATA) {
+    lua_pushliteral(L, "data");
+    lua_pushlstring(L, str + off, dl);
+    lua_pushinteger(L, (lua_Integer)used);
+    return 3;
+  }
+  if (r == HTTP_CHUNK_END) {
+    http_header hs[128];
+    http_head h;
+    memset(&h, 0, sizeof h);
+    h.max_headers = 128;
+    h.headers = hs;
+    if (http_parse_trailers(str + off, dl, &h) < 0) {
+      lua_pushnil(L);
+      lua_pushstring(L, h.why);
+      return 2;
+    }
+    lua_pushliteral(L, "end");
+    push_fields(L, &h, 1);
+    lua_remove(L, -2);
+    lua_pushinteger(L, (lua_Integer)used);
+    return 3;
+  }
+  if (r == HTTP_BAD) {
+    lua_pushnil(L);
+    lua_pushstring(L, c->why);
+    return 2;
+  }
+  lua_pushliteral(L, "more");
+  lua_pushinteger(L, (lua_Integer)used);
+  return 2;
+}
+
+static int head_step(lua_State *L, gh_sock *s, int64_t total) {
   lua_settop(L, 10);
   int request = strcmp(lua_tostring(L, 2), "request") == 0;
   http_header hs[256];
@@ -710,24 +807,7 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
       return 3;
     }
     if (r > 0) {
-      lua_createtable(L, 0, 14);
-      if (request) {
-        lua_pushlstring(L, h.method, h.method_len); lua_setfield(L, -2, "method");
-        lua_pushlstring(L, h.target, h.target_len); lua_setfield(L, -2, "target");
-      } else {
-        lua_pushinteger(L, h.status); lua_setfield(L, -2, "status");
-        lua_pushlstring(L, h.reason, h.reason_len); lua_setfield(L, -2, "reason");
-      }
-      lua_pushnumber(L, h.minor ? 1.1 : 1.0); lua_setfield(L, -2, "version");
-      int raw = lua_toboolean(L, 10);
-      push_fields(L, &h, raw);
-      if (raw) lua_setfield(L, -3, "fields");
-      lua_setfield(L, -2, "headers");
-      lua_pushstring(L, bodies[h.body]); lua_setfield(L, -2, "body");
-      lua_pushinteger(L, (lua_Integer)h.length); lua_setfield(L, -2, "length");
-      lua_pushboolean(L, h.keep_alive); lua_setfield(L, -2, "keep_alive");
-      lua_pushboolean(L, h.expect_continue); lua_setfield(L, -2, "expect_continue");
-      lua_pushboolean(L, h.upgrade); lua_setfield(L, -2, "upgrade");
+      push_head(L, &h, request, lua_toboolean(L, 10));
       buf_consume(&s->buf, (size_t)r);
       return 1;
     }
@@ -1927,7 +2007,8 @@ static const luaL_Reg sock_funcs[] = {
   {"unix", l_unix}, {"unix_dgram", l_unix_dgram},
   {"getaddrinfo", l_getaddrinfo}, {"strerror", l_strerror},
   {"_poll", l_poll}, {"_fdname", l_fdname}, {"_fdshutdown", l_fdshutdown},
-  {"_httpchunked", l_httpchunked},
+  {"_httpchunked", l_httpchunked}, {"_httpparse", l_httpparse},
+  {"_httpchunkstr", l_httpchunkstr},
   {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
   {"_resolver_delay", resolver_set_delay}, {"fdopen", l_fdopen},
   {NULL, NULL}

@@ -558,11 +558,22 @@ function M.client(opts)
   return setmetatable({
     pool_size = opts.pool_size or 30, idle_timeout = opts.idle_timeout or 60,
     connect_timeout = opts.connect_timeout or 10, timeout = opts.timeout or 60,
+    -- opts.tls: gh.tls params for https (cafile, verify, ...)
     max_header_size = opts.max_header_size or 1024 * 1024, tls = opts.tls, pools = {},
   }, Client)
 end
 
-local function pool_key(u) return u.scheme .. "://" .. u.host .. ":" .. u.port end
+-- TLS parameters are part of the pool key (a connection verified one way
+-- is not reused for a request that asked for another)
+local function tls_key(p)
+  if not p then return "" end
+  local keys = {}
+  for k, v in pairs(p) do if type(v) ~= "table" then keys[#keys + 1] = tostring(k) .. "=" .. tostring(v) end end
+  table.sort(keys)
+  return concat(keys, ",")
+end
+
+local function pool_key(u) return u.scheme .. "://" .. u.host .. ":" .. u.port .. "|" .. (u.tlskey or "") end
 
 local function take(c, u)
   local list = c.pools[pool_key(u)]
@@ -573,7 +584,12 @@ local function take(c, u)
   end
   local timeout = c.connect_timeout
   if u.scheme == "https" then
-    return nil, "https is not supported by greenhub.http's client yet"
+    local params = {}
+    for k, v in pairs(u.tls or {}) do params[k] = v end
+    params.timeout = params.timeout or timeout
+    local t, err = gh.tls.connect(u.host, u.port, params) -- verification on by default
+    if not t then return nil, err end
+    return t, false
   end
   local sock, err = gh.connect(u.host, u.port, timeout)
   if not sock then return nil, err end
@@ -741,9 +757,11 @@ function Client:fetch(o)
   local redirects = o.redirects == nil and 5 or o.redirects
   local timeout = o.timeout or self.timeout
   local hops = 0
+  local tls = o.tls or self.tls
   while true do
     local u, uerr = M.parse_url(url)
     if not u then return nil, uerr end
+    if u.scheme == "https" then u.tls, u.tlskey = tls, tls_key(tls) end
     local head, sock = exchange(self, u, method, headers, body, timeout)
     if not head then return nil, sock end
     local res = setmetatable({ status = head.status, reason = head.reason, version = head.version,

@@ -24,7 +24,7 @@ local MT = { __index = TLS, __name = "greenhub.tls" }
 
 for _, name in ipairs({ "getpeercertificate", "getpeerverification", "getpeerchain",
   "getlocalcertificate", "getlocalchain", "getpeerfinished", "getfinished",
-  "getalpn", "getsniname", "info", "getfd", "dirty", "setstats", "getstats",
+  "getalpn", "getsniname", "info", "getfd", "setstats", "getstats",
   "setoption", "getoption" }) do
   TLS[name] = function(self, ...)
     local f = self.conn[name]
@@ -159,6 +159,57 @@ function TLS:dohandshake()
   return true
 end
 
+--- _httphead: greenhub.http's head reader (the C parser over a string;
+-- bytes read past the head stay pending for the body)
+function TLS:_httphead(kind, max_line, max_head, max_headers, method, idle, header, raw)
+  local buf = self.pending or ""
+  self.pending = nil
+  local saved = self.timeout
+  while true do
+    if #buf > 0 then
+      local head, n, status = core._httpparse(buf, kind, max_line or 8192, max_head or 65536,
+        max_headers or 100, method, raw)
+      if head then
+        if n < #buf then self.pending = buf:sub(n + 1) end
+        self.timeout = saved
+        return head
+      end
+      if n then self.timeout = saved; return nil, n, status end -- rejected: why, status
+    end
+    local t = #buf == 0 and idle or header
+    if t and t >= 0 then self.timeout = t end
+    local data, err = self:receivepartial(65536)
+    self.timeout = saved
+    if not data then return nil, err, #buf end
+    buf = buf .. data
+  end
+end
+
+--- _httpchunk: the chunked decoder over what arrives
+function TLS:_httpchunk(dec, max)
+  local buf = self.pending or ""
+  self.pending = nil
+  while true do
+    local what, v, used = core._httpchunkstr(dec, buf, max)
+    if what == "data" then
+      if used < #buf then self.pending = buf:sub(used + 1) end
+      return v, nil, nil
+    elseif what == "end" then
+      if used < #buf then self.pending = buf:sub(used + 1) end
+      return nil, "end", v
+    elseif what == nil then
+      return nil, v, 400
+    end
+    buf = buf:sub(v + 1) -- "more": v is what the decoder used
+    local data, err = self:receivepartial(65536)
+    if not data then
+      if #buf > 0 then self.pending = buf end
+      return nil, err
+    end
+    buf = buf .. data
+  end
+end
+
 function TLS:settimeout(t, mode)
   if t ~= nil and type(t) ~= "number" then error("bad argument #1 to 'settimeout' (number expected)", 2) end
   self.timeout = t
@@ -169,8 +220,37 @@ function TLS:sni(name)
   return self.conn:sni(name)
 end
 
+--- dirty(): decrypted data is waiting (ours or OpenSSL's)
+function TLS:dirty()
+  return (self.pending ~= nil and #self.pending > 0) or self.conn:dirty()
+end
+
+-- Bytes taken out of the stream but not used (the HTTP parser reads
+-- ahead) come first in every later receive.
+local function take_pending(self, pattern, prefix)
+  local p = self.pending
+  self.pending = nil
+  prefix = (prefix or "") .. p
+  if pattern == nil or pattern == "*l" or pattern == "l" then
+    local line, rest = prefix:match("^(.-)\n(.*)$")
+    if line then
+      if #rest > 0 then self.pending = rest end
+      return line:gsub("\r", ""), true
+    end
+  elseif math.type(pattern) == "integer" and #prefix >= pattern then
+    if #prefix > pattern then self.pending = prefix:sub(pattern + 1) end
+    return prefix:sub(1, pattern), true
+  end
+  return prefix, false
+end
+
 --- receive([pattern [, prefix]]) as a green socket's
 function TLS:receive(pattern, prefix)
+  if self.pending then
+    local got, done = take_pending(self, pattern, prefix)
+    if done then return got, nil, nil end
+    prefix = got
+  end
   if not self.handshaken then
     local ok, err = self:dohandshake()
     if not ok then return nil, err, prefix or "" end
@@ -202,6 +282,11 @@ function TLS:receivepartial(max)
   max = max or 65536
   if math.type(max) ~= "integer" or max < 1 then
     error("bad argument #1 to 'receivepartial' (positive integer expected)", 2)
+  end
+  if self.pending then
+    local p = self.pending
+    self.pending = #p > max and p:sub(max + 1) or nil
+    return p:sub(1, max), nil, nil
   end
   if not self.handshaken then
     local ok, err = self:dohandshake()
