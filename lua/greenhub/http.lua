@@ -396,7 +396,7 @@ end
 
 -- One connection: requests until it closes, errs, or asks to.
 local function connection(s, sock)
-  local conn = { sock = sock, max_body = s.max_body_size }
+  local conn = { sock = sock, max_body = s.max_body_size, thread = gh.current() }
   s.conns[conn] = conn
   s.connections = s.connections + 1
   sock:settimeout(s.send_timeout) -- bounds each send wait (and body waits, reset below)
@@ -514,7 +514,11 @@ function Server:shutdown(grace)
   local deadline = grace and gh.clock() + grace
   while self.active > 0 do
     if deadline and gh.clock() >= deadline then
-      for c in pairs(self.conns) do c.sock:close() end
+      -- what is left is killed (its handler sees gh.Killed), then closed
+      for c in pairs(self.conns) do
+        if c.thread and c.thread ~= gh.current() then c.thread:kill() end
+        c.sock:close()
+      end
       return nil, "timeout"
     end
     gh.sleep(0.01)

@@ -177,7 +177,7 @@ describe("http server", function()
     assert.equal(500, st); assert.equal("", body)
     gh.sleep(0.01)
     assert.matches("handler broke", reported)
-    assert.matches("http_server_spec", reported) -- the handler's own stack
+    assert.matches("http_spec", reported) -- the handler's own stack
     gh.onerror(nil)
     c:close(); stop()
   end)
@@ -219,8 +219,52 @@ describe("http server", function()
     idle:close(); busy:close()
   end)
 
+  it("shutdown past its grace kills the handlers still running", function()
+    local l = assert(gh.listen("127.0.0.1", 0))
+    local _, port = l:getsockname()
+    local killed = false
+    local s = http.server(function()
+      local ok, err = pcall(gh.sleep, 30)
+      killed = not ok and err == gh.Killed
+      error(err, 0)
+    end)
+    local t = gh.spawn(s.serve, s, l)
+    local c = connect(port)
+    c:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    gh.sleep(0.05)
+    local t0 = gh.clock()
+    assert.same({ nil, "timeout" }, { s:shutdown(0.1) })
+    assert.is_true(gh.clock() - t0 < 2)
+    gh.sleep(0.01)
+    assert.is_true(killed)
+    t:wait(); c:close()
+  end)
+
+  it("1,000 concurrent connections, each a few keep-alive requests", function()
+    local n = math.min(1000, (H.fd_limit() - 100) // 2)
+    local s, port, stop = start(function(req) gh.sleep(0.001); return 200, nil, req.path end)
+    local ts, bad = {}, 0
+    for i = 1, n do
+      ts[i] = gh.spawn(function()
+        local c = gh.connect("127.0.0.1", port)
+        if not c then bad = bad + 1 return end
+        c:settimeout(H.scale(10))
+        for j = 1, 3 do
+          c:send(("GET /%d/%d HTTP/1.1\r\nHost: x\r\n\r\n"):format(i, j))
+          local st, _, body = response(c)
+          if st ~= 200 or body ~= ("/%d/%d"):format(i, j) then bad = bad + 1 end
+        end
+        c:close()
+      end)
+    end
+    for i = 1, n do ts[i]:wait() end
+    assert.equal(0, bad)
+    assert.equal(n * 3, s:stats().requests)
+    stop()
+  end)
+
   it("curl and Python's http.client get their answers", function()
-    local _, port, stop = start(function(req, res)
+    local srv, port, stop = start(function(req, res)
       if req.method == "POST" then return 200, nil, "got " .. #assert(req:body()) end
       res:finish("hello")
     end)
@@ -230,6 +274,7 @@ describe("http server", function()
     curl.stdout:settimeout(10)
     assert.equal("got 3000got 3000", curl.stdout:receive("*a"))
     curl:wait(10)
+    assert.equal(1, srv:stats().connections) -- curl reused its connection for both URLs
     local py = gh.popen({ "/usr/bin/python3", "-c", ([[
 import http.client
 c = http.client.HTTPConnection("127.0.0.1", %d, timeout=5)
@@ -244,6 +289,21 @@ print(",".join(out))
     py.stdout:settimeout(10)
     assert.equal("hello,hello,hello,hello,hello,got 100000", py.stdout:receive("*l"))
     py:wait(10)
+    stop()
+  end)
+
+  it("ab -k (ApacheBench, HTTP/1.0 keep-alive) completes every request", function()
+    if not io.open("/usr/bin/ab") then pending("apache2-utils (ab) not installed") return end
+    local srv, port, stop = start(function() return 200, nil, "hello" end)
+    local ab = gh.popen({ "ab", "-k", "-q", "-n", "2000", "-c", "20", "http://127.0.0.1:" .. port .. "/" },
+      { stdin = "null", stdout = "pipe", stderr = "pipe", env = { PATH = os.getenv("PATH") or "/usr/bin:/bin" } })
+    ab.stdout:settimeout(60)
+    local out = ab.stdout:receive("*a") or ""
+    ab:wait(60)
+    assert.matches("Complete requests:%s+2000", out)
+    assert.matches("Failed requests:%s+0", out)
+    assert.matches("Keep%-Alive requests:%s+2000", out)
+    assert.is_true(srv:stats().connections <= 20 + 5)
     stop()
   end)
 end)
