@@ -39,6 +39,17 @@ end
 
 H.now = H.gh.clock
 
+-- A greenhub.http server on 127.0.0.1 in a green thread: server, port,
+-- and a function that stops it.
+function H.http_server(handler, opts)
+  local http = require "greenhub.http"
+  local l = assert(H.gh.listen("127.0.0.1", 0))
+  local _, port = l:getsockname()
+  local s = http.server(handler, opts)
+  local t = H.gh.spawn(s.serve, s, l)
+  return s, port, function() l:close(); s:shutdown(1); t:wait() end
+end
+
 -- A connected pair of green TCP sockets on 127.0.0.1: client, server side.
 function H.tcp_pair()
   local srv = assert(H.gh.listen("127.0.0.1", 0))

@@ -6,11 +6,8 @@ local gh = H.gh
 local http = require "greenhub.http"
 
 local function start(handler, opts)
-  local l = assert(gh.listen("127.0.0.1", 0))
-  local _, port = l:getsockname()
-  local s = http.server(handler, opts)
-  local t = gh.spawn(s.serve, s, l)
-  return s, "http://127.0.0.1:" .. port, function() l:close(); s:shutdown(1); t:wait() end
+  local s, port, stop = H.http_server(handler, opts)
+  return s, "http://127.0.0.1:" .. port, stop
 end
 
 describe("http client", function()

@@ -1,17 +1,11 @@
--- greenhub.http's server (the client is still to come): framing,
+-- greenhub.http's server (the client: http_client_spec.lua): framing,
 -- keep-alive, pipelining, chunked both ways, 100-continue, limits and
 -- rejections, handler errors, shutdown. Raw sockets and real clients.
 local H = require "helper"
 local gh = H.gh
 local http = require "greenhub.http"
 
-local function start(handler, opts)
-  local l = assert(gh.listen("127.0.0.1", 0))
-  local _, port = l:getsockname()
-  local s = http.server(handler, opts)
-  local t = gh.spawn(s.serve, s, l)
-  return s, port, function() l:close(); s:shutdown(1); t:wait() end
-end
+local start = H.http_server
 
 local function connect(port)
   local c = assert(gh.connect("127.0.0.1", port))

@@ -86,6 +86,35 @@ local function continue100(req)
   return true
 end
 
+-- The next piece of a body framed as b._kind ("length", "chunked",
+-- "close", "none"): data; nil, "end" [, trailers]; or nil, err.
+local function body_piece(b, sock, max)
+  local kind = b._kind
+  if kind == "length" then
+    if b._left == 0 then return nil, "end" end
+    local data, err = sock:receivepartial(min(max, b._left))
+    if data then b._left = b._left - #data end
+    return data, err
+  elseif kind == "chunked" then
+    local data, err, x = sock:_httpchunk(b._chunked, max)
+    if not data and err == "end" then
+      local t = {}
+      for i = 1, #x, 2 do
+        local k = x[i]:lower()
+        t[k] = t[k] and (t[k] .. ", " .. x[i + 1]) or x[i + 1]
+      end
+      return nil, "end", t
+    end
+    if not data and type(x) == "number" then return nil, "bad chunk" end
+    return data, err
+  elseif kind == "close" then
+    local data, err = sock:receivepartial(max)
+    if not data and err == "closed" then return nil, "end" end
+    return data, err
+  end
+  return nil, "end"
+end
+
 --- read([max]) -> next chunk, nil at the end, or nil, err
 function Request:read(max)
   max = max or 65536
@@ -93,32 +122,17 @@ function Request:read(max)
   if self._err then return nil, self._err end
   local ok, e = continue100(self)
   if not ok then self._err = e; return nil, e end
-  local sock, conn = self._conn.sock, self._conn
-  local cap = conn.max_body
-  local data, err, status
-  if self._kind == "length" then
-    if self._left == 0 then self._done = true; return nil end
-    if cap and self._read + self._left > cap then self._err = "body too large"; return nil, self._err end
-    data, err = sock:receivepartial(min(max, self._left))
-    if data then self._left = self._left - #data end
-  elseif self._kind == "chunked" then
-    data, err, status = sock:_httpchunk(self._chunked, max)
-    if not data and err == "end" then
-      local t = {}
-      for i = 1, #status, 2 do
-        local k = status[i]:lower()
-        t[k] = t[k] and (t[k] .. ", " .. status[i + 1]) or status[i + 1]
-      end
-      self.trailers = t
-      self._done = true
-      return nil
-    end
-    if not data and type(status) == "number" then err = "bad chunk" end
-  else
-    self._done = true
-    return nil
+  local cap = self._conn.max_body
+  if cap and self._kind == "length" and self._read + self._left > cap then
+    self._err = "body too large"
+    return nil, self._err
   end
-  if not data then self._err = err; return nil, err end
+  local data, err, trailers = body_piece(self, self._conn.sock, max)
+  if not data then
+    if err == "end" then self.trailers = trailers; self._done = true; return nil end
+    self._err = err
+    return nil, err
+  end
   self._read = self._read + #data
   if cap and self._read > cap then self._err = "body too large"; return nil, self._err end
   if self._kind == "length" and self._left == 0 then self._done = true end
@@ -644,29 +658,17 @@ function Resp:read(max)
   max = max or 65536
   if self._done then return nil end
   if self._err then return nil, self._err end
-  local sock, data, err, x = self._sock, nil, nil, nil
-  if self._kind == "length" then
-    if self._left == 0 then return self:_finish() end
-    data, err = sock:receivepartial(min(max, self._left))
-    if data then self._left = self._left - #data end
-  elseif self._kind == "chunked" then
-    data, err, x = sock:_httpchunk(self._chunked, max)
-    if not data and err == "end" then
-      local t = {}
-      for i = 1, #x, 2 do
-        local k = x[i]:lower()
-        t[k] = t[k] and (t[k] .. ", " .. x[i + 1]) or x[i + 1]
-      end
-      self.trailers = t
+  local data, err, trailers = body_piece(self, self._sock, max)
+  if not data then
+    if err == "end" then
+      self.trailers = trailers
+      if self._kind == "close" then self._reusable = false end
       return self:_finish()
     end
-  elseif self._kind == "close" then
-    data, err = sock:receivepartial(max)
-    if not data and err == "closed" then self._reusable = false; return self:_finish() end
-  else
-    return self:_finish()
+    self._err = err
+    self:close()
+    return nil, err
   end
-  if not data then self._err = err; self:close(); return nil, err end
   if self._kind == "length" and self._left == 0 then self:_finish() end
   return data
 end
