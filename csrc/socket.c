@@ -459,6 +459,44 @@ static int recv_done(lua_State *L) {
   return 3;
 }
 
+/*
+ * One read into s->buf with at least `want` bytes of room, at most `cap`
+ * bytes (0: all the room). Returns the bytes read, 0 at the end of the
+ * stream, -1 when nothing is there now (the socket is then marked
+ * drained), -2 on an error (errno says which; ENOMEM for the buffer).
+ */
+static ssize_t sock_read_more(gh_sock *s, size_t want, size_t cap) {
+  if (!buf_reserve(&s->buf, want)) { errno = ENOMEM; return -2; }
+  size_t room = buf_room(&s->buf);
+  if (cap && room > cap) room = cap;
+  for (;;) {
+    ssize_t got = s->plain ? read(s->fd, s->buf.data + s->buf.last, room)
+                           : recv(s->fd, s->buf.data + s->buf.last, room, 0);
+    if (got > 0) {
+      buf_commit(&s->buf, (size_t)got);
+      s->nrecv += (double)got;
+      if ((size_t)got < room) hub_fd_drained(s->hub, s->fd, FD_R);
+      return got;
+    }
+    if (got == 0) return 0;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      hub_fd_drained(s->hub, s->fd, FD_R);
+      return -1;
+    }
+    return -2;
+  }
+}
+
+/* Park the caller until s is readable (deadline d), continuing in k. */
+static int sock_park_read(lua_State *L, gh_sock *s, int64_t d, int64_t total,
+                          lua_KFunction k, const char *what) {
+  gh_hub *h = s->hub;
+  gh_thread *self = hub_self(L, h, what);
+  buf_shrink(&s->buf); /* an idle socket holds no buffer */
+  return hub_wait_fd(L, h, self, s->fd, FD_R, d, (lua_KContext)total, k);
+}
+
 /* After an over-long line: drop input up to and including its '\n'.
    Returns 1 while still discarding (the buffer is then empty). */
 static int discard_line(gh_sock *s) {
@@ -506,17 +544,8 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
     if (mode == P_COUNT && count - len > want)
       want = count - len < (1u << 20) ? count - len : (1u << 20);
     if (line && s->line_max - len < want) want = s->line_max - len + 1;
-    if (!buf_reserve(&s->buf, want)) return luaL_error(L, "greenhub: out of memory");
-    size_t room = buf_room(&s->buf);
-    if (mode == P_COUNT && room > count - len) room = count - len;
-    ssize_t got = s->plain ? read(s->fd, s->buf.data + s->buf.last, room)
-                           : recv(s->fd, s->buf.data + s->buf.last, room, 0);
-    if (got > 0) {
-      buf_commit(&s->buf, (size_t)got);
-      s->nrecv += (double)got;
-      if ((size_t)got < room) hub_fd_drained(s->hub, s->fd, FD_R);
-      continue;
-    }
+    ssize_t got = sock_read_more(s, want, mode == P_COUNT ? count - len : 0);
+    if (got > 0) continue;
     if (got == 0) {
       /* "*a": what arrived is the answer; nothing at all is "closed" */
       if (mode == P_ALL && buf_len(&s->buf) > 0 && !s->discard) {
@@ -525,16 +554,14 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
       }
       return recv_fail(L, s, "closed", line);
     }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return recv_fail(L, s, sock_strerror(errno), line);
-    hub_fd_drained(s->hub, s->fd, FD_R);
+    if (got == -2) {
+      if (errno == ENOMEM) return luaL_error(L, "greenhub: out of memory");
+      return recv_fail(L, s, sock_strerror(errno), line);
+    }
   wait:;
     int64_t d = wait_deadline(s, total);
     if (expired(d)) return recv_fail(L, s, "timeout", line);
-    gh_hub *h = s->hub;
-    gh_thread *self = hub_self(L, h, "receive");
-    buf_shrink(&s->buf); /* an idle socket holds no buffer */
-    return hub_wait_fd(L, h, self, s->fd, FD_R, d, (lua_KContext)total, recv_k);
+    return sock_park_read(L, s, d, total, recv_k, "receive");
   }
 }
 
@@ -586,30 +613,20 @@ static int partial_step(lua_State *L, gh_sock *s, int64_t total) {
     if (s->discard) buf_consume(&s->buf, len);
     if (s->fd < 0) return push_fail(L, "closed");
     if (hub_fd_maybe_ready(s->hub, s->fd, FD_R) || expired(wait_deadline(s, total))) {
-      size_t want = max < (1u << 20) ? max : (1u << 20);
-      if (!buf_reserve(&s->buf, want)) return luaL_error(L, "greenhub: out of memory");
-      size_t room = buf_room(&s->buf);
-      if (room > max) room = max;
-      ssize_t got = s->plain ? read(s->fd, s->buf.data + s->buf.last, room)
-                             : recv(s->fd, s->buf.data + s->buf.last, room, 0);
+      ssize_t got = sock_read_more(s, max < (1u << 20) ? max : (1u << 20), max);
       if (got > 0) {
-        buf_commit(&s->buf, (size_t)got);
-        s->nrecv += (double)got;
-        if ((size_t)got < room) hub_fd_drained(s->hub, s->fd, FD_R);
         if (s->discard) discard_line(s);
         continue;
       }
       if (got == 0) return push_fail(L, "closed");
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
-      hub_fd_drained(s->hub, s->fd, FD_R);
+      if (got == -2) {
+        if (errno == ENOMEM) return luaL_error(L, "greenhub: out of memory");
+        return push_errno(L, errno);
+      }
     }
     int64_t d = wait_deadline(s, total);
     if (expired(d)) return push_fail(L, "timeout");
-    gh_hub *h = s->hub;
-    gh_thread *self = hub_self(L, h, "receivepartial");
-    buf_shrink(&s->buf);
-    return hub_wait_fd(L, h, self, s->fd, FD_R, d, (lua_KContext)total, partial_k);
+    return sock_park_read(L, s, d, total, partial_k, "receivepartial");
   }
 }
 
@@ -814,24 +831,18 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
     /* more bytes needed */
     if (s->fd < 0) return push_fail(L, "closed");
     if (hub_fd_maybe_ready(s->hub, s->fd, FD_R) || expired(wait_deadline(s, total))) {
-      if (!buf_reserve(&s->buf, 4096)) return luaL_error(L, "greenhub: out of memory");
-      size_t room = buf_room(&s->buf);
-      ssize_t got = recv(s->fd, s->buf.data + s->buf.last, room, 0);
-      if (got > 0) {
-        buf_commit(&s->buf, (size_t)got);
-        s->nrecv += (double)got;
-        if ((size_t)got < room) hub_fd_drained(s->hub, s->fd, FD_R);
-        continue;
-      }
+      ssize_t got = sock_read_more(s, 4096, 0);
+      if (got > 0) continue;
       if (got == 0) {
         lua_pushnil(L);
         lua_pushliteral(L, "closed");
         lua_pushinteger(L, (lua_Integer)buf_len(&s->buf)); /* bytes of a head cut short */
         return 3;
       }
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
-      hub_fd_drained(s->hub, s->fd, FD_R);
+      if (got == -2) {
+        if (errno == ENOMEM) return luaL_error(L, "greenhub: out of memory");
+        return push_errno(L, errno);
+      }
     }
     /* the server's idle timeout until a byte of the head is here, then
        its header timeout (from that first byte); else the socket's own */
@@ -852,10 +863,7 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
       lua_pushinteger(L, (lua_Integer)buf_len(&s->buf)); /* 0: idle; else a slow head */
       return 3;
     }
-    gh_hub *hb = s->hub;
-    gh_thread *self = hub_self(L, hb, "receive");
-    buf_shrink(&s->buf);
-    return hub_wait_fd(L, hb, self, s->fd, FD_R, d, (lua_KContext)total, head_k);
+    return sock_park_read(L, s, d, total, head_k, "receive");
   }
 }
 
@@ -965,26 +973,17 @@ static int chunk_step(lua_State *L, gh_sock *s, int64_t total) {
     buf_consume(&s->buf, used);
     if (s->fd < 0) return push_fail(L, "closed");
     if (hub_fd_maybe_ready(s->hub, s->fd, FD_R) || expired(wait_deadline(s, total))) {
-      if (!buf_reserve(&s->buf, 4096)) return luaL_error(L, "greenhub: out of memory");
-      size_t room = buf_room(&s->buf);
-      ssize_t got = recv(s->fd, s->buf.data + s->buf.last, room, 0);
-      if (got > 0) {
-        buf_commit(&s->buf, (size_t)got);
-        s->nrecv += (double)got;
-        if ((size_t)got < room) hub_fd_drained(s->hub, s->fd, FD_R);
-        continue;
-      }
+      ssize_t got = sock_read_more(s, 4096, 0);
+      if (got > 0) continue;
       if (got == 0) return push_fail(L, "closed");
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
-      hub_fd_drained(s->hub, s->fd, FD_R);
+      if (got == -2) {
+        if (errno == ENOMEM) return luaL_error(L, "greenhub: out of memory");
+        return push_errno(L, errno);
+      }
     }
     int64_t d = wait_deadline(s, total);
     if (expired(d)) return push_fail(L, "timeout");
-    gh_hub *hb = s->hub;
-    gh_thread *self = hub_self(L, hb, "receive");
-    buf_shrink(&s->buf);
-    return hub_wait_fd(L, hb, self, s->fd, FD_R, d, (lua_KContext)total, chunk_k);
+    return sock_park_read(L, s, d, total, chunk_k, "receive");
   }
 }
 
