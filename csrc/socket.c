@@ -657,8 +657,9 @@ static int sock_receivepartial(lua_State *L) {
  *               [, request_method]]) -> head
  *   head: method, target, version (1.0 | 1.1), status, reason, headers
  *   (lower-case name -> value, repeats joined with ", "), fields (the raw
- *   name/value list, in order), body ("none" | "length" | "chunked" |
- *   "close"), length, keep_alive, expect_continue, upgrade.
+ *   name/value list, in order, when asked for), _kind (the body's framing:
+ *   "none" | "length" | "chunked" | "close"), _left (its length),
+ *   keep_alive, expect_continue, upgrade.
  * A rejected head: nil, why, status (the head is consumed). Socket
  * failures: nil, "closed" | "timeout" (a peer that closes before a byte of
  * a new head: nil, "closed", 0 bytes).
@@ -666,9 +667,18 @@ static int sock_receivepartial(lua_State *L) {
 static int head_k(lua_State *L, int status, lua_KContext ctx);
 
 static void push_lower(lua_State *L, const char *p, size_t n) {
+  char small[64];
+  size_t i = 0;
+  while (i < n && !(p[i] >= 'A' && p[i] <= 'Z')) i++;
+  if (i == n) { lua_pushlstring(L, p, n); return; } /* already lower-case */
+  if (n <= sizeof small) {
+    for (i = 0; i < n; i++) small[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] | 0x20 : p[i]);
+    lua_pushlstring(L, small, n);
+    return;
+  }
   luaL_Buffer b;
   char *o = luaL_buffinitsize(L, &b, n);
-  for (size_t i = 0; i < n; i++) o[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] | 0x20 : p[i]);
+  for (i = 0; i < n; i++) o[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] | 0x20 : p[i]);
   luaL_pushresultsize(&b, n);
 }
 
@@ -705,7 +715,7 @@ static void push_fields(lua_State *L, const http_head *h, int raw_too) {
 /* The head table of a parsed (and framed) head h. */
 static void push_head(lua_State *L, const http_head *h, int request, int raw) {
   static const char *const bodies[] = {"none", "length", "chunked", "close"};
-  lua_createtable(L, 0, 14);
+  lua_createtable(L, 0, 24); /* room for the fields greenhub.http adds */
   if (request) {
     lua_pushlstring(L, h->method, h->method_len); lua_setfield(L, -2, "method");
     lua_pushlstring(L, h->target, h->target_len); lua_setfield(L, -2, "target");
@@ -717,8 +727,10 @@ static void push_head(lua_State *L, const http_head *h, int request, int raw) {
   push_fields(L, h, raw);
   if (raw) lua_setfield(L, -3, "fields");
   lua_setfield(L, -2, "headers");
-  lua_pushstring(L, bodies[h->body]); lua_setfield(L, -2, "body");
-  lua_pushinteger(L, (lua_Integer)h->length); lua_setfield(L, -2, "length");
+  /* the body's framing and length, under the names greenhub.http's
+     request and response objects use (the head becomes that object) */
+  lua_pushstring(L, bodies[h->body]); lua_setfield(L, -2, "_kind");
+  lua_pushinteger(L, (lua_Integer)h->length); lua_setfield(L, -2, "_left");
   lua_pushboolean(L, h->keep_alive); lua_setfield(L, -2, "keep_alive");
   lua_pushboolean(L, h->expect_continue); lua_setfield(L, -2, "expect_continue");
   lua_pushboolean(L, h->upgrade); lua_setfield(L, -2, "upgrade");

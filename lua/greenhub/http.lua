@@ -10,6 +10,7 @@ local gh = require "greenhub"
 local M = {}
 
 local concat, unpack = table.concat, table.unpack
+local find, sub = string.find, string.sub
 local min = math.min
 
 M.DEFAULTS = {
@@ -43,12 +44,15 @@ local function limit(opts, k)
   return v
 end
 
--- Date: cached once a second
-local date_s, date_t = nil, -1
+-- Date: cached once a second (the value, and the whole header line)
+local date_s, date_line, date_t = nil, nil, -1
 local function http_date()
   local t = os.time()
-  if t ~= date_t then date_t, date_s = t, os.date("!%a, %d %b %Y %H:%M:%S GMT", t) end
-  return date_s
+  if t ~= date_t then
+    date_t, date_s = t, os.date("!%a, %d %b %Y %H:%M:%S GMT", t)
+    date_line = "Date: " .. date_s .. "\r\n"
+  end
+  return date_s, date_line
 end
 
 -- header values: CR, LF and NUL would let a handler split the response
@@ -202,9 +206,10 @@ local function head_text(res, length)
       v = tostring(v); check_field(name, v); lines[#lines + 1] = name .. ": " .. v .. "\r\n"
     end
   end
-  if not has_date then lines[#lines + 1] = "Date: " .. http_date() .. "\r\n" end
+  if not has_date then lines[#lines + 1] = select(2, http_date()) end
   local chunked, close = false, not res._keep
-  if bodyless(req, status) then
+  local nobody = bodyless(req, status)
+  if nobody then
     -- no body, no framing (a HEAD or 304 keeps a Content-Length the handler set)
   elseif has_cl then
     res._length = tonumber(h["content-length"] or h["Content-Length"])
@@ -221,7 +226,7 @@ local function head_text(res, length)
   elseif not close and req.version < 1.1 then lines[#lines + 1] = "Connection: keep-alive\r\n" end
   lines[#lines + 1] = "\r\n"
   res._chunked = chunked
-  res._bodyless = bodyless(req, status)
+  res._bodyless = nobody
   return concat(lines)
 end
 
@@ -379,10 +384,9 @@ local function drain(s, req)
   end
 end
 
-local function run_handler(s, req, res)
-  local r = table.pack(s.handler(req, res))
-  if not res._finished and r.n > 0 and r[1] ~= nil then
-    local status, headers, body = r[1], r[2], r[3]
+-- what a handler returned: status [, headers [, body]] (no table per call)
+local function answer(res, status, headers, body)
+  if not res._finished and status ~= nil then
     if res.headers_sent then error("http: the handler returned a response after writing one", 0) end
     res.status = status
     if headers then for k, v in pairs(headers) do res.headers[k] = v end end
@@ -400,6 +404,10 @@ local function run_handler(s, req, res)
     end
     return res:finish(body)
   end
+end
+
+local function run_handler(s, req, res)
+  return answer(res, s.handler(req, res))
 end
 
 -- the handler's own stack goes into the report (string errors)
@@ -427,20 +435,22 @@ local function connection(s, sock)
     s.requests = s.requests + 1
     conn.busy = true
     s.active = s.active + 1
-    local path, query = head.target:match("^([^?]*)%?(.*)$")
-    local req = setmetatable({
-      method = head.method, target = head.target, path = path or head.target, query = query,
-      version = head.version, headers = head.headers,
-      _conn = conn, _kind = head.body, _left = head.length, _read = 0,
-      _expect = head.expect_continue and head.version >= 1.1,
-    }, Request)
-    if head.body == "chunked" then req._chunked = core._httpchunked(4096, s.max_header_size) end
-    if head.body == "none" then req._done = true end
+    -- the head is the request object (the C side sized it for these)
+    local req = setmetatable(head, Request)
+    local target = head.target
+    local q = find(target, "?", 1, true)
+    if q then req.path, req.query = sub(target, 1, q - 1), sub(target, q + 1)
+    else req.path = target end
+    req._conn, req._read = conn, 0
+    req._expect = head.expect_continue and head.version >= 1.1
+    local kind = head._kind
+    if kind == "chunked" then req._chunked = core._httpchunked(4096, s.max_header_size)
+    elseif kind == "none" then req._done = true end
     local keep = head.keep_alive and not s.closing and not (s.max_requests and nreq >= s.max_requests)
     local res = setmetatable({ status = 200, headers = {}, headers_sent = false, _req = req,
       _conn = conn, _buf = {}, _nbuf = 0, _keep = keep }, Response)
     req._res = res
-    if head.body == "length" and s.max_body_size and head.length > s.max_body_size then
+    if kind == "length" and s.max_body_size and head._left > s.max_body_size then
       -- too large before anything was read: 413 at once, no 100
       req._expect = false
       req._err = "body too large"
@@ -770,10 +780,10 @@ function Client:fetch(o)
     if u.scheme == "https" then u.tls, u.tlskey = tls, tls_key(tls) end
     local head, sock = exchange(self, u, method, headers, body, timeout)
     if not head then return nil, sock end
-    local res = setmetatable({ status = head.status, reason = head.reason, version = head.version,
-      headers = head.headers, _sock = sock, _client = self, _url = u,
-      _kind = head.body, _left = head.length, _reusable = head.keep_alive and head.body ~= "close" }, Resp)
-    if head.body == "chunked" then res._chunked = core._httpchunked(4096, self.max_header_size) end
+    local res = setmetatable(head, Resp) -- the head is the response object
+    res._sock, res._client, res._url = sock, self, u
+    res._reusable = head.keep_alive and head._kind ~= "close"
+    if head._kind == "chunked" then res._chunked = core._httpchunked(4096, self.max_header_size) end
     local loc = head.headers.location
     if redirects and redirects ~= false and loc and (head.status == 301 or head.status == 302 or
         head.status == 303 or head.status == 307 or head.status == 308) then
