@@ -2,7 +2,7 @@
 # make bench: greenhub next to its peers, measured side by side in one run,
 # reported as ratios. Server pinned to CPU 0, load generator to CPU 1;
 # every figure is the median of $RUNS runs.
-#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|all]
+#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|all]
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -212,6 +212,65 @@ NGX
   echo "   greenhub TLS / greenhub TCP: $(ratio ${r_greenhub_tls:-0} ${r_greenhub_tcp:-0})   greenhub TLS / nginx TLS: $(ratio ${r_greenhub_tls:-0} ${r_nginx_tls:-0})"
 }
 
+# ---------------------------------------------------------------- http module
+# greenhub.http next to the hand-written hello, raw C, nginx (return 200),
+# nginx + lua-nginx-module (content_by_lua_block), gevent.pywsgi and
+# eventlet.wsgi: one run each (wrk -t1 -c100), server on CPU 0; then the
+# client loop against socket.http.
+httpmod() {
+  local d; d=$(mktemp -d)
+  echo "== greenhub.http: hello world, wrk -t1 -c100 -d${DUR}s, one run each (req/s, server us/req, p99)"
+  for s in raw hello_raw http.serve nginx nginx-lua gevent.pywsgi eventlet.wsgi; do
+    case $s in
+      raw) taskset -c 0 $B/raw_http $PORT & ;;
+      hello_raw) taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null & ;;
+      http.serve) taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>/dev/null & ;;
+      nginx|nginx-lua)
+        command -v nginx >/dev/null || { echo "   $s: nginx not installed"; continue; }
+        local loc='return 200 "Hello, World!";' mods=""
+        if [ $s = nginx-lua ]; then
+          [ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || { echo "   nginx-lua: libnginx-mod-http-lua not installed"; continue; }
+          mods="load_module /usr/lib/nginx/modules/ndk_http_module.so; load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
+          loc='content_by_lua_block { ngx.print("Hello, World!") }'
+        fi
+        mkdir -p $d/$s
+        cat > $d/$s/nginx.conf <<NGX
+$mods
+worker_processes 1; daemon off; master_process off;
+error_log $d/$s/error.log; pid $d/$s/nginx.pid;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:$PORT; location / { default_type text/plain; $loc } } }
+NGX
+        taskset -c 0 nginx -c $d/$s/nginx.conf -p $d/$s 2>/dev/null & ;;
+      gevent.pywsgi) have_py gevent || { echo "   $s: python3-gevent not installed"; continue; }
+        taskset -c 0 $PY bench/peers/wsgi_server.py gevent $PORT 2>/dev/null & ;;
+      eventlet.wsgi) have_py eventlet || { echo "   $s: python3-eventlet not installed"; continue; }
+        taskset -c 0 $PY bench/peers/wsgi_server.py eventlet $PORT 2>/dev/null & ;;
+    esac
+    SPID=$!
+    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+    local c0; c0=$(cpu_ticks $SPID)
+    local out; out=$(taskset -c 1 wrk -t1 -c100 -d${DUR}s --latency http://127.0.0.1:$PORT/ 2>&1)
+    local c1; c1=$(cpu_ticks $SPID)
+    stop_server
+    local rps total p99 cpu
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    total=$(echo "$out" | awk '/requests in/ {print $1}')
+    p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+    cpu=$(awk -v a=$c0 -v b=$c1 -v n=$total -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n }')
+    eval "R_${s//[.-]/_}=$rps; C_${s//[.-]/_}=$cpu"
+    printf "   %-14s %10s req/s %8s us/req  p99 %s\n" $s "$rps" "$cpu" "$p99"
+  done
+  echo "   http.serve CPU/req vs nginx-lua: $(ratio ${C_http_serve:-0} ${C_nginx_lua:-0}) (target <= 1.0)   vs hello_raw: $(ratio ${C_http_serve:-0} ${C_hello_raw:-0}) (target <= 1.33)   req/s vs nginx-lua: $(ratio ${R_http_serve:-0} ${R_nginx_lua:-0}) (target >= 0.9)"
+  rm -rf $d
+  echo "== greenhub.http client: 1,000 keep-alive GETs against hello_raw (client on CPU 1)"
+  taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null &
+  SPID=$!
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+  echo "   $(taskset -c 1 lua5.4 bench/http_client_bench.lua http://127.0.0.1:$PORT/ 1000) (target >= 3x)"
+  stop_server
+}
+
 # ---------------------------------------------------------------- RESP
 # redis-benchmark against redis-server and a small RESP server on greenhub
 # (bench/resp_server.lua), unpipelined and with -P 16, with and without
@@ -271,5 +330,6 @@ case $what in
   patch) http_client ;;
   tls) tls_bench ;;
   resp) resp ;;
-  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp ;;
+  httpmod) httpmod ;;
+  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod ;;
 esac
