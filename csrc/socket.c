@@ -812,6 +812,136 @@ static int l_httpchunkstr(lua_State *L) {
   return 2;
 }
 
+/*
+ * A growable byte buffer kept in a userdata at a fixed stack slot (unlike
+ * luaL_Buffer it does not need the top of the stack, so lua_next can run
+ * while it grows; an error frees it with the stack).
+ */
+typedef struct { char *p; size_t n, cap; int slot; } hbuf;
+
+static void hb_init(lua_State *L, hbuf *b, size_t cap) {
+  b->p = lua_newuserdatauv(L, cap, 0);
+  b->n = 0;
+  b->cap = cap;
+  b->slot = lua_gettop(L);
+}
+
+static void hb_add(lua_State *L, hbuf *b, const char *s, size_t n) {
+  if (b->n + n > b->cap) {
+    size_t cap = b->cap * 2;
+    while (cap < b->n + n) cap *= 2;
+    char *np = lua_newuserdatauv(L, cap, 0);
+    memcpy(np, b->p, b->n);
+    lua_replace(L, b->slot);
+    b->p = np;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+}
+
+/* one "name: value\r\n" line, checked: no CR, LF or NUL in the value */
+static void add_field(lua_State *L, hbuf *b, const char *name, size_t nn, int vidx) {
+  size_t vn;
+  const char *v = luaL_tolstring(L, vidx, &vn); /* pushed */
+  for (size_t i = 0; i < vn; i++)
+    if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
+      luaL_error(L, "http: response header %s holds CR, LF or NUL", name);
+  hb_add(L, b, name, nn);
+  hb_add(L, b, ": ", 2);
+  hb_add(L, b, v, vn);
+  hb_add(L, b, "\r\n", 2);
+  lua_pop(L, 1);
+}
+
+/*
+ * The response-head writer. _httpresponse(status, reason, headers, length,
+ * bodyless, minor, keep, date_line) -> head, chunked, keep, handler_length
+ *   length: the body's length when known (a computed Content-Length), or
+ *   nil: chunked for 1.1, close-delimited for 1.0. A Content-Length the
+ *   handler set wins (and is returned, to be enforced). Date is added
+ *   unless set; Connection: close / keep-alive as the framing needs.
+ */
+static int l_httpresponse(lua_State *L) {
+  lua_Integer status = luaL_checkinteger(L, 1);
+  if (status < 100 || status > 999) return luaL_error(L, "http: bad response status %d", (int)status);
+  size_t rn;
+  const char *reason = luaL_checklstring(L, 2, &rn);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  int has_length = !lua_isnil(L, 4);
+  lua_Integer length = has_length ? luaL_checkinteger(L, 4) : 0;
+  int bodyless = lua_toboolean(L, 5), minor = (int)luaL_checkinteger(L, 6), keep = lua_toboolean(L, 7);
+  size_t dn;
+  const char *date = luaL_checklstring(L, 8, &dn);
+  int has_cl = 0, has_date = 0, has_conn = 0;
+  lua_Integer handler_len = -1;
+  lua_settop(L, 8);
+  hbuf b;
+  hb_init(L, &b, 512);                                    /* slot 9 */
+  char line[64];
+  int n = snprintf(line, sizeof line, "HTTP/1.1 %d ", (int)status);
+  hb_add(L, &b, line, (size_t)n);
+  hb_add(L, &b, reason, rn);
+  hb_add(L, &b, "\r\n", 2);
+  lua_pushnil(L);
+  while (lua_next(L, 3)) {
+    size_t nn;
+    if (lua_type(L, -2) != LUA_TSTRING) return luaL_error(L, "http: response header names must be strings");
+    const char *name = lua_tolstring(L, -2, &nn);
+    if (nn == 0) return luaL_error(L, "http: empty response header name");
+    for (size_t i = 0; i < nn; i++) {
+      unsigned char c = (unsigned char)name[i];
+      int ok = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
+               (c && strchr("!#$%&'*+-.^_`|~", c));
+      if (!ok) return luaL_error(L, "http: bad response header name '%s'", name);
+    }
+    if (http_token_eq(name, nn, "transfer-encoding"))
+      return luaL_error(L, "http: the server frames the body; do not set Transfer-Encoding");
+    if (http_token_eq(name, nn, "content-length")) {
+      const char *v = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
+                          ? lua_tostring(L, -1) : NULL;
+      has_cl = 1;
+      handler_len = v ? (lua_Integer)strtoll(v, NULL, 10) : -1;
+    } else if (http_token_eq(name, nn, "date")) has_date = 1;
+    else if (http_token_eq(name, nn, "connection")) has_conn = 1;
+    int v = lua_gettop(L);
+    if (lua_type(L, v) == LUA_TTABLE) {
+      lua_Integer k = luaL_len(L, v);
+      for (lua_Integer i = 1; i <= k; i++) {
+        lua_rawgeti(L, v, i);
+        add_field(L, &b, name, nn, lua_gettop(L));
+        lua_pop(L, 1);
+      }
+    } else {
+      add_field(L, &b, name, nn, v);
+    }
+    lua_pop(L, 1);
+  }
+  if (!has_date) hb_add(L, &b, date, dn);
+  int chunked = 0, close = !keep;
+  if (bodyless) {
+    /* no body, no framing (HEAD and 304 keep a Content-Length set) */
+  } else if (has_cl) {
+    /* the handler's, enforced by the caller */
+  } else if (has_length) {
+    n = snprintf(line, sizeof line, "Content-Length: %lld\r\n", (long long)length);
+    hb_add(L, &b, line, (size_t)n);
+  } else if (minor >= 1) {
+    chunked = 1;
+    hb_add(L, &b, "Transfer-Encoding: chunked\r\n", 28);
+  } else {
+    close = 1; /* close-delimited for HTTP/1.0 */
+  }
+  if (close && !has_conn) hb_add(L, &b, "Connection: close\r\n", 19);
+  else if (!close && minor == 0) hb_add(L, &b, "Connection: keep-alive\r\n", 24);
+  hb_add(L, &b, "\r\n", 2);
+  lua_pushlstring(L, b.p, b.n);
+  lua_pushboolean(L, chunked);
+  lua_pushboolean(L, !close);
+  if (has_cl && handler_len >= 0) lua_pushinteger(L, handler_len); else lua_pushnil(L);
+  return 4;
+}
+
 static int head_step(lua_State *L, gh_sock *s, int64_t total) {
   lua_settop(L, 10);
   int request = strcmp(lua_tostring(L, 2), "request") == 0;
@@ -2019,6 +2149,7 @@ static const luaL_Reg sock_funcs[] = {
   {"getaddrinfo", l_getaddrinfo}, {"strerror", l_strerror},
   {"_poll", l_poll}, {"_fdname", l_fdname}, {"_fdshutdown", l_fdshutdown},
   {"_httpchunked", l_httpchunked}, {"_httpparse", l_httpparse},
+  {"_httpresponse", l_httpresponse},
   {"_httpchunkstr", l_httpchunkstr},
   {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
   {"_resolver_delay", resolver_set_delay}, {"fdopen", l_fdopen},

@@ -301,3 +301,54 @@ print(",".join(out))
     stop()
   end)
 end)
+
+describe("http response heads", function()
+  it("refuse header injection and bad names, and the server's own framing header", function()
+    local errs = {}
+    local _, port, stop = H.http_server(function(req)
+      local cases = {
+        inject = { ["x-a"] = "1\r\nSet-Cookie: evil" },
+        name = { ["bad name"] = "1" },
+        te = { ["transfer-encoding"] = "chunked" },
+      }
+      return 200, cases[req.path:sub(2)], "x"
+    end)
+    gh.onerror(function(_, err) errs[#errs + 1] = err end)
+    for _, case in ipairs({ "inject", "name", "te" }) do
+      local c = connect(port)
+      c:send("GET /" .. case .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+      local st, h, body = response(c)
+      assert.equal(500, st)
+      assert.is_nil(h["set-cookie"])
+      c:close()
+    end
+    gh.sleep(0.01)
+    gh.onerror(nil)
+    assert.equal(3, #errs)
+    assert.matches("CR, LF or NUL", errs[1])
+    assert.matches("bad response header name", errs[2])
+    assert.matches("frames the body", errs[3])
+    stop()
+  end)
+
+  it("repeated fields, a handler Content-Length, HEAD", function()
+    local _, port, stop = H.http_server(function(req, res)
+      res.headers["set-cookie"] = { "a=1", "b=2" }
+      res.headers["content-length"] = 5
+      res:finish("hello")
+    end)
+    local c = connect(port)
+    c:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    local head = {}
+    while true do local l = c:receive(); if l == "" then break end head[#head + 1] = l end
+    assert.equal("hello", c:receive(5))
+    local joined = table.concat(head, "\n")
+    assert.matches("set%-cookie: a=1\nset%-cookie: b=2", joined)
+    assert.matches("content%-length: 5", joined)
+    c:send("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    local st, h = response(c, "HEAD")
+    assert.equal(200, st)
+    assert.equal("5", h["content-length"])
+    c:close(); stop()
+  end)
+end)

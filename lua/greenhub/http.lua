@@ -33,7 +33,6 @@ local REASONS = {
   [504] = "Gateway Timeout", [505] = "HTTP Version Not Supported",
 }
 M.reasons = REASONS
-local STATUS_LINES = {}
 
 -- nil -> the default; false or math.huge -> no limit (nil)
 local function limit(opts, k)
@@ -180,54 +179,20 @@ local function bodyless(req, status)
 end
 
 -- the head, with framing decided here; chunk: whether the body is chunked
+local httpresponse = core._httpresponse
+
+-- the head (written in C, csrc/socket.c), with the framing decided there
 local function head_text(res, length)
   local req = res._req
   local status = res.status
-  if math.type(status) ~= "integer" or status < 100 or status > 999 then
-    error("http: bad response status " .. tostring(status), 4)
-  end
-  local h = res.headers
-  local sl = STATUS_LINES[status]
-  if not sl then
-    sl = ("HTTP/1.1 %d %s\r\n"):format(status, REASONS[status] or "Unknown")
-    STATUS_LINES[status] = sl
-  end
-  local lines = { sl }
-  local has_cl, has_date, has_conn = false, false, false
-  for name, v in pairs(h) do
-    local lname = name:lower()
-    if lname == "content-length" then has_cl = true
-    elseif lname == "date" then has_date = true
-    elseif lname == "connection" then has_conn = true
-    elseif lname == "transfer-encoding" then error("http: the server frames the body; do not set Transfer-Encoding", 4) end
-    if type(v) == "table" then
-      for _, x in ipairs(v) do x = tostring(x); check_field(name, x); lines[#lines + 1] = name .. ": " .. x .. "\r\n" end
-    else
-      v = tostring(v); check_field(name, v); lines[#lines + 1] = name .. ": " .. v .. "\r\n"
-    end
-  end
-  if not has_date then lines[#lines + 1] = select(2, http_date()) end
-  local chunked, close = false, not res._keep
+  if math.type(status) ~= "integer" then error("http: bad response status " .. tostring(status), 4) end
   local nobody = bodyless(req, status)
-  if nobody then
-    -- no body, no framing (a HEAD or 304 keeps a Content-Length the handler set)
-  elseif has_cl then
-    res._length = tonumber(h["content-length"] or h["Content-Length"])
-  elseif length then
-    lines[#lines + 1] = "Content-Length: " .. length .. "\r\n"
-  elseif req.version >= 1.1 then
-    chunked = true
-    lines[#lines + 1] = "Transfer-Encoding: chunked\r\n"
-  else
-    close = true -- close-delimited for HTTP/1.0
-  end
-  res._keep = not close
-  if close and not has_conn then lines[#lines + 1] = "Connection: close\r\n"
-  elseif not close and req.version < 1.1 then lines[#lines + 1] = "Connection: keep-alive\r\n" end
-  lines[#lines + 1] = "\r\n"
-  res._chunked = chunked
-  res._bodyless = nobody
-  return concat(lines)
+  local _, date_line = http_date()
+  local head, chunked, keep, handler_len = httpresponse(status, REASONS[status] or "Unknown",
+    res.headers, length, nobody, req.version >= 1.1 and 1 or 0, res._keep, date_line)
+  res._keep, res._chunked, res._bodyless = keep, chunked, nobody
+  if handler_len and not nobody then res._length = handler_len end
+  return head
 end
 
 local function send(res, data)
@@ -249,10 +214,10 @@ end
 -- (1.1), with the handler's Content-Length, or close-delimited (1.0)
 local function start(res)
   if res.headers_sent then return true end
+  local head = head_text(res, nil)
   res.headers_sent = true
   local body = concat(res._buf)
   res._buf, res._nbuf = {}, 0
-  local head = head_text(res, nil)
   if res._bodyless then return send(res, head) end
   if res._chunked then
     return send(res, #body > 0 and (head .. ("%x\r\n"):format(#body) .. body .. "\r\n") or head)
@@ -300,8 +265,8 @@ function Response:finish(body, trailers)
   if type(body) == "string" and not self.headers_sent and self._nbuf == 0 and not self._failed
      and #body < 2048 then
     -- the common case, a whole small body at once: no buffering
+    local head = head_text(self, #body) -- may raise (a bad header): nothing sent yet
     self._finished, self.headers_sent = true, true
-    local head = head_text(self, #body)
     if self._bodyless then return send(self, head) end
     if self._length and #body ~= self._length then self._keep = false end
     return send(self, head .. body)
@@ -314,9 +279,9 @@ function Response:finish(body, trailers)
   if self._failed then return nil, self._failed end
   if not self.headers_sent then
     -- complete within the first bytes: a computed Content-Length
-    self.headers_sent = true
     local data = concat(self._buf)
     local head = head_text(self, #data)
+    self.headers_sent = true
     if self._bodyless then return send(self, head) end
     if self._length and #data ~= self._length then self._keep = false end
     return send(self, head .. data)
@@ -465,7 +430,7 @@ local function connection(s, sock)
     end
     if not ok then
       count_error(s, 500)
-      if not res.headers_sent and not res._finished then
+      if not res.headers_sent then
         res.status, res.headers, res._buf, res._keep = 500, {}, {}, false
         res._finished = false
         res:finish("")
