@@ -732,8 +732,9 @@ static void push_head(lua_State *L, const http_head *h, int request, int raw) {
   lua_pushstring(L, bodies[h->body]); lua_setfield(L, -2, "_kind");
   lua_pushinteger(L, (lua_Integer)h->length); lua_setfield(L, -2, "_left");
   lua_pushboolean(L, h->keep_alive); lua_setfield(L, -2, "keep_alive");
-  lua_pushboolean(L, h->expect_continue); lua_setfield(L, -2, "expect_continue");
-  lua_pushboolean(L, h->upgrade); lua_setfield(L, -2, "upgrade");
+  /* rare ones only when set (absent reads as false) */
+  if (h->expect_continue) { lua_pushboolean(L, 1); lua_setfield(L, -2, "expect_continue"); }
+  if (h->upgrade) { lua_pushboolean(L, 1); lua_setfield(L, -2, "upgrade"); }
 }
 
 /*

@@ -216,8 +216,8 @@ local function start(res)
   if res.headers_sent then return true end
   local head = head_text(res, nil)
   res.headers_sent = true
-  local body = concat(res._buf)
-  res._buf, res._nbuf = {}, 0
+  local body = res._buf and concat(res._buf) or ""
+  res._buf, res._nbuf = nil, 0
   if res._bodyless then return send(res, head) end
   if res._chunked then
     return send(res, #body > 0 and (head .. ("%x\r\n"):format(#body) .. body .. "\r\n") or head)
@@ -236,7 +236,9 @@ function Response:write(...)
   local parts = flatten({}, ...)
   if not self.headers_sent then
     for _, p in ipairs(parts) do
-      self._buf[#self._buf + 1] = p
+      local buf = self._buf
+      if not buf then buf = {}; self._buf = buf end
+      buf[#buf + 1] = p
       self._nbuf = self._nbuf + #p
     end
     if self._nbuf >= 2048 then return start(self) end
@@ -279,7 +281,7 @@ function Response:finish(body, trailers)
   if self._failed then return nil, self._failed end
   if not self.headers_sent then
     -- complete within the first bytes: a computed Content-Length
-    local data = concat(self._buf)
+    local data = self._buf and concat(self._buf) or ""
     local head = head_text(self, #data)
     self.headers_sent = true
     if self._bodyless then return send(self, head) end
@@ -413,16 +415,17 @@ local function connection(s, sock)
     elseif kind == "none" then req._done = true end
     local keep = head.keep_alive and not s.closing and not (s.max_requests and nreq >= s.max_requests)
     local res = setmetatable({ status = 200, headers = {}, headers_sent = false, _req = req,
-      _conn = conn, _buf = {}, _nbuf = 0, _keep = keep }, Response)
+      _conn = conn, _nbuf = 0, _keep = keep }, Response)
     req._res = res
     if kind == "length" and s.max_body_size and head._left > s.max_body_size then
       -- too large before anything was read: 413 at once, no 100
       req._expect = false
       req._err = "body too large"
     end
-    sock:settimeout(s.body_timeout)
+    local body_t = s.body_timeout ~= s.send_timeout
+    if body_t then sock:settimeout(s.body_timeout) end
     local ok, herr = xpcall(run_handler, with_traceback, s, req, res)
-    sock:settimeout(s.send_timeout)
+    if body_t then sock:settimeout(s.send_timeout) end
     if conn.hijacked then
       s.active = s.active - 1
       s.conns[conn] = nil
@@ -431,7 +434,7 @@ local function connection(s, sock)
     if not ok then
       count_error(s, 500)
       if not res.headers_sent then
-        res.status, res.headers, res._buf, res._keep = 500, {}, {}, false
+        res.status, res.headers, res._buf, res._nbuf, res._keep = 500, {}, nil, 0, false
         res._finished = false
         res:finish("")
       else
