@@ -1,19 +1,20 @@
--- #11.37: examples/hello_http.lua and hello_https.lua ignored
+-- #11.37: examples/hello_http.lua (by hand then; now on greenhub.http, the
+-- hand-written one is hello_raw.lua, checked too) and hello_https.lua ignored
 -- "Connection: close" and never said "Connection: keep-alive" to HTTP/1.0
 -- clients: ab stalled, Python's client lost every second request.
 local H = require "helper"
 local gh = H.gh
 
-local function start()
+local function start(example)
   local s = assert(gh.listen("127.0.0.1", 0)); local _, port = s:getsockname(); s:close()
   local p = assert(gh.popen({ "lua5.4", "-e", "package.cpath='" .. package.cpath:match("^([^;]*)") .. ";'..package.cpath",
-    "examples/hello_http.lua", tostring(port) }, { stdin = "null", stdout = "null", stderr = "pipe" }))
+    example, tostring(port) }, { stdin = "null", stdout = "null", stderr = "pipe" }))
   for _ = 1, 100 do
     local c = gh.connect("127.0.0.1", port)
     if c then c:close(); return p, port end
     gh.sleep(0.02)
   end
-  error("hello_http did not start")
+  error(example .. " did not start")
 end
 
 local function response(c)
@@ -30,9 +31,10 @@ end
 -- third-party clients run without the sanitizer runtimes a spec run may preload
 local clean_env = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = os.getenv("HOME") or "/" }
 
-describe("regress: hello_http honours Connection", function()
+for _, example in ipairs({ "examples/hello_http.lua", "examples/hello_raw.lua" }) do
+describe("regress: " .. example .. " honours Connection", function()
   local p, port
-  setup(function() p, port = start() end)
+  setup(function() p, port = start(example) end)
   teardown(function() p:kill("TERM"); p:wait(5); p:close() end)
 
   it("HTTP/1.0 without keep-alive: one answer, then the server closes", function()
@@ -87,3 +89,4 @@ print(ok)
     curl:wait(10)
   end)
 end)
+end
