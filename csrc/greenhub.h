@@ -162,7 +162,7 @@ typedef struct gh_fd {
 typedef struct gh_pool gh_pool;
 
 /* classes whose metatables the hub remembers, for fast type checks */
-enum { GH_THREAD, GH_SOCKET, GH_EVENT, GH_SEM, GH_QUEUE, GH_NCLASS };
+enum { GH_THREAD, GH_EVENT, GH_SEM, GH_QUEUE, GH_NCLASS };
 
 /* epoll data tag of the resolver's eventfd (no fd record has this gen) */
 #define GH_TAG_RESOLVER UINT64_MAX

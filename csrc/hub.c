@@ -70,12 +70,6 @@ gh_thread *hub_self(lua_State *L, gh_hub *h, const char *what) {
   return &h->main;
 }
 
-/*
- * 1 when every coroutine from L up to top was resumed by
- * gh.coroutine.resume/wrap, which pass the hub's yields up: the registry
- * table maps a coroutine to its resumer while such a resume runs. A plain
- * coroutine.resume anywhere in the chain would swallow the hub's marker.
- */
 /* Could a blocking call made on L park here? (hub_self without raising) */
 int hub_can_block(lua_State *L, gh_hub *h) {
   gh_thread *t = h->current;
@@ -83,6 +77,12 @@ int hub_can_block(lua_State *L, gh_hub *h) {
   return !h->in_loop;
 }
 
+/*
+ * 1 when every coroutine from L up to top was resumed by
+ * gh.coroutine.resume/wrap, which pass the hub's yields up: the registry
+ * table maps a coroutine to its resumer while such a resume runs. A plain
+ * coroutine.resume anywhere in the chain would swallow the hub's marker.
+ */
 static int resumed_through(lua_State *L, gh_hub *h, lua_State *top) {
   int ok = 0;
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->wrapped_ref);

@@ -33,6 +33,15 @@ static int killed_tostring(lua_State *L) {
   return 1;
 }
 
+/* Push a new table with weak keys. */
+static void new_weak_table(lua_State *L) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+}
+
 /* Push this state's hub, creating it on first use. Returns its index. */
 int hub_open(lua_State *L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, HUB_KEY) == LUA_TUSERDATA)
@@ -71,23 +80,11 @@ int hub_open(lua_State *L) {
   h->links_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);
   h->pool_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);                        /* weak-keyed set */
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
+  new_weak_table(L);                      /* coroutine -> its resumer */
   h->wrapped_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);                        /* weak-keyed: coroutine -> error */
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
+  new_weak_table(L);                      /* coroutine -> error */
   h->bare_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);                        /* weak-keyed thread names */
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
+  new_weak_table(L);                      /* thread -> name */
   h->names_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   h->thread_mt_ref = LUA_NOREF;
   lua_newtable(L);                        /* the Killed sentinel */

@@ -27,7 +27,6 @@
 #include "http.h"
 #include "greenhub.h"
 
-#define SOCK_MT "greenhub.socket"
 #define LINE_MAX_DEFAULT (1024 * 1024)
 #define UDP_DATAGRAMSIZE 8192
 
@@ -459,14 +458,21 @@ static int recv_done(lua_State *L) {
   return 3;
 }
 
+/* Worth trying a read now: the fd may hold data, or the call will not wait
+   anyway (a settimeout(0) poll must still see new data). */
+static int worth_reading(gh_sock *s, int64_t total) {
+  return hub_fd_maybe_ready(s->hub, s->fd, FD_R) || expired(wait_deadline(s, total));
+}
+
 /*
  * One read into s->buf with at least `want` bytes of room, at most `cap`
  * bytes (0: all the room). Returns the bytes read, 0 at the end of the
  * stream, -1 when nothing is there now (the socket is then marked
- * drained), -2 on an error (errno says which; ENOMEM for the buffer).
+ * drained), -2 on an error (errno says which). No memory for the buffer
+ * raises.
  */
-static ssize_t sock_read_more(gh_sock *s, size_t want, size_t cap) {
-  if (!buf_reserve(&s->buf, want)) { errno = ENOMEM; return -2; }
+static ssize_t sock_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap) {
+  if (!buf_reserve(&s->buf, want)) luaL_error(L, "greenhub: out of memory");
   size_t room = buf_room(&s->buf);
   if (cap && room > cap) room = cap;
   for (;;) {
@@ -537,14 +543,13 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
     /* the last read came up short, so the socket is drained until epoll
        says otherwise: skip the recv that would only say EAGAIN, unless
        this call will not wait (a settimeout(0) poll must see new data) */
-    if (!hub_fd_maybe_ready(s->hub, s->fd, FD_R) && !expired(wait_deadline(s, total)))
-      goto wait;
+    if (!worth_reading(s, total)) goto wait;
     /* grow as data arrives: a huge count is not allocated up front */
     size_t want = 4096;
     if (mode == P_COUNT && count - len > want)
       want = count - len < (1u << 20) ? count - len : (1u << 20);
     if (line && s->line_max - len < want) want = s->line_max - len + 1;
-    ssize_t got = sock_read_more(s, want, mode == P_COUNT ? count - len : 0);
+    ssize_t got = sock_read_more(L, s, want, mode == P_COUNT ? count - len : 0);
     if (got > 0) continue;
     if (got == 0) {
       /* "*a": what arrived is the answer; nothing at all is "closed" */
@@ -554,10 +559,7 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
       }
       return recv_fail(L, s, "closed", line);
     }
-    if (got == -2) {
-      if (errno == ENOMEM) return luaL_error(L, "greenhub: out of memory");
-      return recv_fail(L, s, sock_strerror(errno), line);
-    }
+    if (got == -2) return recv_fail(L, s, sock_strerror(errno), line);
   wait:;
     int64_t d = wait_deadline(s, total);
     if (expired(d)) return recv_fail(L, s, "timeout", line);
@@ -612,17 +614,14 @@ static int partial_step(lua_State *L, gh_sock *s, int64_t total) {
     }
     if (s->discard) buf_consume(&s->buf, len);
     if (s->fd < 0) return push_fail(L, "closed");
-    if (hub_fd_maybe_ready(s->hub, s->fd, FD_R) || expired(wait_deadline(s, total))) {
-      ssize_t got = sock_read_more(s, max < (1u << 20) ? max : (1u << 20), max);
+    if (worth_reading(s, total)) {
+      ssize_t got = sock_read_more(L, s, max < (1u << 20) ? max : (1u << 20), max);
       if (got > 0) {
         if (s->discard) discard_line(s);
         continue;
       }
       if (got == 0) return push_fail(L, "closed");
-      if (got == -2) {
-        if (errno == ENOMEM) return luaL_error(L, "greenhub: out of memory");
-        return push_errno(L, errno);
-      }
+      if (got == -2) return push_errno(L, errno);
     }
     int64_t d = wait_deadline(s, total);
     if (expired(d)) return push_fail(L, "timeout");
@@ -973,8 +972,8 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
     }
     /* more bytes needed */
     if (s->fd < 0) return push_fail(L, "closed");
-    if (hub_fd_maybe_ready(s->hub, s->fd, FD_R) || expired(wait_deadline(s, total))) {
-      ssize_t got = sock_read_more(s, 4096, 0);
+    if (worth_reading(s, total)) {
+      ssize_t got = sock_read_more(L, s, 4096, 0);
       if (got > 0) continue;
       if (got == 0) {
         lua_pushnil(L);
@@ -982,10 +981,7 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
         lua_pushinteger(L, (lua_Integer)buf_len(&s->buf)); /* bytes of a head cut short */
         return 3;
       }
-      if (got == -2) {
-        if (errno == ENOMEM) return luaL_error(L, "greenhub: out of memory");
-        return push_errno(L, errno);
-      }
+      if (got == -2) return push_errno(L, errno);
     }
     /* the server's idle timeout until a byte of the head is here, then
        its header timeout (from that first byte); else the socket's own */
@@ -1115,14 +1111,11 @@ static int chunk_step(lua_State *L, gh_sock *s, int64_t total) {
     }
     buf_consume(&s->buf, used);
     if (s->fd < 0) return push_fail(L, "closed");
-    if (hub_fd_maybe_ready(s->hub, s->fd, FD_R) || expired(wait_deadline(s, total))) {
-      ssize_t got = sock_read_more(s, 4096, 0);
+    if (worth_reading(s, total)) {
+      ssize_t got = sock_read_more(L, s, 4096, 0);
       if (got > 0) continue;
       if (got == 0) return push_fail(L, "closed");
-      if (got == -2) {
-        if (errno == ENOMEM) return luaL_error(L, "greenhub: out of memory");
-        return push_errno(L, errno);
-      }
+      if (got == -2) return push_errno(L, errno);
     }
     int64_t d = wait_deadline(s, total);
     if (expired(d)) return push_fail(L, "timeout");

@@ -299,11 +299,10 @@ static void bare_interrupt(gh_hub *h, lua_State *L, gh_thread *t) {
 /* The coroutine of suspended t was closed from outside (coroutine.close):
    it cannot run again, so t ends as if killed. */
 static void closed_outside(gh_hub *h, lua_State *L, gh_thread *t) {
-  lua_State *co = t->co;
-  lua_settop(co, 0);
-  lua_rawgeti(co, LUA_REGISTRYINDEX, h->killed_ref);
-  t->flags |= TF_OBSERVED | TF_NOPOOL;
-  thread_die(h, L, t, LUA_ERRRUN, 0);
+  lua_settop(t->co, 0);
+  lua_rawgeti(t->co, LUA_REGISTRYINDEX, h->killed_ref);
+  t->flags |= TF_NOPOOL;
+  thread_abort(h, L, t);
 }
 
 /* Resume t (ready, or pending) from L, and handle how it stops. */
