@@ -219,25 +219,21 @@ function M._select(recvt, sendt, timeout)
   end
   if #r > 0 or #w > 0 then return r, w end
   if timeout == 0 then return r, w, "timeout" end
+  -- nothing yet: one helper thread per fd collected above waits for it
   local ev = core.event()
   local helpers = {}
-  local function watch(list, dir, out)
-    for _, s in ipairs(list) do
-      local fd = fd_of(s)
-      if fd and fd >= 0 and not out[s] then
-        helpers[#helpers + 1] = core.spawn(function()
-          local ok = core.trampoline(fd, dir, 0)
-          if not ok then ok = core.trampoline(fd, dir) end
-          if ok then
-            out[#out + 1] = s; out[s] = true
-            if not ev:ready() then ev:send() end
-          end
-        end)
+  for i = 1, #fds do
+    local s, fd, dir = objs[i], fds[i], evs[i]
+    local out = dir == "r" and r or w
+    helpers[#helpers + 1] = core.spawn(function()
+      local ok = core.trampoline(fd, dir, 0)
+      if not ok then ok = core.trampoline(fd, dir) end
+      if ok and not out[s] then
+        out[#out + 1] = s; out[s] = true
+        if not ev:ready() then ev:send() end
       end
-    end
+    end)
   end
-  watch(recvt, "r", r)
-  watch(sendt, "w", w)
   if #helpers > 0 then
     ev:wait(timeout ~= nil and timeout >= 0 and timeout or nil)
     if not ev:ready() then core.sleep(0) end

@@ -39,6 +39,29 @@ end
 
 H.now = H.gh.clock
 
+-- A self-signed certificate for localhost and 127.0.0.1 in a fresh
+-- directory: key, cert, dir (the caller removes dir).
+function H.self_signed()
+  local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
+  local key, crt = dir .. "/key.pem", dir .. "/cert.pem"
+  assert(os.execute("openssl req -x509 -newkey rsa:2048 -nodes -keyout " .. key .. " -out " .. crt ..
+    " -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1"))
+  return key, crt, dir
+end
+
+-- A TLS server on 127.0.0.1 that runs handler(conn) for one client, then
+-- closes it: listener, port, the thread.
+function H.tls_one_shot(key, crt, handler)
+  local srv = assert(H.gh.tls.listen("127.0.0.1", 0, { key = key, certificate = crt }))
+  local _, port = srv:getsockname()
+  local th = H.gh.spawn(function()
+    local c = srv:accept()
+    handler(c)
+    c:close()
+  end)
+  return srv, port, th
+end
+
 -- A greenhub.http server on 127.0.0.1 in a green thread: server, port,
 -- and a function that stops it.
 function H.http_server(handler, opts)

@@ -6,9 +6,7 @@ local http = require "greenhub.http"
 
 describe("http over TLS", function()
   if not gh.tls.available then it("needs LuaSec", function() pending("lua-sec missing") end) return end
-  local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
-  assert(os.execute("openssl req -x509 -newkey rsa:2048 -nodes -keyout " .. dir .. "/key.pem -out " .. dir ..
-    "/cert.pem -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1"))
+  local _, _, dir = H.self_signed() -- dir/key.pem, dir/cert.pem
   teardown(function() os.execute("rm -rf " .. dir) end)
 
   it("serves https and fetches over it with verification, keep-alive and bodies", function()

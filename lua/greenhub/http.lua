@@ -9,7 +9,7 @@ local gh = require "greenhub"
 
 local M = {}
 
-local concat, unpack = table.concat, table.unpack
+local concat = table.concat
 local find, sub = string.find, string.sub
 local min = math.min
 

@@ -5,29 +5,12 @@ local H = require "helper"
 local gh = H.gh
 local tls = gh.tls
 
-local function certs()
-  local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
-  local key, crt = dir .. "/key.pem", dir .. "/cert.pem"
-  assert(os.execute("openssl req -x509 -newkey rsa:2048 -nodes -keyout " .. key .. " -out " .. crt ..
-    " -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1"))
-  return key, crt, dir
-end
-
 describe("regress: non-blocking TLS handshakes", function()
   if not tls.available then it("needs LuaSec", function() pending("lua-sec missing") end) return end
-  local key, crt, dir = certs()
+  local key, crt, dir = H.self_signed()
   teardown(function() os.execute("rm -rf " .. dir) end)
 
-  local function server(handler)
-    local srv = assert(tls.listen("127.0.0.1", 0, { key = key, certificate = crt }))
-    local _, port = srv:getsockname()
-    local th = gh.spawn(function()
-      local c = srv:accept()
-      handler(c)
-      c:close()
-    end)
-    return srv, port, th
-  end
+  local function server(handler) return H.tls_one_shot(key, crt, handler) end
 
   it("a non-blocking handshake says wantread/wantwrite and completes when driven", function()
     local srv, port, th = server(function(c) c:dohandshake(); c:send("hi\n") end)
