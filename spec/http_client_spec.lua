@@ -52,16 +52,22 @@ describe("http client", function()
 
   it("follows redirects, drops credentials across origins, stops at too many", function()
     local seen = {}
-    local _, other, stop2 = start(function(req) seen.auth = req.headers.authorization; return 200, nil, "other" end)
+    local _, other, stop2 = start(function(req)
+      seen.auth, seen.cookie, seen.proxy, seen.kept = req.headers.authorization, req.headers.cookie,
+        req.headers["proxy-authorization"], req.headers["x-kept"]
+      return 200, nil, "other"
+    end)
     local _, base, stop = start(function(req)
       if req.path == "/a" then return 302, { location = "/b" }, "" end
       if req.path == "/b" then return 301, { location = other .. "/c" }, "" end
       if req.path == "/loop" then return 307, { location = "/loop" }, "" end
       return 404, nil, ""
     end)
-    local res = assert(http.fetch{ url = base .. "/a", headers = { authorization = "secret" } })
+    local res = assert(http.fetch{ url = base .. "/a", headers = { authorization = "secret", cookie = "c=1",
+      ["Proxy-Authorization"] = "p", ["x-kept"] = "yes" } })
     assert.equal("other", res.body)
-    assert.is_nil(seen.auth)
+    assert.is_nil(seen.auth); assert.is_nil(seen.cookie); assert.is_nil(seen.proxy)
+    assert.equal("yes", seen.kept)
     assert.same({ nil, "too many redirects" }, { http.fetch(base .. "/loop") })
     stop(); stop2()
   end)
@@ -114,5 +120,17 @@ describe("http client", function()
     local res, err = http.fetch("http://127.0.0.1:" .. port .. "/")
     assert.is_nil(res)
     assert.equal("connection refused", err)
+  end)
+end)
+
+describe("http.parse_url, DEFAULTS, reasons", function()
+  it("splits URLs, with default ports and IPv6 hosts", function()
+    assert.same({ scheme = "http", host = "a.example", port = 80, target = "/", hosthdr = "a.example" },
+      http.parse_url("http://a.example"))
+    assert.same({ scheme = "https", host = "::1", port = 8443, target = "/x?y=1", hosthdr = "[::1]:8443" },
+      http.parse_url("HTTPS://[::1]:8443/x?y=1#frag"))
+    assert.same({ nil, "unsupported scheme ftp" }, { http.parse_url("ftp://x/") })
+    assert.equal(1024 * 1024, http.DEFAULTS.max_body_size)
+    assert.equal("Not Found", http.reasons[404])
   end)
 end)

@@ -25,6 +25,16 @@ describe("regress: LuaSocket fidelity", function()
     local c, s = pair()
     assert.is_nil(c:getoption("error"))
     c:close(); s:close()
+    -- a datagram to a closed port: the ICMP answer leaves an error pending
+    local l = assert(gh.listen("127.0.0.1", 0)); local _, port = l:getsockname(); l:close()
+    local u = assert(socket.udp())
+    assert(u:setpeername("127.0.0.1", port))
+    u:send("x")
+    local err
+    for _ = 1, 50 do err = u:getoption("error"); if err then break end gh.sleep(0.01) end
+    assert.equal("connection refused", err)
+    assert.is_nil(u:getoption("error")) -- read once, then cleared
+    u:close()
   end)
 
   it("socket.unix.dgram exchanges datagrams by path", function()
