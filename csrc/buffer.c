@@ -6,6 +6,25 @@
 
 #include "buffer.h"
 
+/*
+ * Spare first-size blocks, per OS thread: a connection's receive buffer
+ * is freed whenever it parks with nothing buffered (an idle socket holds
+ * no buffer), and the next request would malloc it again; a few freed
+ * ones wait here instead.
+ */
+#define SPARE_MAX 32
+static _Thread_local struct { char *blk[SPARE_MAX]; int n; } spare;
+
+static char *block_new(size_t cap) {
+  if (cap == BUF_MIN && spare.n > 0) return spare.blk[--spare.n];
+  return malloc(cap);
+}
+
+static void block_free(char *p, size_t cap) {
+  if (p && cap == BUF_MIN && spare.n < SPARE_MAX) spare.blk[spare.n++] = p;
+  else free(p);
+}
+
 char *buf_reserve(gh_buf *b, size_t n) {
   if (b->cap - b->last >= n) return b->data + b->last;
   size_t len = buf_len(b);
@@ -20,10 +39,10 @@ char *buf_reserve(gh_buf *b, size_t n) {
     if (cap > ((size_t)-1) / 2) return NULL;
     cap *= 2;
   }
-  char *d = malloc(cap);
+  char *d = block_new(cap);
   if (!d) return NULL;
   if (len) memcpy(d, b->data + b->first, len);
-  free(b->data);
+  block_free(b->data, b->cap);
   b->data = d;
   b->cap = cap;
   b->first = 0;
@@ -41,7 +60,7 @@ void buf_shrink(gh_buf *b) {
 }
 
 void buf_free(gh_buf *b) {
-  free(b->data);
+  block_free(b->data, b->cap);
   b->data = NULL;
   b->first = b->last = b->cap = 0;
 }

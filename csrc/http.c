@@ -18,11 +18,12 @@ static int bad(http_head *h, int status, const char *why) {
 }
 
 /* tchar (RFC 9110 §5.6.2) */
-static int is_tchar(unsigned char c) {
-  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return 1;
-  if (c >= '0' && c <= '9') return 1;
-  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
+const unsigned char http_tchar[256] = {
+  ['0' ... '9'] = 1, ['a' ... 'z'] = 1, ['A' ... 'Z'] = 1,
+  ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+  ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+};
+#define is_tchar(c) (http_tchar[(unsigned char)(c)])
 
 /* a field-value byte: HTAB, SP, VCHAR, obs-text (no other CTL, no DEL) */
 static int is_vchar_ws(unsigned char c) {

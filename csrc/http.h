@@ -59,6 +59,9 @@ int http_parse_response(const char *buf, size_t len, http_head *h);
  */
 int http_framing(http_head *h, int is_request, const char *request_method);
 
+/* 1 for the tchar bytes of RFC 9110 §5.6.2 (header names, methods) */
+extern const unsigned char http_tchar[256];
+
 /* Case-insensitive equality of a span and a lower-case C string. */
 int http_token_eq(const char *s, size_t n, const char *lower);
 

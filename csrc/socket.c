@@ -21,6 +21,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buffer.h"
@@ -653,7 +654,8 @@ static int sock_receivepartial(lua_State *L) {
 /*
  * The HTTP head parser (http.c) run straight over the receive buffer.
  *   s:_httphead("request" | "response" [, max_line, max_head, max_headers
- *               [, request_method]]) -> head
+ *               [, request_method [, idle, header_timeout [, raw
+ *               [, mt, conn]]]]]) -> head
  *   head: method, target, version (1.0 | 1.1), status, reason, headers
  *   (lower-case name -> value, repeats joined with ", "), fields (the raw
  *   name/value list, in order, when asked for), _kind (the body's framing:
@@ -711,35 +713,90 @@ static void push_fields(lua_State *L, const http_head *h, int raw_too) {
   }
 }
 
-/* The head table of a parsed (and framed) head h. */
-static void push_head(lua_State *L, const http_head *h, int request, int raw) {
-  static const char *const bodies[] = {"none", "length", "chunked", "close"};
-  lua_createtable(L, 0, 24); /* room for the fields greenhub.http adds */
-  if (request) {
-    lua_pushlstring(L, h->method, h->method_len); lua_setfield(L, -2, "method");
-    lua_pushlstring(L, h->target, h->target_len); lua_setfield(L, -2, "target");
-  } else {
-    lua_pushinteger(L, h->status); lua_setfield(L, -2, "status");
-    lua_pushlstring(L, h->reason, h->reason_len); lua_setfield(L, -2, "reason");
+/*
+ * The names a head table is built with, made once and kept as upvalue 2
+ * of the functions that build heads (_httphead, _httpparse): setting a
+ * field from one is a raw set with a ready string, where lua_setfield
+ * would look the C string up again for every field of every request.
+ */
+enum { HK_METHOD = 1, HK_TARGET, HK_PATH, HK_QUERY, HK_CONN, HK_READ, HK_EXPECT,
+       HK_DONE, HK_STATUS, HK_REASON, HK_VERSION, HK_HEADERS, HK_FIELDS, HK_KIND,
+       HK_LEFT, HK_KEEP, HK_EXPECT_CONTINUE, HK_UPGRADE,
+       HK_NONE, HK_LENGTH, HK_CHUNKED, HK_CLOSE, HK_N = HK_CLOSE };
+static const char *const head_keys[] = {
+  NULL, "method", "target", "path", "query", "_conn", "_read", "_expect", "_done",
+  "status", "reason", "version", "headers", "fields", "_kind", "_left", "keep_alive",
+  "expect_continue", "upgrade", "none", "length", "chunked", "close"};
+
+static void push_head_keys(lua_State *L) {
+  lua_createtable(L, HK_N, 0);
+  for (int i = 1; i <= HK_N; i++) {
+    lua_pushstring(L, head_keys[i]);
+    lua_rawseti(L, -2, i);
   }
-  lua_pushnumber(L, h->minor ? 1.1 : 1.0); lua_setfield(L, -2, "version");
+}
+
+#define HKEY(L, k) lua_rawgeti(L, lua_upvalueindex(2), k)
+/* t[key] = the value on top (t a negative index counted before the key) */
+static inline void hset(lua_State *L, int key) {
+  HKEY(L, key);
+  lua_insert(L, -2);
+  lua_rawset(L, -3);
+}
+
+/* The head table of a parsed (and framed) head h. With mt (a stack
+   index, or 0), a request head becomes greenhub.http's request object:
+   path and query split off the target, _conn (the value at conn), _read,
+   _expect, _done for a bodiless request, and mt as its metatable. */
+static void push_head(lua_State *L, const http_head *h, int request, int raw, int mt, int conn) {
+  lua_createtable(L, 0, mt ? 16 : 12); /* room for the fields greenhub.http adds */
+  if (request) {
+    lua_pushlstring(L, h->method, h->method_len); hset(L, HK_METHOD);
+    lua_pushlstring(L, h->target, h->target_len); hset(L, HK_TARGET);
+    if (mt) {
+      const char *q = memchr(h->target, '?', h->target_len);
+      if (q) {
+        lua_pushlstring(L, h->target, (size_t)(q - h->target)); hset(L, HK_PATH);
+        lua_pushlstring(L, q + 1, h->target_len - (size_t)(q + 1 - h->target));
+        hset(L, HK_QUERY);
+      } else {
+        HKEY(L, HK_TARGET);
+        lua_rawget(L, -2);
+        hset(L, HK_PATH);
+      }
+      lua_pushvalue(L, conn); hset(L, HK_CONN);
+      lua_pushinteger(L, 0); hset(L, HK_READ);
+      if (h->expect_continue && h->minor) { lua_pushboolean(L, 1); hset(L, HK_EXPECT); }
+      if (h->body == HTTP_BODY_NONE) { lua_pushboolean(L, 1); hset(L, HK_DONE); }
+      lua_pushvalue(L, mt);
+      lua_setmetatable(L, -2);
+    }
+  } else {
+    lua_pushinteger(L, h->status); hset(L, HK_STATUS);
+    lua_pushlstring(L, h->reason, h->reason_len); hset(L, HK_REASON);
+  }
+  lua_pushnumber(L, h->minor ? 1.1 : 1.0); hset(L, HK_VERSION);
   push_fields(L, h, raw);
-  if (raw) lua_setfield(L, -3, "fields");
-  lua_setfield(L, -2, "headers");
+  if (raw) { /* the raw list is on top, the headers under it */
+    HKEY(L, HK_FIELDS);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  hset(L, HK_HEADERS);
   /* the body's framing and length, under the names greenhub.http's
      request and response objects use (the head becomes that object) */
-  lua_pushstring(L, bodies[h->body]); lua_setfield(L, -2, "_kind");
-  lua_pushinteger(L, (lua_Integer)h->length); lua_setfield(L, -2, "_left");
-  lua_pushboolean(L, h->keep_alive); lua_setfield(L, -2, "keep_alive");
+  HKEY(L, HK_NONE + h->body); hset(L, HK_KIND);
+  lua_pushinteger(L, (lua_Integer)h->length); hset(L, HK_LEFT);
+  lua_pushboolean(L, h->keep_alive); hset(L, HK_KEEP);
   /* rare ones only when set (absent reads as false) */
-  if (h->expect_continue) { lua_pushboolean(L, 1); lua_setfield(L, -2, "expect_continue"); }
-  if (h->upgrade) { lua_pushboolean(L, 1); lua_setfield(L, -2, "upgrade"); }
+  if (h->expect_continue) { lua_pushboolean(L, 1); hset(L, HK_EXPECT_CONTINUE); }
+  if (h->upgrade) { lua_pushboolean(L, 1); hset(L, HK_UPGRADE); }
 }
 
 /*
  * The same parser over a Lua string (streams that are not green sockets:
  * TLS). _httpparse(str, "request"|"response", max_line, max_head,
- * max_headers [, request_method [, raw]]) -> head, length | nil, why,
+ * max_headers [, request_method [, raw [, mt, conn]]]) -> head, length | nil, why,
  * status | nil (more bytes needed).
  */
 static int l_httpparse(lua_State *L) {
@@ -765,7 +822,8 @@ static int l_httpparse(lua_State *L) {
     lua_pushinteger(L, h.error);
     return 3;
   }
-  push_head(L, &h, request, lua_toboolean(L, 7));
+  lua_settop(L, 9);
+  push_head(L, &h, request, lua_toboolean(L, 7), lua_istable(L, 8) ? 8 : 0, 9);
   lua_pushinteger(L, r);
   return 2;
 }
@@ -813,74 +871,112 @@ static int l_httpchunkstr(lua_State *L) {
 }
 
 /*
- * A growable byte buffer kept in a userdata at a fixed stack slot (unlike
- * luaL_Buffer it does not need the top of the stack, so lua_next can run
- * while it grows; an error frees it with the stack).
+ * A growable byte buffer that starts on the C stack and moves into a
+ * userdata at a fixed stack slot when it outgrows it (unlike luaL_Buffer
+ * it does not need the top of the stack, so lua_next can run while it
+ * grows; an error frees it with the stack).
  */
 typedef struct { char *p; size_t n, cap; int slot; } hbuf;
 
-static void hb_init(lua_State *L, hbuf *b, size_t cap) {
-  b->p = lua_newuserdatauv(L, cap, 0);
+static void hb_init(lua_State *L, hbuf *b, char *stack, size_t cap) {
+  lua_pushnil(L); /* the slot a grown buffer lives in */
+  b->p = stack;
   b->n = 0;
   b->cap = cap;
   b->slot = lua_gettop(L);
 }
 
-static void hb_add(lua_State *L, hbuf *b, const char *s, size_t n) {
-  if (b->n + n > b->cap) {
-    size_t cap = b->cap * 2;
-    while (cap < b->n + n) cap *= 2;
-    char *np = lua_newuserdatauv(L, cap, 0);
-    memcpy(np, b->p, b->n);
-    lua_replace(L, b->slot);
-    b->p = np;
-    b->cap = cap;
-  }
+static void hb_grow(lua_State *L, hbuf *b, size_t n) {
+  size_t cap = b->cap * 2;
+  while (cap < b->n + n) cap *= 2;
+  char *np = lua_newuserdatauv(L, cap, 0);
+  memcpy(np, b->p, b->n);
+  lua_replace(L, b->slot);
+  b->p = np;
+  b->cap = cap;
+}
+
+static inline void hb_add(lua_State *L, hbuf *b, const char *s, size_t n) {
+  if (b->n + n > b->cap) hb_grow(L, b, n);
   memcpy(b->p + b->n, s, n);
   b->n += n;
+}
+
+/* a non-negative integer in decimal */
+static void hb_uint(lua_State *L, hbuf *b, unsigned long long v) {
+  char d[24];
+  int i = (int)sizeof d;
+  do { d[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+  hb_add(L, b, d + i, sizeof d - (size_t)i);
 }
 
 /* one "name: value\r\n" line, checked: no CR, LF or NUL in the value */
 static void add_field(lua_State *L, hbuf *b, const char *name, size_t nn, int vidx) {
   size_t vn;
-  const char *v = luaL_tolstring(L, vidx, &vn); /* pushed */
-  for (size_t i = 0; i < vn; i++)
-    if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
-      luaL_error(L, "http: response header %s holds CR, LF or NUL", name);
+  const char *v;
+  int pushed = lua_type(L, vidx) != LUA_TSTRING;
+  v = pushed ? luaL_tolstring(L, vidx, &vn) : lua_tolstring(L, vidx, &vn);
+  if (memchr(v, '\r', vn) || memchr(v, '\n', vn) || memchr(v, '\0', vn))
+    luaL_error(L, "http: response header %s holds CR, LF or NUL", name);
   hb_add(L, b, name, nn);
   hb_add(L, b, ": ", 2);
   hb_add(L, b, v, vn);
   hb_add(L, b, "\r\n", 2);
-  lua_pop(L, 1);
+  if (pushed) lua_pop(L, 1);
+}
+
+/* "Date: <IMF-fixdate>\r\n", rebuilt once a second */
+static const char *date_line(size_t *n) {
+  static _Thread_local time_t last = -1;
+  static _Thread_local char line[64];
+  static _Thread_local size_t len;
+  time_t now = time(NULL);
+  if (now != last) {
+    static const char days[] = "SunMonTueWedThuFriSat";
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    struct tm tm;
+    gmtime_r(&now, &tm); /* the names by hand: strftime's follow the locale */
+    len = (size_t)snprintf(line, sizeof line, "Date: %.3s, %02d %.3s %04d %02d:%02d:%02d GMT\r\n",
+                           days + 3 * tm.tm_wday, tm.tm_mday, months + 3 * tm.tm_mon,
+                           tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    last = now;
+  }
+  *n = len;
+  return line;
 }
 
 /*
  * The response-head writer. _httpresponse(status, reason, headers, length,
- * bodyless, minor, keep, date_line) -> head, chunked, keep, handler_length
+ * bodyless, minor, keep [, body]) -> head, chunked, keep, handler_length
  *   length: the body's length when known (a computed Content-Length), or
  *   nil: chunked for 1.1, close-delimited for 1.0. A Content-Length the
  *   handler set wins (and is returned, to be enforced). Date is added
- *   unless set; Connection: close / keep-alive as the framing needs.
+ *   unless set; Connection: close / keep-alive as the framing needs. A body
+ *   given comes back after the head, in the same string (not when
+ *   bodyless).
  */
 static int l_httpresponse(lua_State *L) {
   lua_Integer status = luaL_checkinteger(L, 1);
   if (status < 100 || status > 999) return luaL_error(L, "http: bad response status %d", (int)status);
-  size_t rn;
+  size_t rn, bn = 0;
   const char *reason = luaL_checklstring(L, 2, &rn);
   luaL_checktype(L, 3, LUA_TTABLE);
   int has_length = !lua_isnil(L, 4);
   lua_Integer length = has_length ? luaL_checkinteger(L, 4) : 0;
   int bodyless = lua_toboolean(L, 5), minor = (int)luaL_checkinteger(L, 6), keep = lua_toboolean(L, 7);
-  size_t dn;
-  const char *date = luaL_checklstring(L, 8, &dn);
+  const char *body = luaL_optlstring(L, 8, NULL, &bn);
   int has_cl = 0, has_date = 0, has_conn = 0;
   lua_Integer handler_len = -1;
   lua_settop(L, 8);
+  char stack[1024];
   hbuf b;
-  hb_init(L, &b, 512);                                    /* slot 9 */
-  char line[64];
-  int n = snprintf(line, sizeof line, "HTTP/1.1 %d ", (int)status);
-  hb_add(L, &b, line, (size_t)n);
+  hb_init(L, &b, stack, sizeof stack);                    /* slot 9 */
+  char line[16] = "HTTP/1.1 ";
+  line[9] = (char)('0' + status / 100);
+  line[10] = (char)('0' + status / 10 % 10);
+  line[11] = (char)('0' + status % 10);
+  line[12] = ' ';
+  hb_add(L, &b, line, 13);
   hb_add(L, &b, reason, rn);
   hb_add(L, &b, "\r\n", 2);
   lua_pushnil(L);
@@ -889,21 +985,25 @@ static int l_httpresponse(lua_State *L) {
     if (lua_type(L, -2) != LUA_TSTRING) return luaL_error(L, "http: response header names must be strings");
     const char *name = lua_tolstring(L, -2, &nn);
     if (nn == 0) return luaL_error(L, "http: empty response header name");
-    for (size_t i = 0; i < nn; i++) {
-      unsigned char c = (unsigned char)name[i];
-      int ok = (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ||
-               (c && strchr("!#$%&'*+-.^_`|~", c));
-      if (!ok) return luaL_error(L, "http: bad response header name '%s'", name);
+    for (size_t i = 0; i < nn; i++)
+      if (!http_tchar[(unsigned char)name[i]]) return luaL_error(L, "http: bad response header name '%s'", name);
+    switch (name[0] | 0x20) { /* the names the framing looks at */
+      case 't':
+        if (http_token_eq(name, nn, "transfer-encoding"))
+          return luaL_error(L, "http: the server frames the body; do not set Transfer-Encoding");
+        break;
+      case 'c':
+        if (http_token_eq(name, nn, "content-length")) {
+          const char *v = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
+                              ? lua_tostring(L, -1) : NULL;
+          has_cl = 1;
+          handler_len = v ? (lua_Integer)strtoll(v, NULL, 10) : -1;
+        } else if (http_token_eq(name, nn, "connection")) has_conn = 1;
+        break;
+      case 'd':
+        if (http_token_eq(name, nn, "date")) has_date = 1;
+        break;
     }
-    if (http_token_eq(name, nn, "transfer-encoding"))
-      return luaL_error(L, "http: the server frames the body; do not set Transfer-Encoding");
-    if (http_token_eq(name, nn, "content-length")) {
-      const char *v = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
-                          ? lua_tostring(L, -1) : NULL;
-      has_cl = 1;
-      handler_len = v ? (lua_Integer)strtoll(v, NULL, 10) : -1;
-    } else if (http_token_eq(name, nn, "date")) has_date = 1;
-    else if (http_token_eq(name, nn, "connection")) has_conn = 1;
     int v = lua_gettop(L);
     if (lua_type(L, v) == LUA_TTABLE) {
       lua_Integer k = luaL_len(L, v);
@@ -917,15 +1017,20 @@ static int l_httpresponse(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  if (!has_date) hb_add(L, &b, date, dn);
+  if (!has_date) {
+    size_t dn;
+    const char *d = date_line(&dn);
+    hb_add(L, &b, d, dn);
+  }
   int chunked = 0, close = !keep;
   if (bodyless) {
     /* no body, no framing (HEAD and 304 keep a Content-Length set) */
   } else if (has_cl) {
     /* the handler's, enforced by the caller */
   } else if (has_length) {
-    n = snprintf(line, sizeof line, "Content-Length: %lld\r\n", (long long)length);
-    hb_add(L, &b, line, (size_t)n);
+    hb_add(L, &b, "Content-Length: ", 16);
+    hb_uint(L, &b, (unsigned long long)(length < 0 ? 0 : length));
+    hb_add(L, &b, "\r\n", 2);
   } else if (minor >= 1) {
     chunked = 1;
     hb_add(L, &b, "Transfer-Encoding: chunked\r\n", 28);
@@ -935,6 +1040,7 @@ static int l_httpresponse(lua_State *L) {
   if (close && !has_conn) hb_add(L, &b, "Connection: close\r\n", 19);
   else if (!close && minor == 0) hb_add(L, &b, "Connection: keep-alive\r\n", 24);
   hb_add(L, &b, "\r\n", 2);
+  if (body && !bodyless) hb_add(L, &b, body, bn);
   lua_pushlstring(L, b.p, b.n);
   lua_pushboolean(L, chunked);
   lua_pushboolean(L, !close);
@@ -943,7 +1049,7 @@ static int l_httpresponse(lua_State *L) {
 }
 
 static int head_step(lua_State *L, gh_sock *s, int64_t total) {
-  lua_settop(L, 10);
+  lua_settop(L, 12);
   int request = strcmp(lua_tostring(L, 2), "request") == 0;
   http_header hs[256];
   http_head h;
@@ -966,7 +1072,7 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
       return 3;
     }
     if (r > 0) {
-      push_head(L, &h, request, lua_toboolean(L, 10));
+      push_head(L, &h, request, lua_toboolean(L, 12), lua_istable(L, 10) ? 10 : 0, 11);
       buf_consume(&s->buf, (size_t)r);
       return 1;
     }
@@ -1033,20 +1139,27 @@ static int sock_httphead(lua_State *L) {
   int want_fields = lua_toboolean(L, 9);
   if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
     return luaL_error(L, "greenhub: httphead is not available on %s", sock_class(s));
-  lua_settop(L, 6);
+  if (!lua_isnoneornil(L, 10)) luaL_checktype(L, 10, LUA_TTABLE);
+  lua_settop(L, 11);
   lua_pushinteger(L, ml); lua_replace(L, 3);
   lua_pushinteger(L, mh); lua_replace(L, 4);
   lua_pushinteger(L, mx); lua_replace(L, 5);
+  lua_pushboolean(L, want_fields);                                            /* 12 */
   if (idle >= 0 || header >= 0) {
-    lua_pushinteger(L, idle >= 0 && idle != HUGE_VAL ? hub_after(idle) : -1);   /* 7 */
-    if (header >= 0 && header != HUGE_VAL) lua_pushnumber(L, header); else lua_pushnil(L); /* 8 */
+    lua_pushinteger(L, idle >= 0 && idle != HUGE_VAL ? hub_after(idle) : -1);
+    lua_replace(L, 7);
+    if (header >= 0 && header != HUGE_VAL) lua_pushnumber(L, header); else lua_pushnil(L);
+    lua_replace(L, 8);
     if (buf_len(&s->buf) > 0 && header >= 0 && header != HUGE_VAL)
-      lua_pushinteger(L, hub_after(header));                                  /* 9 */
+      lua_pushinteger(L, hub_after(header));
     else if (buf_len(&s->buf) > 0) lua_pushinteger(L, -1);
     else lua_pushnil(L);
+    lua_replace(L, 9);
+  } else {
+    lua_pushnil(L); lua_replace(L, 7);
+    lua_pushnil(L); lua_replace(L, 8);
+    lua_pushnil(L); lua_replace(L, 9);
   }
-  lua_settop(L, 9);
-  lua_pushboolean(L, want_fields);                                            /* 10 */
   return head_step(L, s, call_deadline(s));
 }
 
@@ -2131,7 +2244,7 @@ static const luaL_Reg sock_methods[] = {
   {"setstats", sock_setstats}, {"settimeout", sock_settimeout},
   {"shutdown", sock_shutdown}, {"getfamily", sock_getfamily},
   {"gettimeout", sock_gettimeout}, {"receivepartial", sock_receivepartial},
-  {"flush", sock_flush}, {"_httphead", sock_httphead}, {"_httpchunk", sock_httpchunk},
+  {"flush", sock_flush}, {"_httpchunk", sock_httpchunk},
   {"_bind_reuse", sock_bind_reuse},
   {NULL, NULL}
 };
@@ -2142,7 +2255,7 @@ static const luaL_Reg sock_funcs[] = {
   {"unix", l_unix}, {"unix_dgram", l_unix_dgram},
   {"getaddrinfo", l_getaddrinfo}, {"strerror", l_strerror},
   {"_poll", l_poll}, {"_fdname", l_fdname}, {"_fdshutdown", l_fdshutdown},
-  {"_httpchunked", l_httpchunked}, {"_httpparse", l_httpparse},
+  {"_httpchunked", l_httpchunked},
   {"_httpresponse", l_httpresponse},
   {"_httpchunkstr", l_httpchunkstr},
   {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
@@ -2156,6 +2269,8 @@ void socket_open(lua_State *L, int mod, int hub) {
   h->flush_one = flush_one;
   const luaL_Reg meta[] = {{"__gc", sock_gc}, {"__close", sock_gc},
                            {"__tostring", sock_tostring}, {NULL, NULL}};
+  push_head_keys(L); /* upvalue 2 of the head builders */
+  int keys = lua_gettop(L);
   for (int i = 0; i < SC_NCLASS; i++) {
     char name[64];
     snprintf(name, sizeof name, "greenhub.%s", class_names[i]);
@@ -2164,6 +2279,9 @@ void socket_open(lua_State *L, int mod, int hub) {
     h->sockmt[i] = lua_topointer(L, mt);
     lua_newtable(L);
     gh_setfuncs(L, lua_gettop(L), hub, sock_methods);
+    lua_pushvalue(L, hub); lua_pushvalue(L, keys);
+    lua_pushcclosure(L, sock_httphead, 2);
+    lua_setfield(L, -2, "_httphead");
     lua_pushstring(L, class_names[i]);
     lua_setfield(L, -2, "class");
     lua_setfield(L, mt, "__index");
@@ -2173,4 +2291,9 @@ void socket_open(lua_State *L, int mod, int hub) {
   luaL_newmetatable(L, CHUNKED_MT);
   lua_pop(L, 1);
   gh_setfuncs(L, mod, hub, sock_funcs);
+  /* the head builder again, with the head keys as upvalue 2 */
+  lua_pushvalue(L, hub); lua_pushvalue(L, keys);
+  lua_pushcclosure(L, l_httpparse, 2);
+  lua_setfield(L, mod, "_httpparse");
+  lua_pop(L, 1);
 }

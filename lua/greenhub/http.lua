@@ -43,15 +43,12 @@ local function limit(opts, k)
   return v
 end
 
--- Date: cached once a second (the value, and the whole header line)
-local date_s, date_line, date_t = nil, nil, -1
+-- Date: cached once a second (responses get theirs in C)
+local date_s, date_t = nil, -1
 local function http_date()
   local t = os.time()
-  if t ~= date_t then
-    date_t, date_s = t, os.date("!%a, %d %b %Y %H:%M:%S GMT", t)
-    date_line = "Date: " .. date_s .. "\r\n"
-  end
-  return date_s, date_line
+  if t ~= date_t then date_t, date_s = t, os.date("!%a, %d %b %Y %H:%M:%S GMT", t) end
+  return date_s
 end
 
 -- header values: CR, LF and NUL would let a handler split the response
@@ -174,22 +171,17 @@ end
 local Response = {}
 Response.__index = Response
 
-local function bodyless(req, status)
-  return req.method == "HEAD" or status < 200 or status == 204 or status == 304
-end
-
--- the head, with framing decided here; chunk: whether the body is chunked
 local httpresponse = core._httpresponse
 
--- the head (written in C, csrc/socket.c), with the framing decided there
-local function head_text(res, length)
+-- the head (written in C, csrc/socket.c), with the framing decided there;
+-- with body, the body follows it in the same string
+local function head_text(res, length, body)
   local req = res._req
   local status = res.status
   if math.type(status) ~= "integer" then error("http: bad response status " .. tostring(status), 4) end
-  local nobody = bodyless(req, status)
-  local _, date_line = http_date()
+  local nobody = req.method == "HEAD" or status < 200 or status == 204 or status == 304
   local head, chunked, keep, handler_len = httpresponse(status, REASONS[status] or "Unknown",
-    res.headers, length, nobody, req.version >= 1.1 and 1 or 0, res._keep, date_line)
+    res.headers, length, nobody, req.version >= 1.1 and 1 or 0, res._keep, body)
   res._keep, res._chunked, res._bodyless = keep, chunked, nobody
   if handler_len and not nobody then res._length = handler_len end
   return head
@@ -267,11 +259,12 @@ function Response:finish(body, trailers)
   if type(body) == "string" and not self.headers_sent and self._nbuf == 0 and not self._failed
      and #body < 2048 then
     -- the common case, a whole small body at once: no buffering
-    local head = head_text(self, #body) -- may raise (a bad header): nothing sent yet
+    local out = head_text(self, #body, body) -- may raise (a bad header): nothing sent yet
     self._finished, self.headers_sent = true, true
-    if self._bodyless then return send(self, head) end
-    if self._length and #body ~= self._length then self._keep = false end
-    return send(self, head .. body)
+    if self._length and #body ~= self._length and not self._bodyless then self._keep = false end
+    local ok, err = self._conn.sock:send(out)
+    if not ok then self._failed = err; self._keep = false; return nil, err end
+    return true
   end
   if body ~= nil then
     local ok, err = self:write(body)
@@ -282,11 +275,10 @@ function Response:finish(body, trailers)
   if not self.headers_sent then
     -- complete within the first bytes: a computed Content-Length
     local data = self._buf and concat(self._buf) or ""
-    local head = head_text(self, #data)
+    local out = head_text(self, #data, data)
     self.headers_sent = true
-    if self._bodyless then return send(self, head) end
-    if self._length and #data ~= self._length then self._keep = false end
-    return send(self, head .. data)
+    if self._length and #data ~= self._length and not self._bodyless then self._keep = false end
+    return send(self, out)
   end
   if self._chunked then
     local t = { "0\r\n" }
@@ -391,9 +383,12 @@ local function connection(s, sock)
   sock:settimeout(s.send_timeout) -- bounds each send wait (and body waits, reset below)
   local nreq = 0
   while not s.closing do
-    local head, err, x = sock:_httphead("request", s.max_request_line, s.max_header_size,
-      s.max_headers, nil, nreq == 0 and s.header_timeout or s.idle_timeout or -1, s.header_timeout or -1)
-    if not head then
+    -- the head arrives as the request object (path, query, _conn, _read,
+    -- _expect and _done set in C, csrc/socket.c)
+    local req, err, x = sock:_httphead("request", s.max_request_line, s.max_header_size,
+      s.max_headers, nil, nreq == 0 and s.header_timeout or s.idle_timeout or -1,
+      s.header_timeout or -1, false, Request, conn)
+    if not req then
       if type(x) == "number" and err ~= "closed" and err ~= "timeout" then reject(s, sock, x)
       elseif err == "timeout" and x and x > 0 then reject(s, sock, 408) end
       break
@@ -402,26 +397,17 @@ local function connection(s, sock)
     s.requests = s.requests + 1
     conn.busy = true
     s.active = s.active + 1
-    -- the head is the request object (the C side sized it for these)
-    local req = setmetatable(head, Request)
-    local target = head.target
-    local q = find(target, "?", 1, true)
-    if q then req.path, req.query = sub(target, 1, q - 1), sub(target, q + 1)
-    else req.path = target end
-    req._conn, req._read = conn, 0
-    req._expect = head.expect_continue and head.version >= 1.1
-    local kind = head._kind
+    local kind = req._kind
     if kind == "chunked" then req._chunked = core._httpchunked(4096, s.max_header_size)
-    elseif kind == "none" then req._done = true end
-    local keep = head.keep_alive and not s.closing and not (s.max_requests and nreq >= s.max_requests)
-    local res = setmetatable({ status = 200, headers = {}, headers_sent = false, _req = req,
-      _conn = conn, _nbuf = 0, _keep = keep }, Response)
-    req._res = res
-    if kind == "length" and s.max_body_size and head._left > s.max_body_size then
+    elseif kind == "length" and s.max_body_size and req._left > s.max_body_size then
       -- too large before anything was read: 413 at once, no 100
       req._expect = false
       req._err = "body too large"
     end
+    local keep = req.keep_alive and not s.closing and not (s.max_requests and nreq >= s.max_requests)
+    local res = setmetatable({ status = 200, headers = {}, headers_sent = false, _req = req,
+      _conn = conn, _nbuf = 0, _keep = keep }, Response)
+    req._res = res
     local body_t = s.body_timeout ~= s.send_timeout
     if body_t then sock:settimeout(s.body_timeout) end
     local ok, herr = xpcall(run_handler, with_traceback, s, req, res)
@@ -457,7 +443,8 @@ local function connection(s, sock)
     end
     s.active = s.active - 1
     conn.busy = false
-    if not res._keep or res._failed or not drain(s, req) then break end
+    if not res._keep or res._failed then break end
+    if not req._done and not drain(s, req) then break end
   end
   s.conns[conn] = nil
 end

@@ -161,14 +161,14 @@ end
 
 --- _httphead: greenhub.http's head reader (the C parser over a string;
 -- bytes read past the head stay pending for the body)
-function TLS:_httphead(kind, max_line, max_head, max_headers, method, idle, header, raw)
+function TLS:_httphead(kind, max_line, max_head, max_headers, method, idle, header, raw, mt, conn)
   local buf = self.pending or ""
   self.pending = nil
   local saved = self.timeout
   while true do
     if #buf > 0 then
       local head, n, status = core._httpparse(buf, kind, max_line or 8192, max_head or 65536,
-        max_headers or 100, method, raw)
+        max_headers or 100, method, raw, mt, conn)
       if head then
         if n < #buf then self.pending = buf:sub(n + 1) end
         self.timeout = saved
