@@ -655,12 +655,15 @@ static int sock_receivepartial(lua_State *L) {
  * The HTTP head parser (http.c) run straight over the receive buffer.
  *   s:_httphead("request" | "response" [, max_line, max_head, max_headers
  *               [, request_method [, idle, header_timeout [, raw
- *               [, mt, conn]]]]]) -> head
+ *               [, mt, conn [, inline_max]]]]]]) -> head
  *   head: method, target, version (1.0 | 1.1), status, reason, headers
  *   (lower-case name -> value, repeats joined with ", "), fields (the raw
  *   name/value list, in order, when asked for), _kind (the body's framing:
  *   "none" | "length" | "chunked" | "close"), _left (its length),
- *   keep_alive, expect_continue, upgrade.
+ *   keep_alive, expect_continue, upgrade. With inline_max, a body framed by
+ *   a Content-Length of at most inline_max bytes that is already in the
+ *   buffer comes as _body (_left stays its length). With mt, a request head
+ *   becomes greenhub.http's request object (see push_head).
  * A rejected head: nil, why, status (the head is consumed). Socket
  * failures: nil, "closed" | "timeout" (a peer that closes before a byte of
  * a new head: nil, "closed", 0 bytes).
@@ -722,11 +725,11 @@ static void push_fields(lua_State *L, const http_head *h, int raw_too) {
 enum { HK_METHOD = 1, HK_TARGET, HK_PATH, HK_QUERY, HK_CONN, HK_READ, HK_EXPECT,
        HK_DONE, HK_STATUS, HK_REASON, HK_VERSION, HK_HEADERS, HK_FIELDS, HK_KIND,
        HK_LEFT, HK_KEEP, HK_EXPECT_CONTINUE, HK_UPGRADE,
-       HK_NONE, HK_LENGTH, HK_CHUNKED, HK_CLOSE, HK_N = HK_CLOSE };
+       HK_NONE, HK_LENGTH, HK_CHUNKED, HK_CLOSE, HK_BODY, HK_N = HK_BODY };
 static const char *const head_keys[] = {
   NULL, "method", "target", "path", "query", "_conn", "_read", "_expect", "_done",
   "status", "reason", "version", "headers", "fields", "_kind", "_left", "keep_alive",
-  "expect_continue", "upgrade", "none", "length", "chunked", "close"};
+  "expect_continue", "upgrade", "none", "length", "chunked", "close", "_body"};
 
 static void push_head_keys(lua_State *L) {
   lua_createtable(L, HK_N, 0);
@@ -955,42 +958,44 @@ static const char *date_line(size_t *n) {
  *   given comes back after the head, in the same string (not when
  *   bodyless).
  */
-static int l_httpresponse(lua_State *L) {
-  lua_Integer status = luaL_checkinteger(L, 1);
-  if (status < 100 || status > 999) return luaL_error(L, "http: bad response status %d", (int)status);
+/* Build the response at stack slots a..a+7 into b (at slot a+8); the
+   framing in *chunked, *keep, *handler_len (-1: none set). */
+typedef struct { int chunked, keep; lua_Integer handler_len; } resp_info;
+
+static void resp_build(lua_State *L, int a, hbuf *b, char *stack, size_t cap, resp_info *ri) {
+  lua_Integer status = luaL_checkinteger(L, a);
+  if (status < 100 || status > 999) luaL_error(L, "http: bad response status %d", (int)status);
   size_t rn, bn = 0;
-  const char *reason = luaL_checklstring(L, 2, &rn);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  int has_length = !lua_isnil(L, 4);
-  lua_Integer length = has_length ? luaL_checkinteger(L, 4) : 0;
-  int bodyless = lua_toboolean(L, 5), minor = (int)luaL_checkinteger(L, 6), keep = lua_toboolean(L, 7);
-  const char *body = luaL_optlstring(L, 8, NULL, &bn);
+  const char *reason = luaL_checklstring(L, a + 1, &rn);
+  luaL_checktype(L, a + 2, LUA_TTABLE);
+  int has_length = !lua_isnil(L, a + 3);
+  lua_Integer length = has_length ? luaL_checkinteger(L, a + 3) : 0;
+  int bodyless = lua_toboolean(L, a + 4), minor = (int)luaL_checkinteger(L, a + 5), keep = lua_toboolean(L, a + 6);
+  const char *body = luaL_optlstring(L, a + 7, NULL, &bn);
   int has_cl = 0, has_date = 0, has_conn = 0;
   lua_Integer handler_len = -1;
-  lua_settop(L, 8);
-  char stack[1024];
-  hbuf b;
-  hb_init(L, &b, stack, sizeof stack);                    /* slot 9 */
+  lua_settop(L, a + 7);
+  hb_init(L, b, stack, cap);                               /* slot a + 8 */
   char line[16] = "HTTP/1.1 ";
   line[9] = (char)('0' + status / 100);
   line[10] = (char)('0' + status / 10 % 10);
   line[11] = (char)('0' + status % 10);
   line[12] = ' ';
-  hb_add(L, &b, line, 13);
-  hb_add(L, &b, reason, rn);
-  hb_add(L, &b, "\r\n", 2);
+  hb_add(L, b, line, 13);
+  hb_add(L, b, reason, rn);
+  hb_add(L, b, "\r\n", 2);
   lua_pushnil(L);
-  while (lua_next(L, 3)) {
+  while (lua_next(L, a + 2)) {
     size_t nn;
-    if (lua_type(L, -2) != LUA_TSTRING) return luaL_error(L, "http: response header names must be strings");
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "http: response header names must be strings");
     const char *name = lua_tolstring(L, -2, &nn);
-    if (nn == 0) return luaL_error(L, "http: empty response header name");
+    if (nn == 0) luaL_error(L, "http: empty response header name");
     for (size_t i = 0; i < nn; i++)
-      if (!http_tchar[(unsigned char)name[i]]) return luaL_error(L, "http: bad response header name '%s'", name);
+      if (!http_tchar[(unsigned char)name[i]]) luaL_error(L, "http: bad response header name '%s'", name);
     switch (name[0] | 0x20) { /* the names the framing looks at */
       case 't':
         if (http_token_eq(name, nn, "transfer-encoding"))
-          return luaL_error(L, "http: the server frames the body; do not set Transfer-Encoding");
+          luaL_error(L, "http: the server frames the body; do not set Transfer-Encoding");
         break;
       case 'c':
         if (http_token_eq(name, nn, "content-length")) {
@@ -1009,18 +1014,18 @@ static int l_httpresponse(lua_State *L) {
       lua_Integer k = luaL_len(L, v);
       for (lua_Integer i = 1; i <= k; i++) {
         lua_rawgeti(L, v, i);
-        add_field(L, &b, name, nn, lua_gettop(L));
+        add_field(L, b, name, nn, lua_gettop(L));
         lua_pop(L, 1);
       }
     } else {
-      add_field(L, &b, name, nn, v);
+      add_field(L, b, name, nn, v);
     }
     lua_pop(L, 1);
   }
   if (!has_date) {
     size_t dn;
     const char *d = date_line(&dn);
-    hb_add(L, &b, d, dn);
+    hb_add(L, b, d, dn);
   }
   int chunked = 0, close = !keep;
   if (bodyless) {
@@ -1028,28 +1033,73 @@ static int l_httpresponse(lua_State *L) {
   } else if (has_cl) {
     /* the handler's, enforced by the caller */
   } else if (has_length) {
-    hb_add(L, &b, "Content-Length: ", 16);
-    hb_uint(L, &b, (unsigned long long)(length < 0 ? 0 : length));
-    hb_add(L, &b, "\r\n", 2);
+    hb_add(L, b, "Content-Length: ", 16);
+    hb_uint(L, b, (unsigned long long)(length < 0 ? 0 : length));
+    hb_add(L, b, "\r\n", 2);
   } else if (minor >= 1) {
     chunked = 1;
-    hb_add(L, &b, "Transfer-Encoding: chunked\r\n", 28);
+    hb_add(L, b, "Transfer-Encoding: chunked\r\n", 28);
   } else {
     close = 1; /* close-delimited for HTTP/1.0 */
   }
-  if (close && !has_conn) hb_add(L, &b, "Connection: close\r\n", 19);
-  else if (!close && minor == 0) hb_add(L, &b, "Connection: keep-alive\r\n", 24);
-  hb_add(L, &b, "\r\n", 2);
-  if (body && !bodyless) hb_add(L, &b, body, bn);
+  if (close && !has_conn) hb_add(L, b, "Connection: close\r\n", 19);
+  else if (!close && minor == 0) hb_add(L, b, "Connection: keep-alive\r\n", 24);
+  hb_add(L, b, "\r\n", 2);
+  if (body && !bodyless) hb_add(L, b, body, bn);
+  ri->chunked = chunked;
+  ri->keep = !close;
+  ri->handler_len = has_cl && handler_len >= 0 ? handler_len : -1;
+}
+
+static int push_resp_info(lua_State *L, const resp_info *ri) {
+  lua_pushboolean(L, ri->chunked);
+  lua_pushboolean(L, ri->keep);
+  if (ri->handler_len >= 0) lua_pushinteger(L, ri->handler_len); else lua_pushnil(L);
+  return 3;
+}
+
+static int l_httpresponse(lua_State *L) {
+  char stack[1024];
+  hbuf b;
+  resp_info ri;
+  resp_build(L, 1, &b, stack, sizeof stack, &ri);
   lua_pushlstring(L, b.p, b.n);
-  lua_pushboolean(L, chunked);
-  lua_pushboolean(L, !close);
-  if (has_cl && handler_len >= 0) lua_pushinteger(L, handler_len); else lua_pushnil(L);
-  return 4;
+  return 1 + push_resp_info(L, &ri);
+}
+
+/*
+ * s:_httpsend(status, reason, headers, length, bodyless, minor, keep
+ * [, body]) -> rest, chunked, keep, handler_length: the same response
+ * written straight from C to the socket as far as it goes without
+ * waiting; rest is what is left for s:send ("" when all went), or nil,
+ * err on a failed socket.
+ */
+static int sock_httpsend(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
+    return luaL_error(L, "greenhub: httpsend is not available on %s", sock_class(s));
+  char stack[1024];
+  hbuf b;
+  resp_info ri;
+  resp_build(L, 2, &b, stack, sizeof stack, &ri);
+  size_t done = 0;
+  if (!s->coalesce && buf_len(&s->out) == 0 && !s->out_err) {
+    while (done < b.n) {
+      if (s->fd < 0) return push_fail(L, "closed");
+      ssize_t n = s->plain ? write(s->fd, b.p + done, b.n - done)
+                           : send(s->fd, b.p + done, b.n - done, MSG_NOSIGNAL);
+      if (n >= 0) { done += (size_t)n; s->nsent += (double)n; continue; }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return push_fail(L, sock_strerror(errno));
+      break;
+    }
+  }
+  lua_pushlstring(L, b.p + done, b.n - done);
+  return 1 + push_resp_info(L, &ri);
 }
 
 static int head_step(lua_State *L, gh_sock *s, int64_t total) {
-  lua_settop(L, 12);
+  lua_settop(L, 13);
   int request = strcmp(lua_tostring(L, 2), "request") == 0;
   http_header hs[256];
   http_head h;
@@ -1074,6 +1124,13 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
     if (r > 0) {
       push_head(L, &h, request, lua_toboolean(L, 12), lua_istable(L, 10) ? 10 : 0, 11);
       buf_consume(&s->buf, (size_t)r);
+      /* a small length-framed body already here comes along as _body */
+      if (h.body == HTTP_BODY_LENGTH && h.length <= (uint64_t)lua_tointeger(L, 13) &&
+          buf_len(&s->buf) >= h.length) {
+        lua_pushlstring(L, buf_head(&s->buf), (size_t)h.length);
+        hset(L, HK_BODY);
+        buf_consume(&s->buf, (size_t)h.length);
+      }
       return 1;
     }
     /* more bytes needed */
@@ -1137,6 +1194,7 @@ static int sock_httphead(lua_State *L) {
      head.fields (the raw list) too */
   double idle = luaL_optnumber(L, 7, -1), header = luaL_optnumber(L, 8, -1);
   int want_fields = lua_toboolean(L, 9);
+  lua_Integer inline_max = luaL_optinteger(L, 12, 0);
   if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
     return luaL_error(L, "greenhub: httphead is not available on %s", sock_class(s));
   if (!lua_isnoneornil(L, 10)) luaL_checktype(L, 10, LUA_TTABLE);
@@ -1145,6 +1203,7 @@ static int sock_httphead(lua_State *L) {
   lua_pushinteger(L, mh); lua_replace(L, 4);
   lua_pushinteger(L, mx); lua_replace(L, 5);
   lua_pushboolean(L, want_fields);                                            /* 12 */
+  lua_pushinteger(L, inline_max);                                             /* 13 */
   if (idle >= 0 || header >= 0) {
     lua_pushinteger(L, idle >= 0 && idle != HUGE_VAL ? hub_after(idle) : -1);
     lua_replace(L, 7);
@@ -2244,7 +2303,7 @@ static const luaL_Reg sock_methods[] = {
   {"setstats", sock_setstats}, {"settimeout", sock_settimeout},
   {"shutdown", sock_shutdown}, {"getfamily", sock_getfamily},
   {"gettimeout", sock_gettimeout}, {"receivepartial", sock_receivepartial},
-  {"flush", sock_flush}, {"_httpchunk", sock_httpchunk},
+  {"flush", sock_flush}, {"_httpchunk", sock_httpchunk}, {"_httpsend", sock_httpsend},
   {"_bind_reuse", sock_bind_reuse},
   {NULL, NULL}
 };

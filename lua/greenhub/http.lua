@@ -92,6 +92,13 @@ local function body_piece(b, sock, max)
   local kind = b._kind
   if kind == "length" then
     if b._left == 0 then return nil, "end" end
+    local inline = b._body -- a client response's body that came with its head
+    if inline then
+      if #inline > max then b._body = sub(inline, max + 1); inline = sub(inline, 1, max)
+      else b._body = nil end
+      b._left = b._left - #inline
+      return inline
+    end
     local data, err = sock:receivepartial(min(max, b._left))
     if data then b._left = b._left - #data end
     return data, err
@@ -259,10 +266,30 @@ function Response:finish(body, trailers)
   if type(body) == "string" and not self.headers_sent and self._nbuf == 0 and not self._failed
      and #body < 2048 then
     -- the common case, a whole small body at once: no buffering
-    local out = head_text(self, #body, body) -- may raise (a bad header): nothing sent yet
-    self._finished, self.headers_sent = true, true
-    if self._length and #body ~= self._length and not self._bodyless then self._keep = false end
-    local ok, err = self._conn.sock:send(out)
+    local sock = self._conn.sock
+    local out
+    if sock._httpsend then
+      -- head and body written from C as far as the socket takes them
+      local req, status = self._req, self.status
+      if math.type(status) ~= "integer" then error("http: bad response status " .. tostring(status), 2) end
+      local nobody = req.method == "HEAD" or status < 200 or status == 204 or status == 304
+      local rest, chunked, keep, hlen = sock:_httpsend(status, REASONS[status] or "Unknown",
+        self.headers, #body, nobody, req.version >= 1.1 and 1 or 0, self._keep, body)
+      self._finished, self.headers_sent = true, true
+      if not rest then self._failed = chunked; self._keep = false; return nil, chunked end
+      self._keep, self._chunked, self._bodyless = keep, chunked, nobody
+      if hlen and not nobody then
+        self._length = hlen
+        if #body ~= hlen then self._keep = false end
+      end
+      if rest == "" then return true end
+      out = rest
+    else
+      out = head_text(self, #body, body) -- may raise (a bad header): nothing sent yet
+      self._finished, self.headers_sent = true, true
+      if self._length and #body ~= self._length and not self._bodyless then self._keep = false end
+    end
+    local ok, err = sock:send(out)
     if not ok then self._failed = err; self._keep = false; return nil, err end
     return true
   end
@@ -556,14 +583,38 @@ local function tls_key(p)
   return concat(keys, ",")
 end
 
-local function pool_key(u) return u.scheme .. "://" .. u.host .. ":" .. u.port .. "|" .. (u.tlskey or "") end
+-- URLs parsed once (a bounded cache: fetch loops hit the same few); the
+-- entries are shared, so they are never changed (an https fetch gets its
+-- own view with its TLS parameters, see with_tls)
+local url_cache, nurls = {}, 0
+local function parse_cached(url)
+  local u = url_cache[url]
+  if u then return u end
+  local err
+  u, err = M.parse_url(url)
+  if not u then return nil, err end
+  u.pkey = u.scheme .. "://" .. u.host .. ":" .. u.port .. "|"
+  u.heads = {} -- method -> the request head when no headers and no body
+  if nurls >= 256 then url_cache, nurls = {}, 0 end
+  url_cache[url], nurls = u, nurls + 1
+  return u
+end
 
+local function with_tls(u, tls)
+  local key = tls_key(tls)
+  return setmetatable({ tls = tls, pkey = u.pkey .. key, heads = u.heads }, { __index = u })
+end
+
+-- a pool: idle connections and when each went idle, as pairs in one array
 local function take(c, u)
-  local list = c.pools[pool_key(u)]
-  while list and #list > 0 do
-    local e = table.remove(list)
-    if gh.clock() - e.at < c.idle_timeout and not e.sock:dirty() then return e.sock, true end
-    e.sock:close()
+  local list = c.pools[u.pkey]
+  local n = list and #list or 0
+  while n > 0 do
+    local sock, at = list[n - 1], list[n]
+    list[n], list[n - 1] = nil, nil
+    n = n - 2
+    if gh.clock() - at < c.idle_timeout and not sock:dirty() then return sock, true end
+    sock:close()
   end
   local timeout = c.connect_timeout
   if u.scheme == "https" then
@@ -581,15 +632,25 @@ local function take(c, u)
 end
 
 local function give_back(c, u, sock)
-  local key = pool_key(u)
-  local list = c.pools[key] or {}
-  c.pools[key] = list
-  if #list >= c.pool_size then sock:close(); return end
-  list[#list + 1] = { sock = sock, at = gh.clock() }
+  local key = u.pkey
+  local list = c.pools[key]
+  if not list then list = {}; c.pools[key] = list end
+  local n = #list
+  if n >= 2 * c.pool_size then sock:close(); return end
+  list[n + 1], list[n + 2] = sock, gh.clock()
 end
 
 -- the request head and, for a string body, the body
 local function request_text(u, method, headers, body)
+  if headers == nil and body == nil then -- the same each time: made once
+    local text = u.heads[method]
+    if not text then
+      text = method .. " " .. u.target .. " HTTP/1.1\r\nHost: " .. u.hosthdr
+        .. "\r\nUser-Agent: greenhub\r\n\r\n"
+      u.heads[method] = text
+    end
+    return text, false
+  end
   local lines = { method .. " " .. u.target .. " HTTP/1.1\r\n" }
   local has = {}
   for k, v in pairs(headers or {}) do
@@ -670,6 +731,10 @@ end
 
 -- one exchange on one connection; retried once on a reused connection
 -- that failed before any byte of the response (idempotent, replayable)
+-- a length-framed response body up to this size that came with its head
+-- is taken along in C (head._body)
+local INLINE_BODY = 65536
+
 local function exchange(c, u, method, headers, body, timeout)
   for attempt = 1, 2 do
     local sock, reused = take(c, u)
@@ -691,11 +756,15 @@ local function exchange(c, u, method, headers, body, timeout)
       end
     end
     local head, herr, hx
-    if ok then head, herr, hx = sock:_httphead("response", 8192, c.max_header_size, 256, method) end
+    if ok then
+      head, herr, hx = sock:_httphead("response", 8192, c.max_header_size, 256, method,
+        nil, nil, false, nil, nil, INLINE_BODY)
+    end
     if head then
       -- 1xx informational answers before the real one
       while head and head.status < 200 and head.status ~= 101 do
-        head, herr, hx = sock:_httphead("response", 8192, c.max_header_size, 256, method)
+        head, herr, hx = sock:_httphead("response", 8192, c.max_header_size, 256, method,
+          nil, nil, false, nil, nil, INLINE_BODY)
       end
     end
     if head then return head, sock end
@@ -730,14 +799,22 @@ function Client:fetch(o)
   local hops = 0
   local tls = o.tls or self.tls
   while true do
-    local u, uerr = M.parse_url(url)
+    local u, uerr = parse_cached(url)
     if not u then return nil, uerr end
-    if u.scheme == "https" then u.tls, u.tlskey = tls, tls_key(tls) end
+    if u.scheme == "https" then u = with_tls(u, tls) end
     local head, sock = exchange(self, u, method, headers, body, timeout)
     if not head then return nil, sock end
     local res = setmetatable(head, Resp) -- the head is the response object
     res._sock, res._client, res._url = sock, self, u
     res._reusable = head.keep_alive and head._kind ~= "close"
+    local inline = head._body
+    if inline and not o.stream and not (head.headers.location and redirects) then
+      -- the whole body came with the head: the connection goes back now
+      head._body, head._left = nil, 0
+      res:_finish()
+      res.body = inline
+      return res
+    end
     if head._kind == "chunked" then res._chunked = core._httpchunked(4096, self.max_header_size) end
     local loc = head.headers.location
     if redirects and redirects ~= false and loc and (head.status == 301 or head.status == 302 or
