@@ -219,55 +219,75 @@ NGX
 # client loop against socket.http.
 httpmod() {
   local d; d=$(mktemp -d)
-  echo "== greenhub.http: hello world, wrk -t1 -c100 -d${DUR}s, one run each (req/s, server us/req, p99)"
-  for s in raw hello_raw http.serve nginx nginx-lua gevent.pywsgi eventlet.wsgi; do
-    case $s in
-      raw) taskset -c 0 $B/raw_http $PORT & ;;
-      hello_raw) taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null & ;;
-      http.serve) taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>/dev/null & ;;
-      nginx|nginx-lua)
-        command -v nginx >/dev/null || { echo "   $s: nginx not installed"; continue; }
-        local loc='return 200 "Hello, World!";' mods=""
-        if [ $s = nginx-lua ]; then
-          [ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || { echo "   nginx-lua: libnginx-mod-http-lua not installed"; continue; }
-          mods="load_module /usr/lib/nginx/modules/ndk_http_module.so; load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
-          loc='content_by_lua_block { ngx.print("Hello, World!") }'
-        fi
-        mkdir -p $d/$s
-        cat > $d/$s/nginx.conf <<NGX
+  local servers="raw hello_raw http.serve nginx nginx-lua gevent.pywsgi eventlet.wsgi"
+  echo "== greenhub.http: hello world, wrk -t1 -c100 -d${DUR}s, servers interleaved, median of $RUNS (req/s, server us/req, p99)"
+  declare -A RPS=() CPU=() P99=()
+  for _ in $(seq $RUNS); do
+    for s in $servers; do
+      case $s in
+        raw) taskset -c 0 $B/raw_http $PORT & ;;
+        hello_raw) taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null & ;;
+        http.serve) taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>/dev/null & ;;
+        nginx|nginx-lua)
+          command -v nginx >/dev/null || continue
+          local loc='return 200 "Hello, World!";' mods=""
+          if [ $s = nginx-lua ]; then
+            [ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || continue
+            mods="load_module /usr/lib/nginx/modules/ndk_http_module.so; load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
+            loc='content_by_lua_block { ngx.print("Hello, World!") }'
+          fi
+          mkdir -p $d/$s
+          cat > $d/$s/nginx.conf <<NGX
 $mods
 worker_processes 1; daemon off; master_process off;
 error_log $d/$s/error.log; pid $d/$s/nginx.pid;
 events { worker_connections 4096; }
 http { access_log off; server { listen 127.0.0.1:$PORT; location / { default_type text/plain; $loc } } }
 NGX
-        taskset -c 0 nginx -c $d/$s/nginx.conf -p $d/$s 2>/dev/null & ;;
-      gevent.pywsgi) have_py gevent || { echo "   $s: python3-gevent not installed"; continue; }
-        taskset -c 0 $PY bench/peers/wsgi_server.py gevent $PORT 2>/dev/null & ;;
-      eventlet.wsgi) have_py eventlet || { echo "   $s: python3-eventlet not installed"; continue; }
-        taskset -c 0 $PY bench/peers/wsgi_server.py eventlet $PORT 2>/dev/null & ;;
+          taskset -c 0 nginx -c $d/$s/nginx.conf -p $d/$s 2>/dev/null & ;;
+        gevent.pywsgi) have_py gevent || continue
+          taskset -c 0 $PY bench/peers/wsgi_server.py gevent $PORT 2>/dev/null & ;;
+        eventlet.wsgi) have_py eventlet || continue
+          taskset -c 0 $PY bench/peers/wsgi_server.py eventlet $PORT 2>/dev/null & ;;
+      esac
+      SPID=$!
+      for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+      local c0; c0=$(cpu_ticks $SPID)
+      local out; out=$(taskset -c 1 wrk -t1 -c100 -d${DUR}s --latency http://127.0.0.1:$PORT/ 2>&1)
+      local c1; c1=$(cpu_ticks $SPID)
+      stop_server
+      local rps total p99 cpu
+      rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+      total=$(echo "$out" | awk '/requests in/ {print $1}')
+      p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+      cpu=$(awk -v a=$c0 -v b=$c1 -v n=$total -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n }')
+      RPS[$s]="${RPS[$s]:-}$rps"$'\n'; CPU[$s]="${CPU[$s]:-}$cpu"$'\n'; P99[$s]="${P99[$s]:-} $p99"
+    done
+  done
+  for s in $servers; do
+    case $s in
+      nginx|nginx-lua) command -v nginx >/dev/null || { echo "   $s: nginx not installed"; continue; } ;;
     esac
-    SPID=$!
-    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
-    local c0; c0=$(cpu_ticks $SPID)
-    local out; out=$(taskset -c 1 wrk -t1 -c100 -d${DUR}s --latency http://127.0.0.1:$PORT/ 2>&1)
-    local c1; c1=$(cpu_ticks $SPID)
-    stop_server
-    local rps total p99 cpu
-    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-    total=$(echo "$out" | awk '/requests in/ {print $1}')
-    p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-    cpu=$(awk -v a=$c0 -v b=$c1 -v n=$total -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n }')
+    [ -n "${RPS[$s]:-}" ] || { echo "   $s: not installed"; continue; }
+    local rps cpu
+    rps=$(printf "%s" "${RPS[$s]}" | grep -E '^[0-9.]+$' | median)
+    cpu=$(printf "%s" "${CPU[$s]}" | grep -E '^[0-9.]+$' | median)
     eval "R_${s//[.-]/_}=$rps; C_${s//[.-]/_}=$cpu"
-    printf "   %-14s %10s req/s %8s us/req  p99 %s\n" $s "$rps" "$cpu" "$p99"
+    printf "   %-14s %10s req/s %8s us/req  p99 %s\n" $s "$rps" "$cpu" "${P99[$s]}"
   done
   echo "   http.serve CPU/req vs nginx-lua: $(ratio ${C_http_serve:-0} ${C_nginx_lua:-0}) (target <= 1.0)   vs hello_raw: $(ratio ${C_http_serve:-0} ${C_hello_raw:-0}) (target <= 1.33)   req/s vs nginx-lua: $(ratio ${R_http_serve:-0} ${R_nginx_lua:-0}) (target >= 0.9)"
   rm -rf $d
-  echo "== greenhub.http client: 1,000 keep-alive GETs against hello_raw (client on CPU 1)"
+  echo "== greenhub.http client: 1,000 keep-alive GETs against hello_raw, the two clients alternating in rounds (client on CPU 1), median of $RUNS"
   taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null &
   SPID=$!
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
-  echo "   $(taskset -c 1 lua5.4 bench/http_client_bench.lua http://127.0.0.1:$PORT/ 1000) (target >= 3x)"
+  local sp=""
+  for _ in $(seq $RUNS); do
+    local line; line=$(taskset -c 1 lua5.4 bench/http_client_bench.lua http://127.0.0.1:$PORT/ 1000)
+    echo "   $line"
+    sp="$sp$(echo "$line" | sed -n 's/.*speedup \([0-9.]*\)x.*/\1/p')"$'\n'
+  done
+  echo "   median speedup: $(printf "%s" "$sp" | grep -E '^[0-9.]+$' | median)x (target >= 3x)"
   stop_server
 }
 

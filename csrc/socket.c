@@ -722,12 +722,12 @@ static void push_fields(lua_State *L, const http_head *h, int raw_too) {
  * field from one is a raw set with a ready string, where lua_setfield
  * would look the C string up again for every field of every request.
  */
-enum { HK_METHOD = 1, HK_TARGET, HK_PATH, HK_QUERY, HK_CONN, HK_READ, HK_EXPECT,
+enum { HK_METHOD = 1, HK_TARGET, HK_PATH, HK_QUERY, HK_CONN, HK_EXPECT,
        HK_DONE, HK_STATUS, HK_REASON, HK_VERSION, HK_HEADERS, HK_FIELDS, HK_KIND,
        HK_LEFT, HK_KEEP, HK_EXPECT_CONTINUE, HK_UPGRADE,
        HK_NONE, HK_LENGTH, HK_CHUNKED, HK_CLOSE, HK_BODY, HK_N = HK_BODY };
 static const char *const head_keys[] = {
-  NULL, "method", "target", "path", "query", "_conn", "_read", "_expect", "_done",
+  NULL, "method", "target", "path", "query", "_conn", "_expect", "_done",
   "status", "reason", "version", "headers", "fields", "_kind", "_left", "keep_alive",
   "expect_continue", "upgrade", "none", "length", "chunked", "close", "_body"};
 
@@ -749,8 +749,9 @@ static inline void hset(lua_State *L, int key) {
 
 /* The head table of a parsed (and framed) head h. With mt (a stack
    index, or 0), a request head becomes greenhub.http's request object:
-   path and query split off the target, _conn (the value at conn), _read,
-   _expect, _done for a bodiless request, and mt as its metatable. */
+   path and query split off the target, _conn (the value at conn), _expect,
+   _done for a bodiless request (then no _kind), _left only for a
+   length-framed one, and mt as its metatable. */
 static void push_head(lua_State *L, const http_head *h, int request, int raw, int mt, int conn) {
   lua_createtable(L, 0, mt ? 16 : 12); /* room for the fields greenhub.http adds */
   if (request) {
@@ -768,7 +769,6 @@ static void push_head(lua_State *L, const http_head *h, int request, int raw, in
         hset(L, HK_PATH);
       }
       lua_pushvalue(L, conn); hset(L, HK_CONN);
-      lua_pushinteger(L, 0); hset(L, HK_READ);
       if (h->expect_continue && h->minor) { lua_pushboolean(L, 1); hset(L, HK_EXPECT); }
       if (h->body == HTTP_BODY_NONE) { lua_pushboolean(L, 1); hset(L, HK_DONE); }
       lua_pushvalue(L, mt);
@@ -788,8 +788,10 @@ static void push_head(lua_State *L, const http_head *h, int request, int raw, in
   hset(L, HK_HEADERS);
   /* the body's framing and length, under the names greenhub.http's
      request and response objects use (the head becomes that object) */
-  HKEY(L, HK_NONE + h->body); hset(L, HK_KIND);
-  lua_pushinteger(L, (lua_Integer)h->length); hset(L, HK_LEFT);
+  if (!mt || h->body != HTTP_BODY_NONE) { /* a request object: absent reads as none */
+    HKEY(L, HK_NONE + h->body); hset(L, HK_KIND);
+  }
+  if (!mt || h->body == HTTP_BODY_LENGTH) { lua_pushinteger(L, (lua_Integer)h->length); hset(L, HK_LEFT); }
   lua_pushboolean(L, h->keep_alive); hset(L, HK_KEEP);
   /* rare ones only when set (absent reads as false) */
   if (h->expect_continue) { lua_pushboolean(L, 1); hset(L, HK_EXPECT_CONTINUE); }

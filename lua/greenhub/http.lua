@@ -77,7 +77,7 @@ function Request:getpeername() return self._conn.sock:getpeername() end
 
 -- the 100 goes out on the first body read, if no response has started
 local function continue100(req)
-  if req._expect and not req._res.headers_sent then
+  if req._expect and not req._conn.res.headers_sent then
     req._expect = false
     local ok, err = req._conn.sock:send("HTTP/1.1 100 Continue\r\n\r\n")
     if not ok then return nil, err end
@@ -130,7 +130,8 @@ function Request:read(max)
   local ok, e = continue100(self)
   if not ok then self._err = e; return nil, e end
   local cap = self._conn.max_body
-  if cap and self._kind == "length" and self._read + self._left > cap then
+  local nread = self._read or 0
+  if cap and self._kind == "length" and nread + self._left > cap then
     self._err = "body too large"
     return nil, self._err
   end
@@ -140,8 +141,9 @@ function Request:read(max)
     self._err = err
     return nil, err
   end
-  self._read = self._read + #data
-  if cap and self._read > cap then self._err = "body too large"; return nil, self._err end
+  nread = nread + #data
+  self._read = nread
+  if cap and nread > cap then self._err = "body too large"; return nil, self._err end
   if self._kind == "length" and self._left == 0 then self._done = true end
   return data
 end
@@ -216,7 +218,7 @@ local function start(res)
   local head = head_text(res, nil)
   res.headers_sent = true
   local body = res._buf and concat(res._buf) or ""
-  res._buf, res._nbuf = nil, 0
+  res._buf, res._nbuf = nil, nil
   if res._bodyless then return send(res, head) end
   if res._chunked then
     return send(res, #body > 0 and (head .. ("%x\r\n"):format(#body) .. body .. "\r\n") or head)
@@ -238,9 +240,9 @@ function Response:write(...)
       local buf = self._buf
       if not buf then buf = {}; self._buf = buf end
       buf[#buf + 1] = p
-      self._nbuf = self._nbuf + #p
+      self._nbuf = (self._nbuf or 0) + #p
     end
-    if self._nbuf >= 2048 then return start(self) end
+    if (self._nbuf or 0) >= 2048 then return start(self) end
     return true
   end
   if self._bodyless then return true end
@@ -263,7 +265,7 @@ end
 --- finish([body [, trailers]]): end the response
 function Response:finish(body, trailers)
   if self._finished then return true end
-  if type(body) == "string" and not self.headers_sent and self._nbuf == 0 and not self._failed
+  if type(body) == "string" and not self.headers_sent and not self._nbuf and not self._failed
      and #body < 2048 then
     -- the common case, a whole small body at once: no buffering
     local sock = self._conn.sock
@@ -277,7 +279,7 @@ function Response:finish(body, trailers)
         self.headers, #body, nobody, req.version >= 1.1 and 1 or 0, self._keep, body)
       self._finished, self.headers_sent = true, true
       if not rest then self._failed = chunked; self._keep = false; return nil, chunked end
-      self._keep, self._chunked, self._bodyless = keep, chunked, nobody
+      self._keep = keep -- (finished: no later write needs the framing)
       if hlen and not nobody then
         self._length = hlen
         if #body ~= hlen then self._keep = false end
@@ -392,9 +394,6 @@ local function answer(res, status, headers, body)
   end
 end
 
-local function run_handler(s, req, res)
-  return answer(res, s.handler(req, res))
-end
 
 -- the handler's own stack goes into the report (string errors)
 local function with_traceback(e)
@@ -405,13 +404,14 @@ end
 -- One connection: requests until it closes, errs, or asks to.
 local function connection(s, sock)
   local conn = { sock = sock, max_body = s.max_body_size, thread = gh.current() }
+  local handler = s.handler
   s.conns[conn] = conn
   s.connections = s.connections + 1
   sock:settimeout(s.send_timeout) -- bounds each send wait (and body waits, reset below)
   local nreq = 0
   while not s.closing do
-    -- the head arrives as the request object (path, query, _conn, _read,
-    -- _expect and _done set in C, csrc/socket.c)
+    -- the head arrives as the request object (path, query, _conn, _expect
+    -- and _done set in C, csrc/socket.c; _kind nil for no body)
     local req, err, x = sock:_httphead("request", s.max_request_line, s.max_header_size,
       s.max_headers, nil, nreq == 0 and s.header_timeout or s.idle_timeout or -1,
       s.header_timeout or -1, false, Request, conn)
@@ -433,11 +433,14 @@ local function connection(s, sock)
     end
     local keep = req.keep_alive and not s.closing and not (s.max_requests and nreq >= s.max_requests)
     local res = setmetatable({ status = 200, headers = {}, headers_sent = false, _req = req,
-      _conn = conn, _nbuf = 0, _keep = keep }, Response)
-    req._res = res
+      _conn = conn, _keep = keep }, Response) -- small: the fields finish adds still fit
+    conn.res = res
     local body_t = s.body_timeout ~= s.send_timeout
     if body_t then sock:settimeout(s.body_timeout) end
-    local ok, herr = xpcall(run_handler, with_traceback, s, req, res)
+    local ok, herr, hh, hb = xpcall(handler, with_traceback, req, res)
+    if ok and herr ~= nil then -- returned: status [, headers [, body]]
+      ok, herr = xpcall(answer, with_traceback, res, herr, hh, hb)
+    end
     if body_t then sock:settimeout(s.send_timeout) end
     if conn.hijacked then
       s.active = s.active - 1
@@ -447,7 +450,7 @@ local function connection(s, sock)
     if not ok then
       count_error(s, 500)
       if not res.headers_sent then
-        res.status, res.headers, res._buf, res._nbuf, res._keep = 500, {}, nil, 0, false
+        res.status, res.headers, res._buf, res._nbuf, res._keep = 500, {}, nil, nil, false
         res._finished = false
         res:finish("")
       else
