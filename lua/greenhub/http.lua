@@ -807,17 +807,16 @@ function Client:fetch(o)
     if u.scheme == "https" then u = with_tls(u, tls) end
     local head, sock = exchange(self, u, method, headers, body, timeout)
     if not head then return nil, sock end
+    local inline = head._body
+    if inline and not o.stream and not (redirects and head.headers.location) then
+      -- the whole body came with the head: the connection goes back now
+      if head.keep_alive then give_back(self, u, sock) else sock:close() end
+      head._body, head._left, head._done, head.body = nil, 0, true, inline
+      return setmetatable(head, Resp)
+    end
     local res = setmetatable(head, Resp) -- the head is the response object
     res._sock, res._client, res._url = sock, self, u
     res._reusable = head.keep_alive and head._kind ~= "close"
-    local inline = head._body
-    if inline and not o.stream and not (head.headers.location and redirects) then
-      -- the whole body came with the head: the connection goes back now
-      head._body, head._left = nil, 0
-      res:_finish()
-      res.body = inline
-      return res
-    end
     if head._kind == "chunked" then res._chunked = core._httpchunked(4096, self.max_header_size) end
     local loc = head.headers.location
     if redirects and redirects ~= false and loc and (head.status == 301 or head.status == 302 or
