@@ -24,6 +24,37 @@ describe("http client", function()
     stop()
   end)
 
+  it("a body that came with its head: whole, or streamed in pieces of at most max", function()
+    local _, base, stop = start(function() return 200, nil, "0123456789" end)
+    local c = http.client()
+    assert.equal("0123456789", assert(c:fetch(base .. "/")).body)
+    local res = assert(c:fetch({ url = base .. "/", stream = true }))
+    local parts = {}
+    while true do
+      local d, err = res:read(3)
+      assert.is_nil(err)
+      if not d then break end
+      assert.is_true(#d <= 3)
+      parts[#parts + 1] = d
+    end
+    assert.equal("0123456789", table.concat(parts))
+    -- the connection went back to the pool after each: one more works
+    assert.equal("0123456789", assert(c:fetch(base .. "/")).body)
+    stop()
+  end)
+
+  it("parse_url's table is the caller's; fetches of one URL with and without headers share the pool", function()
+    local u1 = http.parse_url("http://127.0.0.1:1/x")
+    u1.host = "changed"
+    assert.equal("127.0.0.1", http.parse_url("http://127.0.0.1:1/x").host)
+    local s, base, stop = start(function() return 200, nil, "ok" end)
+    local c = http.client()
+    assert.equal("ok", assert(c:fetch(base .. "/")).body)
+    assert.equal("ok", assert(c:fetch({ url = base .. "/", headers = { ["x-a"] = "1" } })).body)
+    assert.equal(1, s:stats().connections)
+    stop()
+  end)
+
   it("request: socket.http's simple and generic forms", function()
     local _, base, stop = start(function(req)
       return 200, { ["content-type"] = "text/plain" }, req.method .. " " .. (req:body() or "")

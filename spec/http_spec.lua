@@ -76,6 +76,35 @@ describe("http server", function()
     c:close(); stop()
   end)
 
+  it("a pipelining client that does not read fills the socket; every answer still comes, in order", function()
+    -- the server's straight-from-C writes stop at a full socket and the
+    -- rest goes out when it drains (a parked send), for every response
+    local body = string.rep("b", 2000)
+    local _, port, stop = start(function(req, res) res:finish(req.path .. body) end, { max_requests = false })
+    local c = connect(port)
+    local n, reqs = 6000, {}
+    for i = 1, n do reqs[i] = "GET /" .. i .. " HTTP/1.1\r\nHost: x\r\n\r\n" end
+    assert(c:send(table.concat(reqs)))
+    gh.sleep(0.2) -- the server writes until the socket is full, then waits
+    for i = 1, n do
+      local st, _, b = response(c)
+      assert.equal(200, st)
+      assert.equal("/" .. i .. body, b)
+    end
+    c:close(); stop()
+  end)
+
+  it("Date is an IMF-fixdate of now, in English whatever the locale", function()
+    local _, port, stop = start(function() return 200, nil, "x" end)
+    os.setlocale("C")
+    local c = connect(port)
+    c:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    local _, h = response(c)
+    assert.equal(os.date("!%a, %d %b %Y %H:%M:%S GMT", os.time()):sub(1, 16), h.date:sub(1, 16))
+    assert.matches("^%u%l%l, %d%d %u%l%l %d%d%d%d %d%d:%d%d:%d%d GMT$", h.date)
+    c:close(); stop()
+  end)
+
   it("streams a long response chunked to 1.1 and close-delimited to 1.0", function()
     local big = string.rep("0123456789", 1000)
     local _, port, stop = start(function(req, res)

@@ -31,7 +31,10 @@ describe("regress: debug.blocking", function()
     ]])
     assert.equal(0, code, out)
     assert.matches("the hub has been blocked for 0%.%d+ s by green thread", out)
-    assert.matches("green thread shell%-caller blocked the hub for 0%.[45]%d* s", out)
+    -- the shell's 0.5 s, and what a loaded machine adds to starting it
+    local secs = tonumber(out:match("green thread shell%-caller blocked the hub for (%d+%.%d+) s"))
+    assert.is_truthy(secs, out)
+    assert.is_true(secs >= 0.4 and secs < 5, out)
     assert.matches("it is now at:", out)
   end)
 
