@@ -14,6 +14,7 @@
 
 #include "lua.h"
 #include "lauxlib.h"
+#include "poll.h"
 
 #define GH_EXPORT __attribute__((visibility("default")))
 
@@ -150,12 +151,31 @@ enum { FD_R = 1, FD_W = 2, FD_HUP = 4 };
  */
 typedef struct gh_fd {
   uint32_t gen;
-  uint8_t registered;      /* in epoll (EPOLLIN|EPOLLOUT|EPOLLET) */
+  uint8_t registered;      /* in the poller (in and out, edge-triggered) */
   uint8_t ready;           /* FD_R|FD_W edges seen since last EAGAIN */
   gh_thread *reader, *writer;
   void *flusher;           /* a socket whose coalesced output waits for
                               this fd to become writable (socket.c) */
+  struct gh_source *source; /* the internal event source owning this fd */
 } gh_fd;
+
+/*
+ * An event source: an fd of greenhub's own (the resolver's eventfd, the
+ * signalfd) that some part of greenhub answers. The hub watches it for
+ * input (level-triggered) and, from the loop on the main thread, calls
+ * ready(); it names none of its sources. In a child after fork the hub
+ * calls after_fork(), which re-adds the source (hub_source_add) or lets it
+ * go; without one the source is simply watched again. A source's owner
+ * holds references (hub_ref) while it awaits events that may wake a
+ * thread, so the loop knows it is not idle.
+ */
+typedef struct gh_hub gh_hub;
+typedef struct gh_source {
+  int fd;
+  void (*ready)(gh_hub *h, struct gh_source *s);
+  void (*after_fork)(gh_hub *h, struct gh_source *s);
+  gh_link link;            /* in h->sources */
+} gh_source;
 
 /* ---------------------------------------------------------------- hub */
 
@@ -164,28 +184,26 @@ typedef struct gh_pool gh_pool;
 /* classes whose metatables the hub remembers, for fast type checks */
 enum { GH_THREAD, GH_EVENT, GH_SEM, GH_QUEUE, GH_NCLASS };
 
-/* epoll data tag of the resolver's eventfd (no fd record has this gen) */
-#define GH_TAG_RESOLVER UINT64_MAX
-#define GH_TAG_SIGNAL (UINT64_MAX - 1)
-
-typedef struct gh_hub {
+struct gh_hub {
   lua_State *mainL;        /* the state's main thread */
   gh_thread main;          /* record standing for the main thread */
   gh_thread *current;      /* green thread being resumed, or NULL */
   gh_link runq;            /* FIFO of ready threads */
   size_t nready;
   gh_heap timers;
-  int epfd;
+  gh_poller poller;
   gh_fd *fds;              /* indexed by fd */
   int nfds;                /* capacity of fds */
   size_t nfdwait;          /* threads parked on fds */
-  size_t nexternal;        /* other wake-up sources pending (resolver) */
+  size_t nrefs;            /* outside events awaited (hub_ref): not idle */
+  gh_link sources;         /* event sources (gh_source.link) */
   int in_loop;             /* a loop turn is on the C stack */
   int closed;              /* state is closing: hub is gone */
   int64_t now;             /* monotonic ns, read once per turn */
   gh_pool *pool;           /* resolver workers, started on first name */
   gh_pool *stale_pool;     /* a pool inherited across fork (never used) */
   int sigfd;               /* signalfd of the watched signals, or -1 */
+  gh_source sigsrc;        /* ... as an event source (proc.c) */
   sigset_t sigmask;        /* the watched signals (blocked process-wide) */
   int sigdispatch_ref;     /* registry: Lua function run per signal */
   int threads_ref;         /* registry: table ref -> thread userdata */
@@ -204,19 +222,19 @@ typedef struct gh_hub {
   size_t npool;
   size_t nthreads;         /* green threads not yet dead */
   uint64_t switches, turns, spawned;
-  size_t nregistered;      /* fds in the epoll set */
+  size_t nregistered;      /* fds in the poller */
   int64_t block_ns;        /* gh.debug.blocking threshold, 0 = off */
   int block_raise;         /* ... raise in the offender instead of reporting */
   int64_t resumed_at;      /* when the current green thread was resumed */
   int names_ref;           /* registry: weak thread -> name */
-  unsigned fork_gen;       /* process generation this hub's epoll belongs to */
+  unsigned fork_gen;       /* process generation this hub's poller belongs to */
   uint64_t poll_ns, run_ns;
   gh_link flushq;          /* sockets holding coalesced output */
   void (*flush_all)(struct gh_hub *h);      /* socket.c: try them all */
   void (*flush_one)(struct gh_hub *h, void *s); /* ... one, fd writable */
   struct gh_monitor *monitor; /* debug.blocking's watchdog thread */
   unsigned monitor_gen;    /* fork_gen it was started in */
-} gh_hub;
+};
 
 /* hub.c */
 int64_t hub_clock(void);
@@ -244,6 +262,11 @@ int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
                 int64_t deadline, lua_KContext ctx, lua_KFunction k);
 void hub_fd_forget(gh_hub *h, int fd);  /* fd just opened or closing */
 gh_fd *hub_fd(gh_hub *h, int fd);
+int hub_fd_rearm(gh_hub *h, int fd);            /* watch fd afresh */
+int hub_source_add(gh_hub *h, gh_source *s);     /* 0, or -1 (errno) */
+void hub_source_remove(gh_hub *h, gh_source *s);
+static inline void hub_ref(gh_hub *h) { h->nrefs++; }
+static inline void hub_unref(gh_hub *h) { h->nrefs--; }
 
 /* Worth trying the syscall? No when a short read/write since the last edge
    showed the fd drained (an edge sets the bit again). Unknown fds: yes. */
@@ -287,7 +310,6 @@ int gh_new_class(lua_State *L, int hub, int cls, const char *name,
 int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
                     int family, int socktype, int passive, int64_t deadline,
                     lua_KContext ctx, lua_KFunction k);
-void resolver_drain(gh_hub *h);
 void resolver_close(gh_hub *h);
 const char *resolver_strerror(int err);
 int resolver_set_delay(lua_State *L);
@@ -300,7 +322,6 @@ void socket_open(lua_State *L, int mod, int hub);
 
 /* proc.c */
 void proc_open(lua_State *L, int mod, int hub);
-void signal_drain(gh_hub *h);
 void signal_close(gh_hub *h);
 
 /* diag.c */

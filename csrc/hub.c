@@ -1,5 +1,6 @@
 /*
- * hub.c - the loop: run queue, parking and waking, per-fd waiters, epoll.
+ * hub.c - the loop: run queue, parking and waking, per-fd waiters, event
+ * sources, all over the poller (poll.c).
  *
  * Only the Lua main thread ever runs the loop (a blocking call there runs
  * turns until its own wake-up arrives); green threads park by yielding to
@@ -11,7 +12,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <time.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -19,6 +19,11 @@
 #include "greenhub.h"
 
 #define POLL_BATCH 256
+
+/* what the poller carries for a registered fd: its number and generation */
+static inline uint64_t fd_data(int fd, const gh_fd *r) {
+  return (uint64_t)(uint32_t)fd | ((uint64_t)r->gen << 32);
+}
 
 int64_t hub_clock(void) {
   struct timespec ts;
@@ -352,32 +357,39 @@ void hub_fd_forget(gh_hub *h, int fd) {
   if (h->closed || fd < 0 || fd >= h->nfds) return;
   gh_fd *r = &h->fds[fd];
   if (r->registered) {
-    epoll_ctl(h->epfd, EPOLL_CTL_DEL, fd, NULL);
+    poller_remove(&h->poller, fd);
     h->nregistered--;
   }
   r->registered = 0;
   r->ready = FD_R | FD_W; /* unknown: the first operation tries the syscall */
   r->gen++;
-  if (r->flusher) { r->flusher = NULL; h->nexternal--; }
+  if (r->flusher) { r->flusher = NULL; hub_unref(h); }
   if (r->reader) hub_wake(h, r->reader, WK_CLOSED);
   if (r->writer) hub_wake(h, r->writer, WK_CLOSED);
 }
 
 static int fd_register(gh_hub *h, int fd, gh_fd *r) {
-  struct epoll_event ev;
-  memset(&ev, 0, sizeof ev);
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-  ev.data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)r->gen << 32);
-  if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-    if (errno != EEXIST || epoll_ctl(h->epfd, EPOLL_CTL_MOD, fd, &ev) < 0)
-      return -1;
-  }
+  if (poller_add(&h->poller, fd, GH_IN | GH_OUT, 1, fd_data(fd, r)) < 0) return -1;
   r->registered = 1;
   h->nregistered++;
   return 0;
 }
 
-/* Make sure fd is in the epoll set (edges then keep its ready bits true). */
+/* Watch fd again from scratch (its owner may have changed what the poller
+   knows of it, as with a foreign fd between two trampolines). */
+int hub_fd_rearm(gh_hub *h, int fd) {
+  gh_fd *r = hub_fd(h, fd);
+  if (!r) return -1;
+  if (!r->registered) return fd_register(h, fd, r);
+  if (poller_modify(&h->poller, fd, GH_IN | GH_OUT, 1, fd_data(fd, r)) < 0) {
+    r->registered = 0;
+    h->nregistered--;
+    return -1;
+  }
+  return 0;
+}
+
+/* Make sure fd is in the poller (edges then keep its ready bits true). */
 int hub_fd_watch(gh_hub *h, int fd) {
   gh_fd *r = hub_fd(h, fd);
   if (!r) return -1;
@@ -386,7 +398,7 @@ int hub_fd_watch(gh_hub *h, int fd) {
 
 /*
  * Park self until fd is ready in direction dir (FD_R / FD_W), the deadline
- * passes, or greenhub closes the fd. Registers the fd with epoll on first
+ * passes, or greenhub closes the fd. Registers the fd with the poller on first
  * use only. A second waiter in the same direction raises.
  */
 int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
@@ -411,22 +423,46 @@ int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
   return hub_park(L, h, self, deadline, ctx, k);
 }
 
-static void poll_dispatch(gh_hub *h, struct epoll_event *ev, int n) {
+/* ---------------------------------------------------------------- sources */
+
+/* Watch s->fd for input and dispatch it to s->ready (see gh_source). */
+int hub_source_add(gh_hub *h, gh_source *s) {
+  gh_fd *r = hub_fd(h, s->fd);
+  if (!r) { errno = ENOMEM; return -1; }
+  if (poller_add(&h->poller, s->fd, GH_IN, 0, fd_data(s->fd, r)) < 0) return -1;
+  r->source = s;
+  if (!s->link.next) link_init(&s->link);
+  if (link_empty(&s->link)) link_push(&h->sources, &s->link);
+  return 0;
+}
+
+/* Stop watching s (its owner closes the fd after this). */
+void hub_source_remove(gh_hub *h, gh_source *s) {
+  if (s->link.next && !link_empty(&s->link)) link_remove(&s->link);
+  link_init(&s->link);
+  if (s->fd < 0 || s->fd >= h->nfds || h->fds[s->fd].source != s) return;
+  gh_fd *r = &h->fds[s->fd];
+  r->source = NULL;
+  r->gen++;
+  if (!h->closed) poller_remove(&h->poller, s->fd);
+}
+
+static void poll_dispatch(gh_hub *h, gh_pollev *ev, int n) {
   for (int i = 0; i < n; i++) {
-    if (ev[i].data.u64 == GH_TAG_RESOLVER) { resolver_drain(h); continue; }
-    if (ev[i].data.u64 == GH_TAG_SIGNAL) { signal_drain(h); continue; }
-    int fd = (int)(uint32_t)ev[i].data.u64;
-    uint32_t gen = (uint32_t)(ev[i].data.u64 >> 32);
+    int fd = (int)(uint32_t)ev[i].data;
+    uint32_t gen = (uint32_t)(ev[i].data >> 32);
     if (fd >= h->nfds) continue;
     gh_fd *r = &h->fds[fd];
-    if (!r->registered || r->gen != gen) continue; /* stale: fd was reused */
-    uint32_t e = ev[i].events;
-    if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) r->ready |= FD_HUP;
-    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    if (r->gen != gen) continue; /* stale: fd was reused */
+    if (r->source) { r->source->ready(h, r->source); continue; }
+    if (!r->registered) continue;
+    unsigned e = ev[i].events;
+    if (e & GH_HUP) r->ready |= FD_HUP;
+    if (e & GH_IN) {
       r->ready |= FD_R;
       if (r->reader) hub_wake(h, r->reader, WK_OK);
     }
-    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+    if (e & GH_OUT) {
       r->ready |= FD_W;
       if (r->writer) hub_wake(h, r->writer, WK_OK);
       if (r->flusher) h->flush_one(h, r->flusher);
@@ -437,11 +473,12 @@ static void poll_dispatch(gh_hub *h, struct epoll_event *ev, int n) {
 /* ---------------------------------------------------------------- fork */
 
 /*
- * After fork() the child shares the parent's epoll set (same open file
+ * After fork() the child shares the parent's poller (the same open file
  * description): registrations and events would leak between the two. The
- * child therefore gets a fresh epoll fd at its first loop turn, with every
- * fd that had a waiter registered again; the resolver's threads did not
- * survive the fork, so a new pool starts on the next lookup.
+ * child therefore gets a fresh poller at its first loop turn, with every
+ * fd that had a waiter registered again, and each event source's
+ * after_fork deciding about its own (the resolver's threads did not
+ * survive the fork; its source lets its pool go).
  */
 static volatile unsigned fork_gen; /* bumped in every child */
 static void atfork_child(void) { fork_gen++; }
@@ -462,29 +499,30 @@ void hub_check_fork(gh_hub *h) {
 
 static void hub_after_fork(gh_hub *h) {
   h->fork_gen = fork_gen;
-  close(h->epfd);
-  h->epfd = epoll_create1(EPOLL_CLOEXEC);
+  poller_close(&h->poller);
+  if (poller_open(&h->poller) < 0) return; /* reported by the next wait */
   h->nregistered = 0;
-  /* the pool's workers did not survive the fork; lookups they held never
-     finish here, but a waiter may still touch its job, so the old pool is
-     kept (not freed) and a new one starts on the next lookup */
-  h->stale_pool = h->pool;
-  h->pool = NULL;
-  h->nexternal = 0;
   for (int fd = 0; fd < h->nfds; fd++) {
     gh_fd *r = &h->fds[fd];
     r->registered = 0;
     r->gen++;
-    if (r->reader || r->writer || r->flusher) fd_register(h, fd, r);
+    if (!r->source && (r->reader || r->writer || r->flusher)) fd_register(h, fd, r);
   }
-  if (h->sigfd >= 0) {
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.events = EPOLLIN;
-    ev.data.u64 = GH_TAG_SIGNAL;
-    epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->sigfd, &ev);
-    for (int sig = 1; sig < NSIG; sig++)
-      if (sigismember(&h->sigmask, sig)) h->nexternal++;
+  /* the sources: each re-adds itself, or goes (the list may change) */
+  gh_link todo;
+  link_init(&todo);
+  while (!link_empty(&h->sources)) {
+    gh_link *l = h->sources.next;
+    link_remove(l);
+    link_push(&todo, l);
+  }
+  while (!link_empty(&todo)) {
+    gh_source *s = container_of(todo.next, gh_source, link);
+    link_remove(&s->link);
+    link_init(&s->link);
+    h->fds[s->fd].source = NULL;
+    if (s->after_fork) s->after_fork(h, s);
+    else hub_source_add(h, s);
   }
 }
 
@@ -497,7 +535,7 @@ static void hub_after_fork(gh_hub *h) {
  * event could wake. Called on the main thread only.
  */
 int hub_turn(lua_State *L, gh_hub *h, int may_block) {
-  struct epoll_event ev[POLL_BATCH];
+  gh_pollev ev[POLL_BATCH];
   hub_check_fork(h);
   h->in_loop = 1;
   h->turns++;
@@ -535,14 +573,20 @@ int hub_turn(lua_State *L, gh_hub *h, int may_block) {
       timeout = ms < 0 ? 0 : ms > INT_MAX ? INT_MAX : (int)ms;
     }
   }
-  int waiters = h->nfdwait || h->nexternal;
+  int waiters = h->nfdwait || h->nrefs;
   int idle = 0;
   if (timeout < 0 && !waiters) {
     idle = 1;
   } else if (timeout != 0 || waiters) {
-    int n = epoll_wait(h->epfd, ev, POLL_BATCH, timeout);
+    int n = poller_wait(&h->poller, ev, POLL_BATCH, timeout);
     if (t1) h->poll_ns += (uint64_t)(hub_clock() - t1);
     if (n > 0) poll_dispatch(h, ev, n);
+    if (n < 0) {
+      /* the poller itself is broken: nothing could ever wake a waiter
+         again, so say so rather than spin or sleep forever */
+      h->in_loop = 0;
+      return luaL_error(L, "greenhub: the %s poller failed: %s", poller_backend(), strerror(errno));
+    }
   }
   h->in_loop = 0;
   return idle;

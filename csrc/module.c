@@ -4,10 +4,10 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "greenhub.h"
@@ -19,8 +19,7 @@ static int hub_gc(lua_State *L) {
   diag_close(h);
   resolver_close(h);
   signal_close(h);
-  if (h->epfd >= 0) close(h->epfd);
-  h->epfd = -1;
+  poller_close(&h->poller);
   timer_free(&h->timers);
   free(h->fds);
   h->fds = NULL;
@@ -49,14 +48,15 @@ int hub_open(lua_State *L) {
   lua_pop(L, 1);
   gh_hub *h = lua_newuserdatauv(L, sizeof *h, 0);
   memset(h, 0, sizeof *h);
-  h->epfd = -1;
+  h->poller.fd = -1;
+  link_init(&h->sources);
   h->closed = 1; /* until fully built: __gc must not touch half a hub */
   luaL_newmetatable(L, HUB_MT);
   lua_pushcfunction(L, hub_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
-  h->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (h->epfd < 0) luaL_error(L, "greenhub: epoll_create1 failed");
+  if (poller_open(&h->poller) < 0)
+    luaL_error(L, "greenhub: cannot open the %s poller: %s", poller_backend(), strerror(errno));
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   h->mainL = lua_tothread(L, -1);
   lua_pop(L, 1);

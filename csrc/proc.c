@@ -1,9 +1,9 @@
 /*
- * proc.c - signals through signalfd, child processes (posix_spawn, pidfd)
- * and green streams on any fd (pipes, ttys, eventfds).
+ * proc.c - signals through signalfd, and child processes (posix_spawn,
+ * pidfd; their pipes are green streams made by socket.c's fdopen).
  *
  * Signals: every signal with a handler is blocked and read from one
- * signalfd in the hub's epoll set; the hub then runs the Lua dispatcher
+ * signalfd, an event source of the hub; the hub then runs the Lua dispatcher
  * (set by greenhub.lua) in a green thread, so handlers may block.
  */
 #define _GNU_SOURCE
@@ -13,7 +13,6 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -48,15 +47,22 @@ static int check_signal(lua_State *L, int arg) {
   return luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", name));
 }
 
+static void signal_ready(gh_hub *h, gh_source *src);
+
 static int signal_update(gh_hub *h) {
   if (h->sigfd < 0) {
     h->sigfd = signalfd(-1, &h->sigmask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (h->sigfd < 0) return -1;
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.events = EPOLLIN;
-    ev.data.u64 = GH_TAG_SIGNAL;
-    if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, h->sigfd, &ev) < 0) return -1;
+    h->sigsrc.fd = h->sigfd;
+    h->sigsrc.ready = signal_ready;
+    h->sigsrc.after_fork = NULL; /* the child watches the same signalfd again */
+    if (hub_source_add(h, &h->sigsrc) < 0) {
+      int e = errno;
+      close(h->sigfd);
+      h->sigfd = -1;
+      errno = e;
+      return -1;
+    }
     return 0;
   }
   return signalfd(h->sigfd, &h->sigmask, 0) < 0 ? -1 : 0;
@@ -77,11 +83,11 @@ static int l_signal_watch(lua_State *L) {
     if (!sigismember(&h->sigmask, sig)) {
       sigaddset(&h->sigmask, sig);
       pthread_sigmask(SIG_BLOCK, &one, NULL);
-      h->nexternal++; /* a watched signal may always arrive */
+      hub_ref(h); /* a watched signal may always arrive */
     }
   } else if (sigismember(&h->sigmask, sig)) {
     sigdelset(&h->sigmask, sig);
-    h->nexternal--;
+    hub_unref(h);
     /* drain a pending one before unblocking, or it would act now */
     struct timespec zero = {0, 0};
     while (sigtimedwait(&one, NULL, &zero) > 0) {}
@@ -101,8 +107,9 @@ static int l_signal_dispatcher(lua_State *L) {
   return 0;
 }
 
-/* Called by the hub when the signalfd is readable (on the main thread). */
-void signal_drain(gh_hub *h) {
+/* The signalfd is readable (called from the loop, on the main thread). */
+static void signal_ready(gh_hub *h, gh_source *src) {
+  (void)src;
   lua_State *L = h->mainL;
   struct signalfd_siginfo si[16];
   ssize_t n;
@@ -117,7 +124,10 @@ void signal_drain(gh_hub *h) {
 }
 
 void signal_close(gh_hub *h) {
-  if (h->sigfd >= 0) close(h->sigfd);
+  if (h->sigfd >= 0) {
+    hub_source_remove(h, &h->sigsrc);
+    close(h->sigfd);
+  }
   h->sigfd = -1;
 }
 

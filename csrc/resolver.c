@@ -3,7 +3,7 @@
  *
  * Numeric addresses are converted inline. Names go to a small pool of
  * worker threads running getaddrinfo; a finished job is handed back through
- * an eventfd watched by the hub's epoll. The workers touch only the job
+ * an eventfd, an event source of the hub. The workers touch only the job
  * queues (under the pool mutex), never Lua or the hub.
  */
 #include <errno.h>
@@ -11,7 +11,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -56,6 +55,9 @@ struct gh_pool {
   int nhooks;
   gh_job *inflight;        /* jobs inside getaddrinfo now */
   struct gh_pool *next_live;
+  /* the hub's side (its thread only) */
+  gh_source src;           /* efd, as an event source */
+  size_t nrefs;            /* lookups waited on: hub references held */
 };
 
 /* Every pool not yet freed, reachable from a global: after the hub is
@@ -147,6 +149,19 @@ out:
   return NULL;
 }
 
+static void resolver_ready(gh_hub *h, gh_source *src);
+
+/* In a child after fork: the workers did not survive it, so lookups in
+   flight never finish here; but a waiter may still touch its job, so the
+   old pool is kept (not freed) and a new one starts on the next lookup. */
+static void resolver_after_fork(gh_hub *h, gh_source *src) {
+  gh_pool *p = container_of(src, gh_pool, src);
+  h->stale_pool = p;
+  if (h->pool == p) h->pool = NULL;
+  h->nrefs -= p->nrefs;
+  p->nrefs = 0;
+}
+
 static gh_pool *pool_get(gh_hub *h) {
   hub_check_fork(h); /* in a child: never the parent's pool */
   if (h->pool) return h->pool;
@@ -154,11 +169,10 @@ static gh_pool *pool_get(gh_hub *h) {
   if (!p) return NULL;
   p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (p->efd < 0) { free(p); return NULL; }
-  struct epoll_event ev;
-  memset(&ev, 0, sizeof ev);
-  ev.events = EPOLLIN;
-  ev.data.u64 = GH_TAG_RESOLVER;
-  if (epoll_ctl(h->epfd, EPOLL_CTL_ADD, p->efd, &ev) < 0) {
+  p->src.fd = p->efd;
+  p->src.ready = resolver_ready;
+  p->src.after_fork = resolver_after_fork;
+  if (hub_source_add(h, &p->src) < 0) {
     close(p->efd);
     free(p);
     return NULL;
@@ -173,9 +187,9 @@ static gh_pool *pool_get(gh_hub *h) {
   return p;
 }
 
-/* Called by the hub when the eventfd fires: wake the callers. */
-void resolver_drain(gh_hub *h) {
-  gh_pool *p = h->pool;
+/* The eventfd fired (called from the loop): wake the callers. */
+static void resolver_ready(gh_hub *h, gh_source *src) {
+  gh_pool *p = container_of(src, gh_pool, src);
   uint64_t n;
   ssize_t r = read(p->efd, &n, sizeof n);
   (void)r;
@@ -186,7 +200,8 @@ void resolver_drain(gh_hub *h) {
   while (j) {
     gh_job *next = j->next;
     j->done = 1;
-    h->nexternal--;
+    hub_unref(h);
+    p->nrefs--;
     if (!link_empty(&j->waiters))
       hub_wake(h, container_of(j->waiters.next, gh_thread, link), WK_OK);
     j = next;
@@ -197,6 +212,7 @@ void resolver_close(gh_hub *h) {
   gh_pool *p = h->pool;
   if (!p) return;
   h->pool = NULL;
+  hub_source_remove(h, &p->src);
   pthread_mutex_lock(&p->mu);
   p->stop = 1;
   for (gh_job *j = p->todo, *n; j; j = n) { n = j->next; job_free(j); }
@@ -218,7 +234,8 @@ void resolver_close(gh_hub *h) {
    frees it and meanwhile a new worker may start in its place. */
 static void job_abandon(gh_hub *h, gh_job *j) {
   gh_pool *p = h->pool;
-  h->nexternal--;
+  hub_unref(h);
+  p->nrefs--;
   pthread_mutex_lock(&p->mu);
   if (j->running) {
     j->abandoned = 1;
@@ -375,7 +392,8 @@ int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
   }
   pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
-  h->nexternal++;
+  hub_ref(h);
+  p->nrefs++;
   link_push(&j->waiters, &self->link);
   self->where = TW_LIST;
   self->waitcode = WC_RESOLVE;

@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -221,7 +220,7 @@ static void out_unwatch(gh_sock *s) {
   gh_hub *h = s->hub;
   if (s->fd >= 0 && s->fd < h->nfds && h->fds[s->fd].flusher == s) {
     h->fds[s->fd].flusher = NULL;
-    h->nexternal--;
+    hub_unref(h);
   }
 }
 
@@ -235,7 +234,7 @@ static void out_flush(gh_hub *h, gh_sock *s) {
   gh_fd *r = hub_fd(h, s->fd);
   if (r && !r->flusher && hub_fd_watch(h, s->fd) == 0) {
     r->flusher = s;
-    h->nexternal++; /* an outside event (writability) is still awaited */
+    hub_ref(h); /* an outside event (writability) is still awaited */
   }
   if (r) r->ready &= (uint8_t)~FD_W;
 }
@@ -2126,7 +2125,7 @@ static int tramp_k(lua_State *L, int status, lua_KContext ctx) {
 
 /*
  * trampoline(fd, "r"|"w" [, timeout]): wait until a foreign fd is ready.
- * Re-arms the registration each time (one epoll_ctl), since greenhub cannot
+ * Re-arms the registration each time (one poller call), since greenhub cannot
  * know what the fd's owner did with it in between.
  */
 static int l_trampoline(lua_State *L) {
@@ -2139,13 +2138,7 @@ static int l_trampoline(lua_State *L) {
   gh_thread *self = hub_self(L, h, "trampoline");
   gh_fd *r = hub_fd(h, (int)fd);
   if (!r) return luaL_error(L, "greenhub: out of memory");
-  if (r->registered) {
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof ev);
-    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-    ev.data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)r->gen << 32);
-    if (epoll_ctl(h->epfd, EPOLL_CTL_MOD, (int)fd, &ev) < 0) { r->registered = 0; h->nregistered--; }
-  }
+  if (r->registered) hub_fd_rearm(h, (int)fd); /* on failure hub_wait_fd adds it anew */
   lua_settop(L, 0);
   return hub_wait_fd(L, h, self, (int)fd, dir, d, 0, tramp_k);
 }

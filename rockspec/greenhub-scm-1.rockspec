@@ -22,6 +22,7 @@ build = {
   modules = {
     ["greenhub.core"] = {
       sources = {
+        "csrc/poll.c",
         "csrc/hub.c",
         "csrc/timer.c",
         "csrc/thread.c",
