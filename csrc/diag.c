@@ -1,5 +1,5 @@
 /*
- * diag.c - seeing inside the hub: thread names and what threads wait on,
+ * diag.c - seeing inside the hub: gh.threads, gh.stats,
  * and gh.debug.blocking (a count hook that catches a green thread running
  * too long without yielding). Nothing here is on a hot path unless
  * blocking detection is switched on.
@@ -12,11 +12,6 @@
 #include <string.h>
 
 #include "greenhub.h"
-
-static const char *const wait_names[] = {
-  NULL, "sleep", "read", "write", "event", "semaphore", "queue get",
-  "queue put", "thread", "resolve", "ready", "child"
-};
 
 /* luaL_tolstring under pcall. */
 static int tolstring_p(lua_State *L) {
@@ -41,102 +36,6 @@ const char *diag_safe_text(lua_State *L, int idx) {
   return lua_pushfstring(L, "(error object is a %s value)", lua_typename(L, ty));
 }
 
-/* A chunk of greenhub's own Lua layer ("@.../greenhub.lua",
-   "@.../greenhub/pool.lua"). */
-static int our_source(const char *src) {
-  size_t n = strlen(src);
-  if (n >= 12 && strcmp(src + n - 12, "greenhub.lua") == 0) return 1;
-  const char *d = strstr(src, "greenhub/");
-  return d && !strchr(d + 9, '/') && n > 4 && strcmp(src + n - 4, ".lua") == 0;
-}
-
-/*
- * t's name: the one given with t:name(s), else "source:line" of the
- * function it runs. Pushed on L (and returned). ud: index of t's userdata,
- * or 0 (then it is found through the thread table while t is alive).
- */
-const char *diag_name(lua_State *L, gh_hub *h, gh_thread *t, int ud) {
-  luaL_checkstack(L, 8, NULL);
-  int top = lua_gettop(L);
-  if (ud) ud = lua_absindex(L, ud);
-  else if (t->ref != LUA_NOREF && !(t->flags & TF_MAIN)) {
-    thread_push(L, h, t);
-    ud = lua_gettop(L);
-  }
-  int named = 0;
-  if (ud) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->names_ref);
-    lua_pushvalue(L, ud);
-    named = lua_rawget(L, -2) == LUA_TSTRING;
-    if (!named) lua_pop(L, 2);
-  }
-  if (!named) {
-    lua_State *co = t->co;
-    lua_Debug ar;
-    int found = 0;
-    if (co && t->state == TS_PENDING && lua_gettop(co) >= 1) {
-      lua_checkstack(co, 1);
-      lua_pushvalue(co, 1);
-      found = lua_getinfo(co, ">S", &ar);
-    } else if (co) {
-      /* the outermost function, passing over greenhub's own Lua wrappers
-         (gh.serve's per-connection runner, say) to the user's function */
-      int level = 0;
-      while (lua_getstack(co, level + 1, &ar)) level++;
-      for (int lv = level; lv >= 0 && !found; lv--)
-        found = lua_getstack(co, lv, &ar) && lua_getinfo(co, "S", &ar) &&
-                *ar.what != 'C' && !our_source(ar.source);
-      if (!found) found = lua_getstack(co, level, &ar) && lua_getinfo(co, "S", &ar);
-    }
-    /* dead (or between functions): the function it was spawned with */
-    if (!found && ud) {
-      if (lua_getiuservalue(L, ud, 2) == LUA_TFUNCTION) found = lua_getinfo(L, ">S", &ar);
-      else lua_pop(L, 1);
-    }
-    if (found && ar.linedefined > 0)
-      lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
-    else if (found && *ar.what == 'C')
-      lua_pushliteral(L, "[C function]");
-    else
-      lua_pushfstring(L, "%p", (void *)t);
-  }
-  if (lua_gettop(L) > top + 1) {
-    lua_replace(L, top + 1);
-    lua_settop(L, top + 1);
-  }
-  return lua_tostring(L, -1);
-}
-
-/* t:name([s]) -> name; with s, sets it */
-static int t_name(lua_State *L) {
-  gh_thread *t = thread_check(L, 1);
-  gh_hub *h = t->hub;
-  if (!lua_isnoneornil(L, 2)) {
-    luaL_checkstring(L, 2);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->names_ref);
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
-    lua_rawset(L, -3);
-  }
-  lua_settop(L, 1);
-  diag_name(L, h, t, 1);
-  return 1;
-}
-
-/* t:waiting() -> what a parked thread waits on ("sleep", "read fd 7", ...)
-   and for how long (seconds); nil when it is not parked */
-static int t_waiting(lua_State *L) {
-  gh_thread *t = thread_check(L, 1);
-  gh_hub *h = t->hub;
-  if (t->state != TS_SUSPENDED || t->waitcode == WC_NONE) return 0;
-  if (t->waitcode == WC_READ || t->waitcode == WC_WRITE)
-    lua_pushfstring(L, "%s fd %d", wait_names[t->waitcode], t->waitfd);
-  else
-    lua_pushstring(L, wait_names[t->waitcode]);
-  lua_pushnumber(L, (double)(hub_clock_coarse() - t->since) / 1e9);
-  (void)h;
-  return 2;
-}
 
 /* ---------------------------------------------------------------- blocking */
 
@@ -246,7 +145,7 @@ static void block_hook(lua_State *L, lua_Debug *ar) {
     lua_concat(L, 2);
     lua_error(L);
   }
-  const char *name = diag_name(L, h, t, 0);
+  const char *name = thread_name(L, h, t, 0);
   luaL_traceback(L, L, NULL, 0);
   fprintf(stderr, "greenhub: green thread %s ran %.3f s without yielding:\n%s\n",
           name, (double)ran / 1e9, lua_tostring(L, -1));
@@ -285,7 +184,7 @@ void diag_after_resume(gh_hub *h, lua_State *L, gh_thread *t, int ud) {
   if (ran < h->block_ns) return;
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 8)) return;
-  const char *name = diag_name(L, h, t, ud);
+  const char *name = thread_name(L, h, t, ud);
   if (t->co && lua_status(t->co) == LUA_YIELD)
     luaL_traceback(L, t->co, "it is now at:", 0);
   else
@@ -358,10 +257,6 @@ static int l_timer_selftest(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg diag_methods[] = {
-  {"name", t_name}, {"waiting", t_waiting}, {NULL, NULL}
-};
-
 static const luaL_Reg diag_funcs[] = {
   {"threads", l_threads}, {"stats", l_stats}, {"_blocking", l_blocking},
   {"_timer_selftest", l_timer_selftest},
@@ -369,9 +264,5 @@ static const luaL_Reg diag_funcs[] = {
 };
 
 void diag_open(lua_State *L, int mod, int hub) {
-  luaL_getmetatable(L, THREAD_MT);
-  lua_getfield(L, -1, "__index");
-  gh_setfuncs(L, lua_gettop(L), hub, diag_methods);
-  lua_pop(L, 2);
   gh_setfuncs(L, mod, hub, diag_funcs);
 }

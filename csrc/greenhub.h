@@ -322,12 +322,11 @@ void socket_open(lua_State *L, int mod, int hub);
 
 /* proc.c */
 void proc_open(lua_State *L, int mod, int hub);
-void signal_close(gh_hub *h);
+void proc_close(gh_hub *h);
 
 /* diag.c */
 void diag_open(lua_State *L, int mod, int hub);
 void diag_on_resume(gh_hub *h, gh_thread *t);
-const char *diag_name(lua_State *L, gh_hub *h, gh_thread *t, int ud);
 int diag_hook_is_ours(lua_Hook hk);
 void diag_after_resume(gh_hub *h, lua_State *L, gh_thread *t, int ud);
 void diag_close(gh_hub *h);
@@ -335,6 +334,7 @@ const char *diag_safe_text(lua_State *L, int idx);
 
 /* thread.c */
 void thread_resume(gh_hub *h, lua_State *from, gh_thread *t);
+const char *thread_name(lua_State *L, gh_hub *h, gh_thread *t, int ud);
 void thread_timer_fire(gh_hub *h, gh_timer *tm);
 void thread_push(lua_State *L, gh_hub *h, gh_thread *t);
 void thread_spawn_n(lua_State *L, gh_hub *h, int n);

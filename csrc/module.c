@@ -12,13 +12,23 @@
 
 #include "greenhub.h"
 
+/* The parts of the module: each opens its functions into the module table
+   and closes what it holds when the state closes (in reverse order). */
+static const struct {
+  void (*open)(lua_State *L, int mod, int hub);
+  void (*close)(gh_hub *h);
+} parts[] = {
+  {thread_open, NULL}, {timeout_open, NULL}, {socket_open, NULL}, {sync_open, NULL},
+  {diag_open, diag_close}, {proc_open, proc_close}, {NULL, resolver_close},
+};
+#define NPARTS (sizeof parts / sizeof parts[0])
+
 static int hub_gc(lua_State *L) {
   gh_hub *h = luaL_checkudata(L, 1, HUB_MT);
   if (h->closed) return 0;
   h->closed = 1;
-  diag_close(h);
-  resolver_close(h);
-  signal_close(h);
+  for (size_t i = NPARTS; i-- > 0;)
+    if (parts[i].close) parts[i].close(h);
   poller_close(&h->poller);
   timer_free(&h->timers);
   free(h->fds);
@@ -121,12 +131,8 @@ GH_EXPORT int luaopen_greenhub_core(lua_State *L) {
   lua_newtable(L);
   int mod = lua_gettop(L);
   int hub = hub_open(L);
-  thread_open(L, mod, hub);
-  timeout_open(L, mod, hub);
-  socket_open(L, mod, hub);
-  sync_open(L, mod, hub);
-  diag_open(L, mod, hub);
-  proc_open(L, mod, hub);
+  for (size_t i = 0; i < NPARTS; i++)
+    if (parts[i].open) parts[i].open(L, mod, hub);
   gh_hub *h = lua_touserdata(L, hub);
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->killed_ref);
   lua_setfield(L, mod, "Killed");

@@ -123,7 +123,7 @@ static void signal_ready(gh_hub *h, gh_source *src) {
   }
 }
 
-void signal_close(gh_hub *h) {
+void proc_close(gh_hub *h) {
   if (h->sigfd >= 0) {
     hub_source_remove(h, &h->sigsrc);
     close(h->sigfd);

@@ -213,7 +213,7 @@ static void thread_die(gh_hub *h, lua_State *L, gh_thread *t, int st, int nres) 
       lua_xmove(co, L, 1);                        /* top+2: err */
       luaL_traceback(L, co, diag_safe_text(L, top + 2), 0);
       lua_remove(L, top + 3);                     /* top+3: message + tb */
-      diag_name(L, h, t, top + 1);                /* top+4, while the stack is there */
+      thread_name(L, h, t, top + 1);                /* top+4, while the stack is there */
       report_it = 1;
     }
     /* close <close> variables left open by the error; the (possibly new)
@@ -568,9 +568,114 @@ static int t_tostring(lua_State *L) {
   return 1;
 }
 
+/* ---------------------------------------------------------------- names */
+
+static const char *const wait_names[] = {
+  NULL, "sleep", "read", "write", "event", "semaphore", "queue get",
+  "queue put", "thread", "resolve", "ready", "child"
+};
+
+/* A chunk of greenhub's own Lua layer ("@.../greenhub.lua",
+   "@.../greenhub/pool.lua"). */
+static int our_source(const char *src) {
+  size_t n = strlen(src);
+  if (n >= 12 && strcmp(src + n - 12, "greenhub.lua") == 0) return 1;
+  const char *d = strstr(src, "greenhub/");
+  return d && !strchr(d + 9, '/') && n > 4 && strcmp(src + n - 4, ".lua") == 0;
+}
+
+/*
+ * t's name: the one given with t:name(s), else "source:line" of the
+ * function it runs. Pushed on L (and returned). ud: index of t's userdata,
+ * or 0 (then it is found through the thread table while t is alive).
+ */
+const char *thread_name(lua_State *L, gh_hub *h, gh_thread *t, int ud) {
+  luaL_checkstack(L, 8, NULL);
+  int top = lua_gettop(L);
+  if (ud) ud = lua_absindex(L, ud);
+  else if (t->ref != LUA_NOREF && !(t->flags & TF_MAIN)) {
+    thread_push(L, h, t);
+    ud = lua_gettop(L);
+  }
+  int named = 0;
+  if (ud) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->names_ref);
+    lua_pushvalue(L, ud);
+    named = lua_rawget(L, -2) == LUA_TSTRING;
+    if (!named) lua_pop(L, 2);
+  }
+  if (!named) {
+    lua_State *co = t->co;
+    lua_Debug ar;
+    int found = 0;
+    if (co && t->state == TS_PENDING && lua_gettop(co) >= 1) {
+      lua_checkstack(co, 1);
+      lua_pushvalue(co, 1);
+      found = lua_getinfo(co, ">S", &ar);
+    } else if (co) {
+      /* the outermost function, passing over greenhub's own Lua wrappers
+         (gh.serve's per-connection runner, say) to the user's function */
+      int level = 0;
+      while (lua_getstack(co, level + 1, &ar)) level++;
+      for (int lv = level; lv >= 0 && !found; lv--)
+        found = lua_getstack(co, lv, &ar) && lua_getinfo(co, "S", &ar) &&
+                *ar.what != 'C' && !our_source(ar.source);
+      if (!found) found = lua_getstack(co, level, &ar) && lua_getinfo(co, "S", &ar);
+    }
+    /* dead (or between functions): the function it was spawned with */
+    if (!found && ud) {
+      if (lua_getiuservalue(L, ud, 2) == LUA_TFUNCTION) found = lua_getinfo(L, ">S", &ar);
+      else lua_pop(L, 1);
+    }
+    if (found && ar.linedefined > 0)
+      lua_pushfstring(L, "%s:%d", ar.short_src, ar.linedefined);
+    else if (found && *ar.what == 'C')
+      lua_pushliteral(L, "[C function]");
+    else
+      lua_pushfstring(L, "%p", (void *)t);
+  }
+  if (lua_gettop(L) > top + 1) {
+    lua_replace(L, top + 1);
+    lua_settop(L, top + 1);
+  }
+  return lua_tostring(L, -1);
+}
+
+/* t:name([s]) -> name; with s, sets it */
+static int t_name(lua_State *L) {
+  gh_thread *t = thread_check(L, 1);
+  gh_hub *h = t->hub;
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checkstring(L, 2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->names_ref);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_rawset(L, -3);
+  }
+  lua_settop(L, 1);
+  thread_name(L, h, t, 1);
+  return 1;
+}
+
+/* t:waiting() -> what a parked thread waits on ("sleep", "read fd 7", ...)
+   and for how long (seconds); nil when it is not parked */
+static int t_waiting(lua_State *L) {
+  gh_thread *t = thread_check(L, 1);
+  gh_hub *h = t->hub;
+  if (t->state != TS_SUSPENDED || t->waitcode == WC_NONE) return 0;
+  if (t->waitcode == WC_READ || t->waitcode == WC_WRITE)
+    lua_pushfstring(L, "%s fd %d", wait_names[t->waitcode], t->waitfd);
+  else
+    lua_pushstring(L, wait_names[t->waitcode]);
+  lua_pushnumber(L, (double)(hub_clock_coarse() - t->since) / 1e9);
+  (void)h;
+  return 2;
+}
+
 static const luaL_Reg thread_methods[] = {
   {"wait", t_wait}, {"kill", t_kill}, {"cancel", t_cancel}, {"link", t_link},
-  {"status", t_status}, {"traceback", t_traceback}, {NULL, NULL}
+  {"status", t_status}, {"traceback", t_traceback}, {"name", t_name},
+  {"waiting", t_waiting}, {NULL, NULL}
 };
 
 static const luaL_Reg thread_funcs[] = {
