@@ -3,12 +3,16 @@
 -- conveniences that are naturally Lua live here and in greenhub/*.lua.
 local core = require "greenhub.core"
 
+-- The public API: exactly these (docs/api.md lists the same; a spec
+-- checks). The core's other functions (tcp, udp, getaddrinfo, ...) stay
+-- inside: they are reached through gh.socket, gh.connect and the rest.
 local M = {}
-for k, v in pairs(core) do
-  if not k:match("^timeout_") and not k:match("^_") then M[k] = v end
+for _, k in ipairs({ "spawn", "spawn_after", "spawn_n", "sleep", "current", "run", "clock",
+  "Killed", "event", "semaphore", "queue", "stats", "threads", "onerror", "trampoline",
+  "notify_close" }) do
+  M[k] = assert(core[k], k)
 end
 
-local pack, unpack = table.pack, table.unpack
 local timeout_start, timeout_cancel = core.timeout_start, core.timeout_cancel
 
 local function finish(tok, ok, ...)
@@ -107,13 +111,7 @@ end
 
 --- connect(host, port [, timeout]) -> connected TCP socket, or nil, err
 function M.connect(host, port, timeout)
-  local sock, err = core.tcp()
-  if not sock then return nil, err end
-  if timeout then sock:settimeout(timeout, "t") end
-  local ok, e = sock:connect(host, port)
-  if not ok then sock:close(); return nil, e end
-  if timeout then sock:settimeout(nil, "t") end
-  return sock
+  return M.socket._connect(host, port, timeout)
 end
 
 --- listen(host, port [, backlog]) -> listening TCP socket (reuseaddr on)
@@ -184,67 +182,6 @@ function M.resolve(host, timeout)
   return out
 end
 
--- green select: helpers wait on each fd; the first ready one wakes us
-local function fd_of(s)
-  if type(s) == "number" then return s end
-  local ok, fd = pcall(function() return s:getfd() end)
-  return ok and fd or nil
-end
-
-function M._select(recvt, sendt, timeout)
-  recvt, sendt = recvt or {}, sendt or {}
-  -- what is ready right now: buffered data, then one poll(2) with timeout 0
-  -- (so a settimeout(0) + select(..., 0) loop sees new data at once)
-  local r, w = {}, {}
-  local fds, evs, objs = {}, {}, {}
-  for _, s in ipairs(recvt) do
-    if type(s) ~= "number" and s.dirty and s:dirty() then
-      if not r[s] then r[#r + 1] = s; r[s] = true end
-    else
-      local fd = fd_of(s)
-      if fd and fd >= 0 then fds[#fds + 1] = fd; evs[#evs + 1] = "r"; objs[#objs + 1] = s end
-    end
-  end
-  for _, s in ipairs(sendt) do
-    local fd = fd_of(s)
-    if fd and fd >= 0 then fds[#fds + 1] = fd; evs[#evs + 1] = "w"; objs[#objs + 1] = s end
-  end
-  if #fds > 0 then
-    local rev = core._poll(fds, evs)
-    for i = 1, #fds do
-      local s, ready = objs[i], rev[i]
-      if evs[i] == "r" and ready:find("r", 1, true) and not r[s] then r[#r + 1] = s; r[s] = true end
-      if evs[i] == "w" and ready:find("w", 1, true) and not w[s] then w[#w + 1] = s; w[s] = true end
-    end
-  end
-  if #r > 0 or #w > 0 then return r, w end
-  if timeout == 0 then return r, w, "timeout" end
-  -- nothing yet: one helper thread per fd collected above waits for it
-  local ev = core.event()
-  local helpers = {}
-  for i = 1, #fds do
-    local s, fd, dir = objs[i], fds[i], evs[i]
-    local out = dir == "r" and r or w
-    helpers[#helpers + 1] = core.spawn(function()
-      local ok = core.trampoline(fd, dir, 0)
-      if not ok then ok = core.trampoline(fd, dir) end
-      if ok and not out[s] then
-        out[#out + 1] = s; out[s] = true
-        if not ev:ready() then ev:send() end
-      end
-    end)
-  end
-  if #helpers > 0 then
-    ev:wait(timeout ~= nil and timeout >= 0 and timeout or nil)
-    if not ev:ready() then core.sleep(0) end
-  elseif timeout and timeout > 0 then
-    core.sleep(timeout)
-  end
-  for _, t in ipairs(helpers) do t:kill() end
-  if #r == 0 and #w == 0 then return r, w, "timeout" end
-  return r, w
-end
-
 -- Diagnostics ---------------------------------------------------------------
 
 M.debug = {}
@@ -270,5 +207,4 @@ function M.backdoor(host, port, opts)
   return require("greenhub.backdoor").start(M, host, port, opts)
 end
 
-M.pack, M.unpack = pack, unpack
 return M

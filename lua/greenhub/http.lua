@@ -5,7 +5,7 @@
 --   local s = http.server(handler [, opts]); s:serve(listener); s:shutdown([grace]); s:stats()
 --   handler(req, res)   -- or return status [, headers [, body]]
 local core = require "greenhub.core"
-local gh = require "greenhub"
+local gsocket = require "greenhub.socket"
 
 local M = {}
 
@@ -403,7 +403,7 @@ end
 
 -- One connection: requests until it closes, errs, or asks to.
 local function connection(s, sock)
-  local conn = { sock = sock, max_body = s.max_body_size, thread = gh.current() }
+  local conn = { sock = sock, max_body = s.max_body_size, thread = core.current() }
   local handler = s.handler
   s.conns[conn] = conn
   s.connections = s.connections + 1
@@ -520,17 +520,17 @@ function Server:shutdown(grace)
   for l in pairs(self.listeners) do l:close() end
   -- idle keep-alive connections close now
   for c in pairs(self.conns) do if not c.busy then c.sock:close() end end
-  local deadline = grace and gh.clock() + grace
+  local deadline = grace and core.clock() + grace
   while self.active > 0 do
-    if deadline and gh.clock() >= deadline then
+    if deadline and core.clock() >= deadline then
       -- what is left is killed (its handler sees gh.Killed), then closed
       for c in pairs(self.conns) do
-        if c.thread and c.thread ~= gh.current() then c.thread:kill() end
+        if c.thread and c.thread ~= core.current() then c.thread:kill() end
         c.sock:close()
       end
       return nil, "timeout"
     end
-    gh.sleep(0.01)
+    core.sleep(0.01)
   end
   return true
 end
@@ -616,7 +616,7 @@ local function take(c, u)
     local sock, at = list[n - 1], list[n]
     list[n], list[n - 1] = nil, nil
     n = n - 2
-    if gh.clock() - at < c.idle_timeout and not sock:dirty() then return sock, true end
+    if core.clock() - at < c.idle_timeout and not sock:dirty() then return sock, true end
     sock:close()
   end
   local timeout = c.connect_timeout
@@ -624,11 +624,11 @@ local function take(c, u)
     local params = {}
     for k, v in pairs(u.tls or {}) do params[k] = v end
     params.timeout = params.timeout or timeout
-    local t, err = gh.tls.connect(u.host, u.port, params) -- verification on by default
+    local t, err = require("greenhub.tls").connect(u.host, u.port, params) -- verification on by default
     if not t then return nil, err end
     return t, false
   end
-  local sock, err = gh.connect(u.host, u.port, timeout)
+  local sock, err = gsocket._connect(u.host, u.port, timeout)
   if not sock then return nil, err end
   sock:setoption("tcp-nodelay", true)
   return sock, false
@@ -640,7 +640,7 @@ local function give_back(c, u, sock)
   if not list then list = {}; c.pools[key] = list end
   local n = #list
   if n >= 2 * c.pool_size then sock:close(); return end
-  list[n + 1], list[n + 2] = sock, gh.clock()
+  list[n + 1], list[n + 2] = sock, core.clock()
 end
 
 -- the request head and, for a string body, the body

@@ -111,10 +111,82 @@ function dns.tohostname(addr)
   return info.name, info
 end
 
+-- green select: helpers wait on each fd; the first ready one wakes us
+local function fd_of(s)
+  if type(s) == "number" then return s end
+  local ok, fd = pcall(function() return s:getfd() end)
+  return ok and fd or nil
+end
+
+local function green_select(recvt, sendt, timeout)
+  recvt, sendt = recvt or {}, sendt or {}
+  -- what is ready right now: buffered data, then one poll(2) with timeout 0
+  -- (so a settimeout(0) + select(..., 0) loop sees new data at once)
+  local r, w = {}, {}
+  local fds, evs, objs = {}, {}, {}
+  for _, s in ipairs(recvt) do
+    if type(s) ~= "number" and s.dirty and s:dirty() then
+      if not r[s] then r[#r + 1] = s; r[s] = true end
+    else
+      local fd = fd_of(s)
+      if fd and fd >= 0 then fds[#fds + 1] = fd; evs[#evs + 1] = "r"; objs[#objs + 1] = s end
+    end
+  end
+  for _, s in ipairs(sendt) do
+    local fd = fd_of(s)
+    if fd and fd >= 0 then fds[#fds + 1] = fd; evs[#evs + 1] = "w"; objs[#objs + 1] = s end
+  end
+  if #fds > 0 then
+    local rev = core._poll(fds, evs)
+    for i = 1, #fds do
+      local s, ready = objs[i], rev[i]
+      if evs[i] == "r" and ready:find("r", 1, true) and not r[s] then r[#r + 1] = s; r[s] = true end
+      if evs[i] == "w" and ready:find("w", 1, true) and not w[s] then w[#w + 1] = s; w[s] = true end
+    end
+  end
+  if #r > 0 or #w > 0 then return r, w end
+  if timeout == 0 then return r, w, "timeout" end
+  -- nothing yet: one helper thread per fd collected above waits for it
+  local ev = core.event()
+  local helpers = {}
+  for i = 1, #fds do
+    local s, fd, dir = objs[i], fds[i], evs[i]
+    local out = dir == "r" and r or w
+    helpers[#helpers + 1] = core.spawn(function()
+      local ok = core.trampoline(fd, dir, 0)
+      if not ok then ok = core.trampoline(fd, dir) end
+      if ok and not out[s] then
+        out[#out + 1] = s; out[s] = true
+        if not ev:ready() then ev:send() end
+      end
+    end)
+  end
+  if #helpers > 0 then
+    ev:wait(timeout ~= nil and timeout >= 0 and timeout or nil)
+    if not ev:ready() then core.sleep(0) end
+  elseif timeout and timeout > 0 then
+    core.sleep(timeout)
+  end
+  for _, t in ipairs(helpers) do t:kill() end
+  if #r == 0 and #w == 0 then return r, w, "timeout" end
+  return r, w
+end
+
 --- select(recvt, sendt [, timeout]): green; waits in the hub
 function M.select(recvt, sendt, timeout)
-  local gh = require "greenhub"
-  return gh._select(recvt, sendt, timeout)
+  return green_select(recvt, sendt, timeout)
+end
+
+--- _connect(host, port [, timeout]) -> connected TCP socket, or nil, err
+-- (gh.connect; here so the submodules need not reach back to the facade)
+function M._connect(host, port, timeout)
+  local sock, err = core.tcp()
+  if not sock then return nil, err end
+  if timeout then sock:settimeout(timeout, "t") end
+  local ok, e = sock:connect(host, port)
+  if not ok then sock:close(); return nil, e end
+  if timeout then sock:settimeout(nil, "t") end
+  return sock
 end
 
 -- LuaSocket's pure-Lua helpers: from the installed LuaSocket when present

@@ -419,8 +419,7 @@ function M.listen(host, port, params, backlog)
   if p.verify == nil then p.verify = "none" end
   local ctx, err = context(p, "server")
   if not ctx then return nil, err end
-  local gh = require "greenhub"
-  local sock, e = gh.listen(host, port, backlog)
+  local sock, e = require("greenhub.socket")._listen(host, port, backlog or 1024)
   if not sock then return nil, e end
   return setmetatable({ sock = sock, ctx = ctx, handshake_timeout = p.handshake_timeout }, Server)
 end
