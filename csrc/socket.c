@@ -503,6 +503,26 @@ static int sock_park_read(lua_State *L, gh_sock *s, int64_t d, int64_t total,
   return hub_wait_fd(L, h, self, s->fd, FD_R, d, (lua_KContext)total, k);
 }
 
+/*
+ * The tail of a receive loop that needs more bytes: READ_AGAIN when some
+ * came (go round), else what the call returns: nil, "closed" | the error |
+ * "timeout", or parked (continuing in k). want and cap as sock_read_more.
+ */
+#define READ_AGAIN (-1)
+static int sock_more(lua_State *L, gh_sock *s, int64_t total, size_t want, size_t cap,
+                     lua_KFunction k, const char *what) {
+  if (s->fd < 0) return push_fail(L, "closed");
+  if (worth_reading(s, total)) {
+    ssize_t got = sock_read_more(L, s, want, cap);
+    if (got > 0) return READ_AGAIN;
+    if (got == 0) return push_fail(L, "closed");
+    if (got == -2) return push_errno(L, errno);
+  }
+  int64_t d = wait_deadline(s, total);
+  if (expired(d)) return push_fail(L, "timeout");
+  return sock_park_read(L, s, d, total, k, what);
+}
+
 /* After an over-long line: drop input up to and including its '\n'.
    Returns 1 while still discarding (the buffer is then empty). */
 static int discard_line(gh_sock *s) {
@@ -613,19 +633,10 @@ static int partial_step(lua_State *L, gh_sock *s, int64_t total) {
       return recv_done(L);
     }
     if (s->discard) buf_consume(&s->buf, len);
-    if (s->fd < 0) return push_fail(L, "closed");
-    if (worth_reading(s, total)) {
-      ssize_t got = sock_read_more(L, s, max < (1u << 20) ? max : (1u << 20), max);
-      if (got > 0) {
-        if (s->discard) discard_line(s);
-        continue;
-      }
-      if (got == 0) return push_fail(L, "closed");
-      if (got == -2) return push_errno(L, errno);
-    }
-    int64_t d = wait_deadline(s, total);
-    if (expired(d)) return push_fail(L, "timeout");
-    return sock_park_read(L, s, d, total, partial_k, "receivepartial");
+    int r = sock_more(L, s, total, max < (1u << 20) ? max : (1u << 20), max, partial_k,
+                      "receivepartial");
+    if (r != READ_AGAIN) return r;
+    if (s->discard) discard_line(s);
   }
 }
 
@@ -1283,16 +1294,8 @@ static int chunk_step(lua_State *L, gh_sock *s, int64_t total) {
       return 3;
     }
     buf_consume(&s->buf, used);
-    if (s->fd < 0) return push_fail(L, "closed");
-    if (worth_reading(s, total)) {
-      ssize_t got = sock_read_more(L, s, 4096, 0);
-      if (got > 0) continue;
-      if (got == 0) return push_fail(L, "closed");
-      if (got == -2) return push_errno(L, errno);
-    }
-    int64_t d = wait_deadline(s, total);
-    if (expired(d)) return push_fail(L, "timeout");
-    return sock_park_read(L, s, d, total, chunk_k, "receive");
+    int more = sock_more(L, s, total, 4096, 0, chunk_k, "receive");
+    if (more != READ_AGAIN) return more;
   }
 }
 
