@@ -1,0 +1,121 @@
+/*
+ * sock.h - what the socket files share (private to them): the socket
+ * object, and the helpers one file defines and another uses.
+ *   socket.c    objects, errors, timeouts, coalescing, options, the module
+ *   stream.c    stream receive and send
+ *   sockaddr.c  addresses, bind, listen, connect, accept
+ *   udp.c       datagrams
+ *   sockhttp.c  greenhub.http's parser and writer over the socket buffer
+ */
+#ifndef GH_SOCK_H
+#define GH_SOCK_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include "buffer.h"
+#include "http.h"
+#include "greenhub.h"
+
+#define LINE_MAX_DEFAULT (1024 * 1024)
+#define UDP_DATAGRAMSIZE 8192
+
+enum { K_MASTER, K_CLIENT, K_SERVER, K_UNCONNECTED, K_CONNECTED };
+enum { P_LINE = PAT_LINE, P_ALL = PAT_ALL, P_COUNT = PAT_COUNT };
+
+typedef struct gh_sock {
+  int fd;                  /* -1 when closed, or tcp() not yet created */
+  int family;              /* AF_INET, AF_INET6, AF_UNIX; AF_UNSPEC = lazy */
+  int type;                /* SOCK_STREAM or SOCK_DGRAM */
+  int kind;                /* K_*: what LuaSocket would call its class */
+  int plain;               /* not a socket (gh.fdopen): read/write */
+  double tblock, ttotal;   /* settimeout 'b' and 't'; < 0 = none */
+  size_t line_max;         /* longest line "*l" accepts */
+  gh_buf buf;              /* received, not yet returned */
+  double nrecv, nsent;     /* getstats */
+  int64_t birth;
+  gh_hub *hub;
+  int discard;             /* drop input up to the end of an over-long line */
+  int nopts;               /* options set on a master socket, replayed on
+                              the fresh fd a connect retry needs */
+  struct { int level, opt, val; } opts[8];
+  socklen_t boundlen;      /* the address bind() was given (0 = none) */
+  struct sockaddr_storage bound;
+  /* setoption("coalesce", true): sends collect here and go out in one
+     syscall when the thread blocks (any park), at COALESCE_MAX, on flush()
+     or close(); the hub finishes a flush the kernel could not take whole
+     when the fd turns writable */
+  int coalesce;
+  int out_err;             /* errno of a background flush that failed */
+  gh_buf out;
+  gh_link flushq;          /* in the hub's flushq while out is not empty */
+} gh_sock;
+
+#define COALESCE_MAX (64 * 1024)
+#define CHUNKED_MT "greenhub.httpchunked"
+#define READ_AGAIN (-1)
+
+/* ---------------------------------------------------------------- shared */
+
+/* socket.c: errors, objects, timeouts, coalescing */
+const char *sock_strerror(int err);
+int push_fail(lua_State *L, const char *msg);
+int push_errno(lua_State *L, int err);
+int wait_failed(lua_State *L, gh_hub *h);
+gh_sock *sock_check(lua_State *L, int arg);
+const char *sock_class(const gh_sock *s);
+void sock_setclass(lua_State *L, int idx, gh_sock *s);
+gh_sock *sock_need(lua_State *L, int kmask, int type, const char *what);
+gh_sock *sock_push(lua_State *L, gh_hub *h, int fd, int family, int type, int kind);
+int sock_create_fd(gh_sock *s, int family);
+void sock_close_fd(gh_sock *s);
+int out_write(gh_sock *s);
+void out_unwatch(gh_sock *s);
+int64_t call_deadline(const gh_sock *s);
+int64_t wait_deadline(const gh_sock *s, int64_t total);
+int expired(int64_t deadline);
+int sock_wait(lua_State *L, gh_sock *s, int dir, int64_t total, lua_KContext ctx,
+              lua_KFunction k, const char *what);
+
+/* stream.c: the receive side other readers build on, and the methods */
+int recv_done(lua_State *L);
+int worth_reading(gh_sock *s, int64_t total);
+ssize_t sock_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap);
+int sock_park_read(lua_State *L, gh_sock *s, int64_t d, int64_t total, lua_KFunction k,
+                   const char *what);
+int sock_more(lua_State *L, gh_sock *s, int64_t total, size_t want, size_t cap,
+              lua_KFunction k, const char *what);
+int sock_receive(lua_State *L);
+int sock_receivepartial(lua_State *L);
+int sock_send(lua_State *L);
+
+/* sockaddr.c */
+int push_sockaddr(lua_State *L, const struct sockaddr *sa, socklen_t len);
+int unix_addr(lua_State *L, int arg, struct sockaddr_un *a, socklen_t *len);
+int sock_bind(lua_State *L);
+int sock_bind_reuse(lua_State *L);
+int sock_listen(lua_State *L);
+int sock_connect(lua_State *L);
+int sock_accept(lua_State *L);
+int sock_getpeername(lua_State *L);
+int sock_getsockname(lua_State *L);
+
+/* udp.c */
+int udp_receive(lua_State *L, gh_sock *s, int from);
+int udp_send(lua_State *L, gh_sock *s, int to);
+int sock_receivefrom(lua_State *L);
+int sock_sendto(lua_State *L);
+int sock_setpeername(lua_State *L);
+
+/* sockhttp.c */
+void push_head_keys(lua_State *L);
+int sock_httphead(lua_State *L);
+int sock_httpchunk(lua_State *L);
+int sock_httpsend(lua_State *L);
+int l_httpparse(lua_State *L);
+int l_httpchunked(lua_State *L);
+int l_httpchunkstr(lua_State *L);
+int l_httpresponse(lua_State *L);
+
+#endif

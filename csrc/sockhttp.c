@@ -1,0 +1,681 @@
+/*
+ * sockhttp.c - greenhub.http's C side over a green socket: the head
+ * parser run straight on the receive buffer (requests become request
+ * objects here), the chunked decoder, and the response writer.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sock.h"
+
+/* ---------------------------------------------------------------- http */
+
+/*
+ * The HTTP head parser (http.c) run straight over the receive buffer.
+ *   s:_httphead("request" | "response" [, max_line, max_head, max_headers
+ *               [, request_method [, idle, header_timeout [, raw
+ *               [, mt, conn [, inline_max]]]]]]) -> head
+ *   head: method, target, version (1.0 | 1.1), status, reason, headers
+ *   (lower-case name -> value, repeats joined with ", "), fields (the raw
+ *   name/value list, in order, when asked for), _kind (the body's framing:
+ *   "none" | "length" | "chunked" | "close"), _left (its length),
+ *   keep_alive, expect_continue, upgrade. With inline_max, a body framed by
+ *   a Content-Length of at most inline_max bytes that is already in the
+ *   buffer comes as _body (_left stays its length). With mt, a request head
+ *   becomes greenhub.http's request object (see push_head).
+ * A rejected head: nil, why, status (the head is consumed). Socket
+ * failures: nil, "closed" | "timeout" (a peer that closes before a byte of
+ * a new head: nil, "closed", 0 bytes).
+ */
+static int head_k(lua_State *L, int status, lua_KContext ctx);
+
+static void push_lower(lua_State *L, const char *p, size_t n) {
+  char small[64];
+  size_t i = 0;
+  while (i < n && !(p[i] >= 'A' && p[i] <= 'Z')) i++;
+  if (i == n) { lua_pushlstring(L, p, n); return; } /* already lower-case */
+  if (n <= sizeof small) {
+    for (i = 0; i < n; i++) small[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] | 0x20 : p[i]);
+    lua_pushlstring(L, small, n);
+    return;
+  }
+  luaL_Buffer b;
+  char *o = luaL_buffinitsize(L, &b, n);
+  for (i = 0; i < n; i++) o[i] = (char)((p[i] >= 'A' && p[i] <= 'Z') ? p[i] | 0x20 : p[i]);
+  luaL_pushresultsize(&b, n);
+}
+
+/* head.headers, and with raw also head.fields (then on top) from h */
+static void push_fields(lua_State *L, const http_head *h, int raw_too) {
+  lua_createtable(L, 0, (int)h->nheaders);
+  int hdr = lua_gettop(L), raw = 0;
+  if (raw_too) {
+    lua_createtable(L, (int)h->nheaders * 2, 0);
+    raw = hdr + 1;
+  }
+  for (size_t i = 0; i < h->nheaders; i++) {
+    const http_header *f = &h->headers[i];
+    if (raw) {
+      lua_pushlstring(L, f->name, f->name_len);
+      lua_rawseti(L, raw, (lua_Integer)(2 * i + 1));
+      lua_pushlstring(L, f->value, f->value_len);
+      lua_rawseti(L, raw, (lua_Integer)(2 * i + 2));
+    }
+    push_lower(L, f->name, f->name_len);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, hdr) == LUA_TSTRING) { /* repeated: join */
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, f->value, f->value_len);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, f->value, f->value_len);
+    }
+    lua_rawset(L, hdr);
+  }
+}
+
+/*
+ * The names a head table is built with, made once and kept as upvalue 2
+ * of the functions that build heads (_httphead, _httpparse): setting a
+ * field from one is a raw set with a ready string, where lua_setfield
+ * would look the C string up again for every field of every request.
+ */
+enum { HK_METHOD = 1, HK_TARGET, HK_PATH, HK_QUERY, HK_CONN, HK_EXPECT,
+       HK_DONE, HK_STATUS, HK_REASON, HK_VERSION, HK_HEADERS, HK_FIELDS, HK_KIND,
+       HK_LEFT, HK_KEEP, HK_EXPECT_CONTINUE, HK_UPGRADE,
+       HK_NONE, HK_LENGTH, HK_CHUNKED, HK_CLOSE, HK_BODY, HK_N = HK_BODY };
+static const char *const head_keys[] = {
+  NULL, "method", "target", "path", "query", "_conn", "_expect", "_done",
+  "status", "reason", "version", "headers", "fields", "_kind", "_left", "keep_alive",
+  "expect_continue", "upgrade", "none", "length", "chunked", "close", "_body"};
+
+void push_head_keys(lua_State *L) {
+  lua_createtable(L, HK_N, 0);
+  for (int i = 1; i <= HK_N; i++) {
+    lua_pushstring(L, head_keys[i]);
+    lua_rawseti(L, -2, i);
+  }
+}
+
+#define HKEY(L, k) lua_rawgeti(L, lua_upvalueindex(2), k)
+/* t[key] = the value on top (t a negative index counted before the key) */
+static inline void hset(lua_State *L, int key) {
+  HKEY(L, key);
+  lua_insert(L, -2);
+  lua_rawset(L, -3);
+}
+
+/* The head table of a parsed (and framed) head h. With mt (a stack
+   index, or 0), a request head becomes greenhub.http's request object:
+   path and query split off the target, _conn (the value at conn), _expect,
+   _done for a bodiless request (then no _kind), _left only for a
+   length-framed one, and mt as its metatable. */
+static void push_head(lua_State *L, const http_head *h, int request, int raw, int mt, int conn) {
+  lua_createtable(L, 0, mt ? 16 : 12); /* room for the fields greenhub.http adds */
+  if (request) {
+    lua_pushlstring(L, h->method, h->method_len); hset(L, HK_METHOD);
+    lua_pushlstring(L, h->target, h->target_len); hset(L, HK_TARGET);
+    if (mt) {
+      const char *q = memchr(h->target, '?', h->target_len);
+      if (q) {
+        lua_pushlstring(L, h->target, (size_t)(q - h->target)); hset(L, HK_PATH);
+        lua_pushlstring(L, q + 1, h->target_len - (size_t)(q + 1 - h->target));
+        hset(L, HK_QUERY);
+      } else {
+        HKEY(L, HK_TARGET);
+        lua_rawget(L, -2);
+        hset(L, HK_PATH);
+      }
+      lua_pushvalue(L, conn); hset(L, HK_CONN);
+      if (h->expect_continue && h->minor) { lua_pushboolean(L, 1); hset(L, HK_EXPECT); }
+      if (h->body == HTTP_BODY_NONE) { lua_pushboolean(L, 1); hset(L, HK_DONE); }
+      lua_pushvalue(L, mt);
+      lua_setmetatable(L, -2);
+    }
+  } else {
+    lua_pushinteger(L, h->status); hset(L, HK_STATUS);
+    lua_pushlstring(L, h->reason, h->reason_len); hset(L, HK_REASON);
+  }
+  lua_pushnumber(L, h->minor ? 1.1 : 1.0); hset(L, HK_VERSION);
+  push_fields(L, h, raw);
+  if (raw) { /* the raw list is on top, the headers under it */
+    HKEY(L, HK_FIELDS);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  hset(L, HK_HEADERS);
+  /* the body's framing and length, under the names greenhub.http's
+     request and response objects use (the head becomes that object) */
+  if (!mt || h->body != HTTP_BODY_NONE) { /* a request object: absent reads as none */
+    HKEY(L, HK_NONE + h->body); hset(L, HK_KIND);
+  }
+  if (!mt || h->body == HTTP_BODY_LENGTH) { lua_pushinteger(L, (lua_Integer)h->length); hset(L, HK_LEFT); }
+  lua_pushboolean(L, h->keep_alive); hset(L, HK_KEEP);
+  /* rare ones only when set (absent reads as false) */
+  if (h->expect_continue) { lua_pushboolean(L, 1); hset(L, HK_EXPECT_CONTINUE); }
+  if (h->upgrade) { lua_pushboolean(L, 1); hset(L, HK_UPGRADE); }
+}
+
+/*
+ * The same parser over a Lua string (streams that are not green sockets:
+ * TLS). _httpparse(str, "request"|"response", max_line, max_head,
+ * max_headers [, request_method [, raw [, mt, conn]]]) -> head, length | nil, why,
+ * status | nil (more bytes needed).
+ */
+int l_httpparse(lua_State *L) {
+  size_t len;
+  const char *str = luaL_checklstring(L, 1, &len);
+  static const char *const kinds[] = {"request", "response", NULL};
+  int request = luaL_checkoption(L, 2, NULL, kinds) == 0;
+  lua_Integer mx = luaL_checkinteger(L, 5);
+  luaL_argcheck(L, mx > 0 && mx <= 256, 5, "must be 1 to 256");
+  http_header hs[256];
+  http_head h;
+  memset(&h, 0, sizeof h);
+  h.max_line = (size_t)luaL_checkinteger(L, 3);
+  h.max_head = (size_t)luaL_checkinteger(L, 4);
+  h.max_headers = (size_t)mx;
+  h.headers = hs;
+  int r = request ? http_parse_request(str, len, &h) : http_parse_response(str, len, &h);
+  if (r > 0 && http_framing(&h, request, luaL_optstring(L, 6, NULL)) < 0) r = HTTP_BAD;
+  if (r == HTTP_MORE) return 0;
+  if (r == HTTP_BAD) {
+    lua_pushnil(L);
+    lua_pushstring(L, h.why);
+    lua_pushinteger(L, h.error);
+    return 3;
+  }
+  lua_settop(L, 9);
+  push_head(L, &h, request, lua_toboolean(L, 7), lua_istable(L, 8) ? 8 : 0, 9);
+  lua_pushinteger(L, r);
+  return 2;
+}
+
+/* _httpchunkstr(decoder, str [, max]) -> "data", data, used |
+   "end", trailer fields, used | "more", used | nil, why */
+int l_httpchunkstr(lua_State *L) {
+  http_chunked *c = luaL_checkudata(L, 1, "greenhub.httpchunked");
+  size_t len, used, off, dl;
+  const char *str = luaL_checklstring(L, 2, &len);
+  lua_Integer max = luaL_optinteger(L, 3, 65536);
+  luaL_argcheck(L, max > 0, 3, "must be positive");
+  int r = http_chunk_step(c, str, len, (size_t)max, &used, &off, &dl);
+  if (r == HTTP_CHUNK_DATA) {
+    lua_pushliteral(L, "data");
+    lua_pushlstring(L, str + off, dl);
+    lua_pushinteger(L, (lua_Integer)used);
+    return 3;
+  }
+  if (r == HTTP_CHUNK_END) {
+    http_header hs[128];
+    http_head h;
+    memset(&h, 0, sizeof h);
+    h.max_headers = 128;
+    h.headers = hs;
+    if (http_parse_trailers(str + off, dl, &h) < 0) {
+      lua_pushnil(L);
+      lua_pushstring(L, h.why);
+      return 2;
+    }
+    lua_pushliteral(L, "end");
+    push_fields(L, &h, 1);
+    lua_remove(L, -2);
+    lua_pushinteger(L, (lua_Integer)used);
+    return 3;
+  }
+  if (r == HTTP_BAD) {
+    lua_pushnil(L);
+    lua_pushstring(L, c->why);
+    return 2;
+  }
+  lua_pushliteral(L, "more");
+  lua_pushinteger(L, (lua_Integer)used);
+  return 2;
+}
+
+/*
+ * A growable byte buffer that starts on the C stack and moves into a
+ * userdata at a fixed stack slot when it outgrows it (unlike luaL_Buffer
+ * it does not need the top of the stack, so lua_next can run while it
+ * grows; an error frees it with the stack).
+ */
+typedef struct { char *p; size_t n, cap; int slot; } hbuf;
+
+static void hb_init(lua_State *L, hbuf *b, char *stack, size_t cap) {
+  lua_pushnil(L); /* the slot a grown buffer lives in */
+  b->p = stack;
+  b->n = 0;
+  b->cap = cap;
+  b->slot = lua_gettop(L);
+}
+
+static void hb_grow(lua_State *L, hbuf *b, size_t n) {
+  size_t cap = b->cap * 2;
+  while (cap < b->n + n) cap *= 2;
+  char *np = lua_newuserdatauv(L, cap, 0);
+  memcpy(np, b->p, b->n);
+  lua_replace(L, b->slot);
+  b->p = np;
+  b->cap = cap;
+}
+
+static inline void hb_add(lua_State *L, hbuf *b, const char *s, size_t n) {
+  if (b->n + n > b->cap) hb_grow(L, b, n);
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+}
+
+/* a non-negative integer in decimal */
+static void hb_uint(lua_State *L, hbuf *b, unsigned long long v) {
+  char d[24];
+  int i = (int)sizeof d;
+  do { d[--i] = (char)('0' + v % 10); v /= 10; } while (v);
+  hb_add(L, b, d + i, sizeof d - (size_t)i);
+}
+
+/* one "name: value\r\n" line, checked: no CR, LF or NUL in the value */
+static void add_field(lua_State *L, hbuf *b, const char *name, size_t nn, int vidx) {
+  size_t vn;
+  const char *v;
+  int pushed = lua_type(L, vidx) != LUA_TSTRING;
+  v = pushed ? luaL_tolstring(L, vidx, &vn) : lua_tolstring(L, vidx, &vn);
+  if (memchr(v, '\r', vn) || memchr(v, '\n', vn) || memchr(v, '\0', vn))
+    luaL_error(L, "http: response header %s holds CR, LF or NUL", name);
+  hb_add(L, b, name, nn);
+  hb_add(L, b, ": ", 2);
+  hb_add(L, b, v, vn);
+  hb_add(L, b, "\r\n", 2);
+  if (pushed) lua_pop(L, 1);
+}
+
+/* "Date: <IMF-fixdate>\r\n", rebuilt once a second */
+static const char *date_line(size_t *n) {
+  static _Thread_local time_t last = -1;
+  static _Thread_local char line[64];
+  static _Thread_local size_t len;
+  time_t now = time(NULL);
+  if (now != last) {
+    static const char days[] = "SunMonTueWedThuFriSat";
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    struct tm tm;
+    gmtime_r(&now, &tm); /* the names by hand: strftime's follow the locale */
+    len = (size_t)snprintf(line, sizeof line, "Date: %.3s, %02d %.3s %04d %02d:%02d:%02d GMT\r\n",
+                           days + 3 * tm.tm_wday, tm.tm_mday, months + 3 * tm.tm_mon,
+                           tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    last = now;
+  }
+  *n = len;
+  return line;
+}
+
+/*
+ * The response-head writer. _httpresponse(status, reason, headers, length,
+ * bodyless, minor, keep [, body]) -> head, chunked, keep, handler_length
+ *   length: the body's length when known (a computed Content-Length), or
+ *   nil: chunked for 1.1, close-delimited for 1.0. A Content-Length the
+ *   handler set wins (and is returned, to be enforced). Date is added
+ *   unless set; Connection: close / keep-alive as the framing needs. A body
+ *   given comes back after the head, in the same string (not when
+ *   bodyless).
+ */
+/* Build the response at stack slots a..a+7 into b (at slot a+8); the
+   framing in *chunked, *keep, *handler_len (-1: none set). */
+typedef struct { int chunked, keep; lua_Integer handler_len; } resp_info;
+
+static void resp_build(lua_State *L, int a, hbuf *b, char *stack, size_t cap, resp_info *ri) {
+  lua_Integer status = luaL_checkinteger(L, a);
+  if (status < 100 || status > 999) luaL_error(L, "http: bad response status %d", (int)status);
+  size_t rn, bn = 0;
+  const char *reason = luaL_checklstring(L, a + 1, &rn);
+  luaL_checktype(L, a + 2, LUA_TTABLE);
+  int has_length = !lua_isnil(L, a + 3);
+  lua_Integer length = has_length ? luaL_checkinteger(L, a + 3) : 0;
+  int bodyless = lua_toboolean(L, a + 4), minor = (int)luaL_checkinteger(L, a + 5), keep = lua_toboolean(L, a + 6);
+  const char *body = luaL_optlstring(L, a + 7, NULL, &bn);
+  int has_cl = 0, has_date = 0, has_conn = 0;
+  lua_Integer handler_len = -1;
+  lua_settop(L, a + 7);
+  hb_init(L, b, stack, cap);                               /* slot a + 8 */
+  char line[16] = "HTTP/1.1 ";
+  line[9] = (char)('0' + status / 100);
+  line[10] = (char)('0' + status / 10 % 10);
+  line[11] = (char)('0' + status % 10);
+  line[12] = ' ';
+  hb_add(L, b, line, 13);
+  hb_add(L, b, reason, rn);
+  hb_add(L, b, "\r\n", 2);
+  lua_pushnil(L);
+  while (lua_next(L, a + 2)) {
+    size_t nn;
+    if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "http: response header names must be strings");
+    const char *name = lua_tolstring(L, -2, &nn);
+    if (nn == 0) luaL_error(L, "http: empty response header name");
+    for (size_t i = 0; i < nn; i++)
+      if (!http_tchar[(unsigned char)name[i]]) luaL_error(L, "http: bad response header name '%s'", name);
+    switch (name[0] | 0x20) { /* the names the framing looks at */
+      case 't':
+        if (http_token_eq(name, nn, "transfer-encoding"))
+          luaL_error(L, "http: the server frames the body; do not set Transfer-Encoding");
+        break;
+      case 'c':
+        if (http_token_eq(name, nn, "content-length")) {
+          const char *v = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
+                              ? lua_tostring(L, -1) : NULL;
+          has_cl = 1;
+          handler_len = v ? (lua_Integer)strtoll(v, NULL, 10) : -1;
+        } else if (http_token_eq(name, nn, "connection")) has_conn = 1;
+        break;
+      case 'd':
+        if (http_token_eq(name, nn, "date")) has_date = 1;
+        break;
+    }
+    int v = lua_gettop(L);
+    if (lua_type(L, v) == LUA_TTABLE) {
+      lua_Integer k = luaL_len(L, v);
+      for (lua_Integer i = 1; i <= k; i++) {
+        lua_rawgeti(L, v, i);
+        add_field(L, b, name, nn, lua_gettop(L));
+        lua_pop(L, 1);
+      }
+    } else {
+      add_field(L, b, name, nn, v);
+    }
+    lua_pop(L, 1);
+  }
+  if (!has_date) {
+    size_t dn;
+    const char *d = date_line(&dn);
+    hb_add(L, b, d, dn);
+  }
+  int chunked = 0, close = !keep;
+  if (bodyless) {
+    /* no body, no framing (HEAD and 304 keep a Content-Length set) */
+  } else if (has_cl) {
+    /* the handler's, enforced by the caller */
+  } else if (has_length) {
+    hb_add(L, b, "Content-Length: ", 16);
+    hb_uint(L, b, (unsigned long long)(length < 0 ? 0 : length));
+    hb_add(L, b, "\r\n", 2);
+  } else if (minor >= 1) {
+    chunked = 1;
+    hb_add(L, b, "Transfer-Encoding: chunked\r\n", 28);
+  } else {
+    close = 1; /* close-delimited for HTTP/1.0 */
+  }
+  if (close && !has_conn) hb_add(L, b, "Connection: close\r\n", 19);
+  else if (!close && minor == 0) hb_add(L, b, "Connection: keep-alive\r\n", 24);
+  hb_add(L, b, "\r\n", 2);
+  if (body && !bodyless) hb_add(L, b, body, bn);
+  ri->chunked = chunked;
+  ri->keep = !close;
+  ri->handler_len = has_cl && handler_len >= 0 ? handler_len : -1;
+}
+
+static int push_resp_info(lua_State *L, const resp_info *ri) {
+  lua_pushboolean(L, ri->chunked);
+  lua_pushboolean(L, ri->keep);
+  if (ri->handler_len >= 0) lua_pushinteger(L, ri->handler_len); else lua_pushnil(L);
+  return 3;
+}
+
+int l_httpresponse(lua_State *L) {
+  char stack[1024];
+  hbuf b;
+  resp_info ri;
+  resp_build(L, 1, &b, stack, sizeof stack, &ri);
+  lua_pushlstring(L, b.p, b.n);
+  return 1 + push_resp_info(L, &ri);
+}
+
+/*
+ * s:_httpsend(status, reason, headers, length, bodyless, minor, keep
+ * [, body]) -> rest, chunked, keep, handler_length: the same response
+ * written straight from C to the socket as far as it goes without
+ * waiting; rest is what is left for s:send ("" when all went), or nil,
+ * err on a failed socket.
+ */
+int sock_httpsend(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
+    return luaL_error(L, "greenhub: httpsend is not available on %s", sock_class(s));
+  char stack[1024];
+  hbuf b;
+  resp_info ri;
+  resp_build(L, 2, &b, stack, sizeof stack, &ri);
+  size_t done = 0;
+  if (!s->coalesce && buf_len(&s->out) == 0 && !s->out_err) {
+    while (done < b.n) {
+      if (s->fd < 0) return push_fail(L, "closed");
+      ssize_t n = s->plain ? write(s->fd, b.p + done, b.n - done)
+                           : send(s->fd, b.p + done, b.n - done, MSG_NOSIGNAL);
+      if (n >= 0) { done += (size_t)n; s->nsent += (double)n; continue; }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return push_fail(L, sock_strerror(errno));
+      break;
+    }
+  }
+  lua_pushlstring(L, b.p + done, b.n - done);
+  return 1 + push_resp_info(L, &ri);
+}
+
+static int head_step(lua_State *L, gh_sock *s, int64_t total) {
+  lua_settop(L, 13);
+  int request = strcmp(lua_tostring(L, 2), "request") == 0;
+  http_header hs[256];
+  http_head h;
+  memset(&h, 0, sizeof h);
+  h.max_line = (size_t)lua_tointeger(L, 3);
+  h.max_head = (size_t)lua_tointeger(L, 4);
+  h.max_headers = (size_t)lua_tointeger(L, 5);
+  h.headers = hs;
+  for (;;) {
+    size_t len = buf_len(&s->buf);
+    int r = HTTP_MORE;
+    if (len > 0) r = request ? http_parse_request(buf_head(&s->buf), len, &h)
+                             : http_parse_response(buf_head(&s->buf), len, &h);
+    if (r > 0 && http_framing(&h, request, lua_tostring(L, 6)) < 0) r = HTTP_BAD;
+    if (r == HTTP_BAD) {
+      buf_consume(&s->buf, buf_len(&s->buf));
+      lua_pushnil(L);
+      lua_pushstring(L, h.why);
+      lua_pushinteger(L, h.error);
+      return 3;
+    }
+    if (r > 0) {
+      push_head(L, &h, request, lua_toboolean(L, 12), lua_istable(L, 10) ? 10 : 0, 11);
+      buf_consume(&s->buf, (size_t)r);
+      /* a small length-framed body already here comes along as _body */
+      if (h.body == HTTP_BODY_LENGTH && h.length <= (uint64_t)lua_tointeger(L, 13) &&
+          buf_len(&s->buf) >= h.length) {
+        lua_pushlstring(L, buf_head(&s->buf), (size_t)h.length);
+        hset(L, HK_BODY);
+        buf_consume(&s->buf, (size_t)h.length);
+      }
+      return 1;
+    }
+    /* more bytes needed */
+    if (s->fd < 0) return push_fail(L, "closed");
+    if (worth_reading(s, total)) {
+      ssize_t got = sock_read_more(L, s, 4096, 0);
+      if (got > 0) continue;
+      if (got == 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "closed");
+        lua_pushinteger(L, (lua_Integer)buf_len(&s->buf)); /* bytes of a head cut short */
+        return 3;
+      }
+      if (got == -2) return push_errno(L, errno);
+    }
+    /* the server's idle timeout until a byte of the head is here, then
+       its header timeout (from that first byte); else the socket's own */
+    int64_t d = wait_deadline(s, total);
+    if (!lua_isnil(L, 7)) {
+      if (buf_len(&s->buf) == 0) d = (int64_t)lua_tointeger(L, 7);
+      else {
+        if (lua_isnil(L, 9)) {
+          lua_pushinteger(L, lua_isnil(L, 8) ? -1 : hub_after(lua_tonumber(L, 8)));
+          lua_replace(L, 9);
+        }
+        d = (int64_t)lua_tointeger(L, 9);
+      }
+    }
+    if (expired(d)) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "timeout");
+      lua_pushinteger(L, (lua_Integer)buf_len(&s->buf)); /* 0: idle; else a slow head */
+      return 3;
+    }
+    return sock_park_read(L, s, d, total, head_k, "receive");
+  }
+}
+
+static int head_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  (void)status;
+  int r = wait_failed(L, s->hub);
+  if (r && hub_me(L, s->hub)->wake == WK_TIMEOUT) { /* as head_step says it */
+    lua_pushinteger(L, (lua_Integer)buf_len(&s->buf));
+    return 3;
+  }
+  return r ? r : head_step(L, s, (int64_t)ctx);
+}
+
+int sock_httphead(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  static const char *const kinds[] = {"request", "response", NULL};
+  luaL_checkoption(L, 2, NULL, kinds);
+  lua_Integer ml = luaL_optinteger(L, 3, 8192), mh = luaL_optinteger(L, 4, 65536);
+  lua_Integer mx = luaL_optinteger(L, 5, 100);
+  luaL_argcheck(L, ml > 0, 3, "must be positive");
+  luaL_argcheck(L, mh > 0, 4, "must be positive");
+  luaL_argcheck(L, mx > 0 && mx <= 256, 5, "must be 1 to 256");
+  luaL_optstring(L, 6, NULL);
+  /* 7: idle timeout, 8: header timeout (seconds; nil = none), 9: want
+     head.fields (the raw list) too */
+  double idle = luaL_optnumber(L, 7, -1), header = luaL_optnumber(L, 8, -1);
+  int want_fields = lua_toboolean(L, 9);
+  lua_Integer inline_max = luaL_optinteger(L, 12, 0);
+  if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
+    return luaL_error(L, "greenhub: httphead is not available on %s", sock_class(s));
+  if (!lua_isnoneornil(L, 10)) luaL_checktype(L, 10, LUA_TTABLE);
+  lua_settop(L, 11);
+  lua_pushinteger(L, ml); lua_replace(L, 3);
+  lua_pushinteger(L, mh); lua_replace(L, 4);
+  lua_pushinteger(L, mx); lua_replace(L, 5);
+  lua_pushboolean(L, want_fields);                                            /* 12 */
+  lua_pushinteger(L, inline_max);                                             /* 13 */
+  if (idle >= 0 || header >= 0) {
+    lua_pushinteger(L, idle >= 0 && idle != HUGE_VAL ? hub_after(idle) : -1);
+    lua_replace(L, 7);
+    if (header >= 0 && header != HUGE_VAL) lua_pushnumber(L, header); else lua_pushnil(L);
+    lua_replace(L, 8);
+    if (buf_len(&s->buf) > 0 && header >= 0 && header != HUGE_VAL)
+      lua_pushinteger(L, hub_after(header));
+    else if (buf_len(&s->buf) > 0) lua_pushinteger(L, -1);
+    else lua_pushnil(L);
+    lua_replace(L, 9);
+  } else {
+    lua_pushnil(L); lua_replace(L, 7);
+    lua_pushnil(L); lua_replace(L, 8);
+    lua_pushnil(L); lua_replace(L, 9);
+  }
+  return head_step(L, s, call_deadline(s));
+}
+
+/*
+ * Chunked bodies: core.httpchunked([max_line [, max_trailers]]) -> decoder;
+ * s:_httpchunk(decoder [, max=65536]) -> the next piece of body data, or
+ * nil, "end", trailers (a field list as head.fields, parsed with the header
+ * rules), or nil, err (a malformed body: nil, why, 400; socket: nil,
+ * "closed" | "timeout").
+ */
+
+int l_httpchunked(lua_State *L) {
+  lua_Integer ml = luaL_optinteger(L, 1, 4096), mt = luaL_optinteger(L, 2, 65536);
+  luaL_argcheck(L, ml > 0, 1, "must be positive");
+  luaL_argcheck(L, mt > 0, 2, "must be positive");
+  http_chunked *c = lua_newuserdatauv(L, sizeof *c, 0);
+  http_chunked_init(c, (size_t)ml, (size_t)mt);
+  luaL_setmetatable(L, CHUNKED_MT);
+  return 1;
+}
+
+static int chunk_k(lua_State *L, int status, lua_KContext ctx);
+
+static int chunk_step(lua_State *L, gh_sock *s, int64_t total) {
+  http_chunked *c = lua_touserdata(L, 2);
+  size_t max = (size_t)lua_tointeger(L, 3);
+  for (;;) {
+    size_t len = buf_len(&s->buf), used = 0, off, dl;
+    const char *bh = len ? buf_head(&s->buf) : ""; /* never NULL */
+    int r = http_chunk_step(c, bh, len, max, &used, &off, &dl);
+    if (r == HTTP_CHUNK_DATA) {
+      lua_pushlstring(L, bh + off, dl);
+      buf_consume(&s->buf, used);
+      return recv_done(L);
+    }
+    if (r == HTTP_CHUNK_END) {
+      http_header hs[128];
+      http_head h;
+      memset(&h, 0, sizeof h);
+      h.max_headers = 128;
+      h.headers = hs;
+      if (http_parse_trailers(bh + off, dl, &h) < 0) {
+        buf_consume(&s->buf, used);
+        lua_pushnil(L);
+        lua_pushstring(L, h.why);
+        lua_pushinteger(L, 400);
+        return 3;
+      }
+      lua_pushnil(L);
+      lua_pushliteral(L, "end");
+      push_fields(L, &h, 1);
+      lua_remove(L, -2); /* keep the raw field list only */
+      buf_consume(&s->buf, used);
+      return 3;
+    }
+    if (r == HTTP_BAD) {
+      lua_pushnil(L);
+      lua_pushstring(L, c->why);
+      lua_pushinteger(L, 400);
+      return 3;
+    }
+    buf_consume(&s->buf, used);
+    int more = sock_more(L, s, total, 4096, 0, chunk_k, "receive");
+    if (more != READ_AGAIN) return more;
+  }
+}
+
+static int chunk_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  (void)status;
+  int r = wait_failed(L, s->hub);
+  return r ? r : chunk_step(L, s, (int64_t)ctx);
+}
+
+int sock_httpchunk(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  luaL_checkudata(L, 2, CHUNKED_MT);
+  lua_Integer max = luaL_optinteger(L, 3, 65536);
+  luaL_argcheck(L, max > 0, 3, "must be positive");
+  if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
+    return luaL_error(L, "greenhub: httpchunk is not available on %s", sock_class(s));
+  lua_settop(L, 2);
+  lua_pushinteger(L, max);
+  return chunk_step(L, s, call_deadline(s));
+}
