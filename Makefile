@@ -8,11 +8,11 @@ LUA_CDIR ?= $(PREFIX)/lib/lua/5.4
 LUA_LDIR ?= $(PREFIX)/share/lua/5.4
 LUA_INC  := $(shell pkg-config --cflags $(PKG) 2>/dev/null || echo -I/usr/include/lua5.4)
 
-SRCS := csrc/poll.c csrc/hub.c csrc/timer.c csrc/thread.c csrc/timeout.c csrc/buffer.c \
+SRCS := csrc/poller.c csrc/hub.c csrc/timer.c csrc/thread.c csrc/timeout.c csrc/buffer.c \
         csrc/socket.c csrc/stream.c csrc/sockaddr.c csrc/udp.c csrc/sockhttp.c \
         csrc/resolver.c csrc/sync.c csrc/diag.c csrc/proc.c csrc/module.c \
         csrc/http.c
-HDRS := csrc/sock.h csrc/poll.h csrc/greenhub.h csrc/buffer.h csrc/http.h
+HDRS := csrc/sock.h csrc/poller.h csrc/greenhub.h csrc/buffer.h csrc/http.h
 LUAS := lua/greenhub.lua $(wildcard lua/greenhub/*.lua)
 
 CFLAGS  ?= -O2 -g
@@ -24,7 +24,7 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 
 BUSTED = $(LUA) /usr/bin/busted
 
-.PHONY: all test asan valgrind stress fuzz install uninstall clean demo bench deps check-rockspec
+.PHONY: all test test-poll asan valgrind stress fuzz install uninstall clean demo bench deps check-rockspec
 
 all: build/greenhub/core.so
 
@@ -41,6 +41,10 @@ deps:
 
 test: deps all
 	@sh scripts/run-specs.sh build
+
+# the whole suite again on the portable poll(2) backend
+test-poll: deps all
+	@GREENHUB_BACKEND=poll sh scripts/run-specs.sh build
 
 asan: deps build-asan/greenhub/core.so
 	@GH_SAN=1 sh scripts/run-specs.sh build-asan

@@ -247,7 +247,7 @@ static int l_stats(lua_State *L) {
   lua_pushnumber(L, (double)h->poll_ns / 1e9); lua_setfield(L, -2, "poll_time");
   lua_pushnumber(L, (double)h->run_ns / 1e9); lua_setfield(L, -2, "run_time");
   lua_pushboolean(L, timer_check(&h->timers)); lua_setfield(L, -2, "heap_ok");
-  lua_pushstring(L, poller_backend()); lua_setfield(L, -2, "backend");
+  lua_pushstring(L, poller_backend(&h->poller)); lua_setfield(L, -2, "backend");
   return 1;
 }
 

@@ -14,7 +14,7 @@
 
 #include "lua.h"
 #include "lauxlib.h"
-#include "poll.h"
+#include "poller.h"
 
 #define GH_EXPORT __attribute__((visibility("default")))
 

@@ -1,6 +1,6 @@
 /*
  * hub.c - the loop: run queue, parking and waking, per-fd waiters, event
- * sources, all over the poller (poll.c).
+ * sources, all over the poller (poller.c).
  *
  * Only the Lua main thread ever runs the loop (a blocking call there runs
  * turns until its own wake-up arrives); green threads park by yielding to
@@ -393,7 +393,9 @@ int hub_fd_rearm(gh_hub *h, int fd) {
 int hub_fd_watch(gh_hub *h, int fd) {
   gh_fd *r = hub_fd(h, fd);
   if (!r) return -1;
-  return r->registered ? 0 : fd_register(h, fd, r);
+  if (!r->registered) return fd_register(h, fd, r);
+  poller_arm(&h->poller, fd, GH_IN | GH_OUT);
+  return 0;
 }
 
 /*
@@ -415,6 +417,7 @@ int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
     if (errno == EPERM) { self->wake = WK_OK; return k(L, LUA_YIELD, ctx); }
     return luaL_error(L, "greenhub: cannot watch fd %d: %s", fd, strerror(errno));
   }
+  poller_arm(&h->poller, fd, dir == FD_R ? GH_IN : GH_OUT);
   *slot = self;
   self->waitcode = dir == FD_R ? WC_READ : WC_WRITE;
   self->where = TW_FD;
@@ -585,7 +588,7 @@ int hub_turn(lua_State *L, gh_hub *h, int may_block) {
       /* the poller itself is broken: nothing could ever wake a waiter
          again, so say so rather than spin or sleep forever */
       h->in_loop = 0;
-      return luaL_error(L, "greenhub: the %s poller failed: %s", poller_backend(), strerror(errno));
+      return luaL_error(L, "greenhub: the %s poller failed: %s", poller_backend(&h->poller), strerror(errno));
     }
   }
   h->in_loop = 0;

@@ -66,7 +66,7 @@ int hub_open(lua_State *L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   if (poller_open(&h->poller) < 0)
-    luaL_error(L, "greenhub: cannot open the %s poller: %s", poller_backend(), strerror(errno));
+    luaL_error(L, "greenhub: cannot open the %s poller: %s", poller_backend(&h->poller), strerror(errno));
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   h->mainL = lua_tothread(L, -1);
   lua_pop(L, 1);

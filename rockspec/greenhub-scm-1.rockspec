@@ -22,7 +22,7 @@ build = {
   modules = {
     ["greenhub.core"] = {
       sources = {
-        "csrc/poll.c",
+        "csrc/poller.c",
         "csrc/hub.c",
         "csrc/timer.c",
         "csrc/thread.c",
