@@ -214,6 +214,9 @@ static int sock_recreate(gh_sock *s, int family) {
 }
 
 /* Stack: sock host port addrs nil index lasterr. Try each address. */
+/* Try the addresses from the next one on. Stack: 1 the socket, 4 the
+   address list (sockaddr strings, as resolver_lookup leaves them), 5 nil,
+   6 the last error (errno), 7 the index of the next address to try. */
 static int connect_next(lua_State *L, gh_sock *s, int64_t total) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, 4);
   lua_Integer i = lua_tointeger(L, 7);
