@@ -9,10 +9,10 @@ LUA_LDIR ?= $(PREFIX)/share/lua/5.4
 LUA_INC  := $(shell pkg-config --cflags $(PKG) 2>/dev/null || echo -I/usr/include/lua5.4)
 
 SRCS := csrc/poller.c csrc/hub.c csrc/timer.c csrc/thread.c csrc/timeout.c csrc/buffer.c \
-        csrc/socket.c csrc/stream.c csrc/sockaddr.c csrc/udp.c csrc/sockhttp.c \
+        csrc/compat.c csrc/socket.c csrc/stream.c csrc/sockaddr.c csrc/udp.c csrc/sockhttp.c \
         csrc/resolver.c csrc/sync.c csrc/diag.c csrc/proc.c csrc/module.c \
         csrc/http.c
-HDRS := csrc/sock.h csrc/poller.h csrc/greenhub.h csrc/buffer.h csrc/http.h
+HDRS := csrc/compat.h csrc/sock.h csrc/poller.h csrc/greenhub.h csrc/buffer.h csrc/http.h
 LUAS := lua/greenhub.lua $(wildcard lua/greenhub/*.lua)
 
 CFLAGS  ?= -O2 -g

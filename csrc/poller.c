@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "poller.h"
+#include "compat.h"
 
 /* poll(2): one slot per watched fd number */
 struct gh_pslot {
@@ -33,7 +34,7 @@ int poller_open(gh_poller *p) {
   memset(p, 0, sizeof *p);
   p->fd = -1;
   p->kind = backend_from_env();
-  if (p->kind == GH_POLL) return 0;
+  if (p->kind == GH_POLL) { gh_portable = 1; return 0; }
   p->fd = epoll_create1(EPOLL_CLOEXEC);
   return p->fd < 0 ? -1 : 0;
 }

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "greenhub.h"
+#include "compat.h"
 
 extern char **environ;
 
@@ -252,6 +253,11 @@ static int l_spawn_process(lua_State *L) {
 /* _pidfd(pid) -> fd that becomes readable when the child exits, or nil */
 static int l_pidfd(lua_State *L) {
   lua_Integer pid = luaL_checkinteger(L, 1);
+  if (gh_portable) { /* no pidfd: proc.lua waits by polling waitpid */
+    lua_pushnil(L);
+    lua_pushliteral(L, "no pidfd in portable mode");
+    return 2;
+  }
 #ifdef SYS_pidfd_open
   long fd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
   if (fd >= 0) {

@@ -3,7 +3,7 @@
  *
  * Numeric addresses are converted inline. Names go to a small pool of
  * worker threads running getaddrinfo; a finished job is handed back through
- * an eventfd, an event source of the hub. The workers touch only the job
+ * an eventfd (a pipe in portable mode), an event source of the hub. The workers touch only the job
  * queues (under the pool mutex), never Lua or the hub.
  */
 #include <errno.h>
@@ -11,12 +11,12 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "greenhub.h"
+#include "compat.h"
 
 #define MAX_WORKERS 4      /* workers serving live lookups */
 #define HARD_WORKERS 64    /* ... plus those stuck in abandoned ones */
@@ -50,13 +50,13 @@ struct gh_pool {
   gh_job *done;            /* finished, not yet seen by the hub */
   int nworkers, idle, stop;
   int nstuck;              /* workers running an abandoned lookup */
-  int efd;                 /* eventfd: workers -> hub */
+  int wake[2];             /* workers -> hub: an eventfd or a pipe (compat.h) */
   struct { char host[64]; double delay; } hooks[MAX_HOOKS]; /* test hook */
   int nhooks;
   gh_job *inflight;        /* jobs inside getaddrinfo now */
   struct gh_pool *next_live;
   /* the hub's side (its thread only) */
-  gh_source src;           /* efd, as an event source */
+  gh_source src;           /* wake[0], as an event source */
   size_t nrefs;            /* lookups waited on: hub references held */
 };
 
@@ -85,7 +85,7 @@ static void pool_free(gh_pool *p) {
   pthread_mutex_unlock(&live_mu);
   for (gh_job *j = p->todo, *n; j; j = n) { n = j->next; job_free(j); }
   for (gh_job *j = p->done, *n; j; j = n) { n = j->next; job_free(j); }
-  close(p->efd);
+  gh_wakeup_close(p->wake);
   pthread_mutex_unlock(&p->mu);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv);
@@ -139,9 +139,7 @@ static void *worker_main(void *arg) {
     }
     j->next = p->done;
     p->done = j;
-    uint64_t one = 1;
-    ssize_t w = write(p->efd, &one, sizeof one);
-    (void)w; /* a full counter still means "readable" */
+    gh_wakeup_signal(p->wake[1]);
   }
 out:
   if (--p->nworkers == 0 && p->stop) { pool_free(p); return NULL; }
@@ -167,13 +165,12 @@ static gh_pool *pool_get(gh_hub *h) {
   if (h->pool) return h->pool;
   gh_pool *p = calloc(1, sizeof *p);
   if (!p) return NULL;
-  p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (p->efd < 0) { free(p); return NULL; }
-  p->src.fd = p->efd;
+  if (gh_wakeup_open(p->wake) < 0) { free(p); return NULL; }
+  p->src.fd = p->wake[0];
   p->src.ready = resolver_ready;
   p->src.after_fork = resolver_after_fork;
   if (hub_source_add(h, &p->src) < 0) {
-    close(p->efd);
+    gh_wakeup_close(p->wake);
     free(p);
     return NULL;
   }
@@ -187,12 +184,10 @@ static gh_pool *pool_get(gh_hub *h) {
   return p;
 }
 
-/* The eventfd fired (called from the loop): wake the callers. */
+/* The wake-up channel fired (called from the loop): wake the callers. */
 static void resolver_ready(gh_hub *h, gh_source *src) {
   gh_pool *p = container_of(src, gh_pool, src);
-  uint64_t n;
-  ssize_t r = read(p->efd, &n, sizeof n);
-  (void)r;
+  gh_wakeup_drain(p->wake[0]);
   pthread_mutex_lock(&p->mu);
   gh_job *j = p->done;
   p->done = NULL;

@@ -17,6 +17,7 @@
 #include "buffer.h"
 #include "http.h"
 #include "greenhub.h"
+#include "compat.h"
 
 #define LINE_MAX_DEFAULT (1024 * 1024)
 #define UDP_DATAGRAMSIZE 8192

@@ -297,7 +297,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx);
 static int accept_step(lua_State *L, gh_sock *s, int64_t total) {
   for (;;) {
     if (s->fd < 0) return push_fail(L, "closed");
-    int fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = gh_accept(s->fd);
     if (fd >= 0) {
       gh_sock *c = sock_push(L, s->hub, fd, s->family, SOCK_STREAM, K_CLIENT);
       c->line_max = s->line_max;

@@ -147,7 +147,7 @@ gh_sock *sock_push(lua_State *L, gh_hub *h, int fd, int family, int type, int ki
 
 /* Create the fd of a lazy tcp()/udp() once the family is known. */
 int sock_create_fd(gh_sock *s, int family) {
-  int fd = socket(family, s->type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = gh_socket(family, s->type);
   if (fd < 0) return -1;
   if (family == AF_INET6) {
     int on = 1; /* as LuaSocket: v6 sockets are v6 only */
@@ -169,7 +169,7 @@ int out_write(gh_sock *s) {
   while (buf_len(&s->out) > 0) {
     if (s->fd < 0) { s->out_err = EPIPE; break; }
     ssize_t n = s->plain ? write(s->fd, buf_head(&s->out), buf_len(&s->out))
-                         : send(s->fd, buf_head(&s->out), buf_len(&s->out), MSG_NOSIGNAL);
+                         : send(s->fd, buf_head(&s->out), buf_len(&s->out), gh_nosignal());
     if (n >= 0) { buf_consume(&s->out, (size_t)n); continue; }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
@@ -700,7 +700,7 @@ static int new_sock(lua_State *L, int family, int type, int lazy) {
   gh_hub *h = HUB(L);
   int fd = -1;
   if (!lazy) {
-    fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = gh_socket(family, type);
     if (fd < 0) return push_errno(L, errno);
     if (family == AF_INET6) {
       int on = 1;

@@ -462,7 +462,7 @@ int sock_httpsend(lua_State *L) {
     while (done < b.n) {
       if (s->fd < 0) return push_fail(L, "closed");
       ssize_t n = s->plain ? write(s->fd, b.p + done, b.n - done)
-                           : send(s->fd, b.p + done, b.n - done, MSG_NOSIGNAL);
+                           : send(s->fd, b.p + done, b.n - done, gh_nosignal());
       if (n >= 0) { done += (size_t)n; s->nsent += (double)n; continue; }
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) return push_fail(L, sock_strerror(errno));

@@ -342,7 +342,7 @@ static int send_step(lua_State *L, gh_sock *s, int64_t total) {
   while (done < end) {
     if (s->fd < 0) goto fail_closed;
     ssize_t n = s->plain ? write(s->fd, data + done, (size_t)(end - done))
-                         : send(s->fd, data + done, (size_t)(end - done), MSG_NOSIGNAL);
+                         : send(s->fd, data + done, (size_t)(end - done), gh_nosignal());
     if (n >= 0) {
       done += n;
       s->nsent += (double)n;

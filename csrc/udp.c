@@ -82,8 +82,8 @@ static int udp_send_step(lua_State *L, gh_sock *s, int64_t total) {
   const char *addr = lua_tolstring(L, 3, &alen);
   for (;;) {
     if (s->fd < 0) return push_fail(L, "closed");
-    ssize_t n = addr ? sendto(s->fd, data, len, MSG_NOSIGNAL, (const void *)addr, (socklen_t)alen)
-                     : send(s->fd, data, len, MSG_NOSIGNAL);
+    ssize_t n = addr ? sendto(s->fd, data, len, gh_nosignal(), (const void *)addr, (socklen_t)alen)
+                     : send(s->fd, data, len, gh_nosignal());
     if (n >= 0) {
       s->nsent += (double)n;
       lua_pushinteger(L, n);

@@ -28,6 +28,7 @@ build = {
         "csrc/thread.c",
         "csrc/timeout.c",
         "csrc/buffer.c",
+        "csrc/compat.c",
         "csrc/socket.c",
         "csrc/stream.c",
         "csrc/sockaddr.c",
