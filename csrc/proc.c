@@ -50,23 +50,50 @@ static int check_signal(lua_State *L, int arg) {
 
 static void signal_ready(gh_hub *h, gh_source *src);
 
+/*
+ * The portable form (compat.h): a handler writes each signal's number to
+ * a self-pipe, which is the source the hub watches. One pipe per process,
+ * as signal dispositions are.
+ */
+static int sig_pipe[2] = {-1, -1};
+
+static void sig_to_pipe(int sig) {
+  int e = errno;
+  unsigned char b = (unsigned char)sig;
+  ssize_t r = write(sig_pipe[1], &b, 1);
+  (void)r; /* a full pipe: signals are merged anyway, as with signalfd */
+  errno = e;
+}
+
 static int signal_update(gh_hub *h) {
-  if (h->sigfd < 0) {
+  if (gh_portable) {
+    if (h->sigfd >= 0) return 0;
+    if (sig_pipe[0] < 0 && gh_wakeup_open(sig_pipe) < 0) return -1;
+    if (sig_pipe[0] == sig_pipe[1]) { /* an eventfd: a pipe is needed here */
+      gh_wakeup_close(sig_pipe);
+      errno = EINVAL;
+      return -1;
+    }
+    h->sigfd = sig_pipe[0];
+  } else if (h->sigfd < 0) {
     h->sigfd = signalfd(-1, &h->sigmask, SFD_NONBLOCK | SFD_CLOEXEC);
     if (h->sigfd < 0) return -1;
+  } else {
+    return signalfd(h->sigfd, &h->sigmask, 0) < 0 ? -1 : 0;
+  }
+  {
     h->sigsrc.fd = h->sigfd;
     h->sigsrc.ready = signal_ready;
-    h->sigsrc.after_fork = NULL; /* the child watches the same signalfd again */
+    h->sigsrc.after_fork = NULL; /* the child watches the same fd again */
     if (hub_source_add(h, &h->sigsrc) < 0) {
       int e = errno;
-      close(h->sigfd);
+      if (!gh_portable) close(h->sigfd);
       h->sigfd = -1;
       errno = e;
       return -1;
     }
     return 0;
   }
-  return signalfd(h->sigfd, &h->sigmask, 0) < 0 ? -1 : 0;
 }
 
 /* _signal_watch(sig, on): start/stop delivering sig to the dispatcher */
@@ -80,21 +107,37 @@ static int l_signal_watch(lua_State *L) {
   /* 32 and 33 belong to the C library's threads: sigaddset refuses them */
   if (sigaddset(&one, sig) < 0)
     return luaL_argerror(L, 1, "signal reserved by the C library");
+  if (signal_update(h) < 0)
+    return luaL_error(L, "greenhub: %s: %s", gh_portable ? "signal pipe" : "signalfd", strerror(errno));
   if (on) {
     if (!sigismember(&h->sigmask, sig)) {
       sigaddset(&h->sigmask, sig);
-      pthread_sigmask(SIG_BLOCK, &one, NULL);
+      if (gh_portable) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = sig_to_pipe;
+        sa.sa_flags = SA_RESTART;
+        sigfillset(&sa.sa_mask);
+        sigaction(sig, &sa, NULL);
+      } else {
+        pthread_sigmask(SIG_BLOCK, &one, NULL);
+      }
       hub_ref(h); /* a watched signal may always arrive */
     }
   } else if (sigismember(&h->sigmask, sig)) {
     sigdelset(&h->sigmask, sig);
     hub_unref(h);
-    /* drain a pending one before unblocking, or it would act now */
-    struct timespec zero = {0, 0};
-    while (sigtimedwait(&one, NULL, &zero) > 0) {}
-    pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    if (gh_portable) {
+      signal(sig, SIG_DFL);
+    } else {
+      /* drain a pending one before unblocking, or it would act now */
+      struct timespec zero = {0, 0};
+      while (sigtimedwait(&one, NULL, &zero) > 0) {}
+      pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    }
   }
-  if (signal_update(h) < 0) return luaL_error(L, "greenhub: signalfd: %s", strerror(errno));
+  if (signal_update(h) < 0)
+    return luaL_error(L, "greenhub: %s: %s", gh_portable ? "signal pipe" : "signalfd", strerror(errno));
   lua_pushinteger(L, sig);
   return 1;
 }
@@ -112,6 +155,19 @@ static int l_signal_dispatcher(lua_State *L) {
 static void signal_ready(gh_hub *h, gh_source *src) {
   (void)src;
   lua_State *L = h->mainL;
+  if (gh_portable) { /* the self-pipe: one byte per signal */
+    unsigned char b[64];
+    ssize_t n;
+    while ((n = read(h->sigfd, b, sizeof b)) > 0) {
+      for (ssize_t i = 0; i < n; i++) {
+        if (h->sigdispatch_ref == LUA_NOREF || !sigismember(&h->sigmask, b[i])) continue;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->sigdispatch_ref);
+        lua_pushinteger(L, (lua_Integer)b[i]);
+        thread_spawn_n(L, h, 2);
+      }
+    }
+    return;
+  }
   struct signalfd_siginfo si[16];
   ssize_t n;
   while ((n = read(h->sigfd, si, sizeof si)) > 0) {
@@ -127,7 +183,13 @@ static void signal_ready(gh_hub *h, gh_source *src) {
 void proc_close(gh_hub *h) {
   if (h->sigfd >= 0) {
     hub_source_remove(h, &h->sigsrc);
-    close(h->sigfd);
+    if (gh_portable) { /* the process's pipe: the handlers stop using it */
+      for (int sig = 1; sig < NSIG; sig++)
+        if (sigismember(&h->sigmask, sig)) signal(sig, SIG_DFL);
+      gh_wakeup_close(sig_pipe);
+    } else {
+      close(h->sigfd);
+    }
   }
   h->sigfd = -1;
 }
