@@ -53,6 +53,19 @@ int gh_nosignal(void) {
   return 0;
 }
 
+int gh_pipe(int p[2]) {
+  if (pipe(p) < 0) return -1;
+  if (set_flags(p[0]) < 0 || set_flags(p[1]) < 0) {
+    int e = errno;
+    close(p[0]);
+    close(p[1]);
+    p[0] = p[1] = -1;
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
+
 int gh_wakeup_open(int w[2]) {
 #ifdef __linux__
   if (!gh_portable) {
@@ -60,10 +73,7 @@ int gh_wakeup_open(int w[2]) {
     return w[0] < 0 ? -1 : 0;
   }
 #endif
-  if (pipe(w) < 0) return -1;
-  if (set_flags(w[0]) < 0) { close(w[1]); return -1; }
-  if (set_flags(w[1]) < 0) { close(w[0]); return -1; }
-  return 0;
+  return gh_pipe(w);
 }
 
 void gh_wakeup_close(int w[2]) {

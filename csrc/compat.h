@@ -21,6 +21,9 @@ int gh_accept(int fd);
    (SIGPIPE is ignored process-wide, and SO_NOSIGPIPE set where it exists) */
 int gh_nosignal(void);
 
+/* a pipe, both ends non-blocking and close-on-exec */
+int gh_pipe(int p[2]);
+
 /*
  * A wake-up channel from other OS threads to the hub: an eventfd, or a
  * pipe. w[0] is the end the hub watches and drains, w[1] the end writers

@@ -10,7 +10,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <signal.h>
 
 #include "lua.h"
 #include "lauxlib.h"
@@ -202,10 +201,7 @@ struct gh_hub {
   int64_t now;             /* monotonic ns, read once per turn */
   gh_pool *pool;           /* resolver workers, started on first name */
   gh_pool *stale_pool;     /* a pool inherited across fork (never used) */
-  int sigfd;               /* signalfd of the watched signals, or -1 */
-  gh_source sigsrc;        /* ... as an event source (proc.c) */
-  sigset_t sigmask;        /* the watched signals (blocked process-wide) */
-  int sigdispatch_ref;     /* registry: Lua function run per signal */
+  struct gh_proc *proc;    /* signals and children (proc.c) */
   int threads_ref;         /* registry: table ref -> thread userdata */
   int links_ref;           /* registry: thread -> { {g, args...}, ... } */
   int killed_ref;          /* registry: the Killed sentinel */

@@ -355,6 +355,7 @@ gh_fd *hub_fd(gh_hub *h, int fd) {
  */
 void hub_fd_forget(gh_hub *h, int fd) {
   if (h->closed || fd < 0 || fd >= h->nfds) return;
+  hub_check_fork(h); /* never touch a parent's poller from a child */
   gh_fd *r = &h->fds[fd];
   if (r->registered) {
     poller_remove(&h->poller, fd);
@@ -369,6 +370,7 @@ void hub_fd_forget(gh_hub *h, int fd) {
 }
 
 static int fd_register(gh_hub *h, int fd, gh_fd *r) {
+  hub_check_fork(h);
   if (poller_add(&h->poller, fd, GH_IN | GH_OUT, 1, fd_data(fd, r)) < 0) return -1;
   r->registered = 1;
   h->nregistered++;
@@ -378,6 +380,7 @@ static int fd_register(gh_hub *h, int fd, gh_fd *r) {
 /* Watch fd again from scratch (its owner may have changed what the poller
    knows of it, as with a foreign fd between two trampolines). */
 int hub_fd_rearm(gh_hub *h, int fd) {
+  hub_check_fork(h);
   gh_fd *r = hub_fd(h, fd);
   if (!r) return -1;
   if (!r->registered) return fd_register(h, fd, r);
@@ -391,6 +394,7 @@ int hub_fd_rearm(gh_hub *h, int fd) {
 
 /* Make sure fd is in the poller (edges then keep its ready bits true). */
 int hub_fd_watch(gh_hub *h, int fd) {
+  hub_check_fork(h);
   gh_fd *r = hub_fd(h, fd);
   if (!r) return -1;
   if (!r->registered) return fd_register(h, fd, r);
@@ -430,6 +434,7 @@ int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
 
 /* Watch s->fd for input and dispatch it to s->ready (see gh_source). */
 int hub_source_add(gh_hub *h, gh_source *s) {
+  hub_check_fork(h);
   gh_fd *r = hub_fd(h, s->fd);
   if (!r) { errno = ENOMEM; return -1; }
   if (poller_add(&h->poller, s->fd, GH_IN, 0, fd_data(s->fd, r)) < 0) return -1;
@@ -441,6 +446,7 @@ int hub_source_add(gh_hub *h, gh_source *s) {
 
 /* Stop watching s (its owner closes the fd after this). */
 void hub_source_remove(gh_hub *h, gh_source *s) {
+  if (!h->closed) hub_check_fork(h);
   if (s->link.next && !link_empty(&s->link)) link_remove(&s->link);
   link_init(&s->link);
   if (s->fd < 0 || s->fd >= h->nfds || h->fds[s->fd].source != s) return;

@@ -81,9 +81,6 @@ int hub_open(lua_State *L) {
   h->main.timer.fire = thread_timer_fire;
   h->onerror_ref = LUA_NOREF;
   h->main_intr_ref = LUA_NOREF;
-  h->sigfd = -1;
-  sigemptyset(&h->sigmask);
-  h->sigdispatch_ref = LUA_NOREF;
   lua_newtable(L);
   h->threads_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L);

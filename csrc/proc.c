@@ -1,10 +1,17 @@
 /*
- * proc.c - signals through signalfd, and child processes (posix_spawn,
- * pidfd; their pipes are green streams made by socket.c's fdopen).
+ * proc.c - signals and child processes, two event sources of the hub.
  *
  * Signals: every signal with a handler is blocked and read from one
- * signalfd, an event source of the hub; the hub then runs the Lua dispatcher
- * (set by greenhub.lua) in a green thread, so handlers may block.
+ * signalfd; the hub then runs the Lua dispatcher (set by greenhub.lua) in a
+ * green thread, so handlers may block. The portable form (compat.h) is a
+ * sigaction handler writing each signal's number to a self-pipe.
+ *
+ * Children (posix_spawn; their pipes are green streams made by stream.c's
+ * fdopen): each is a record watched through its pidfd, a source whose
+ * ready() reaps it and wakes its waiters. Without pidfds (the portable
+ * form, or a kernel older than 5.3) SIGCHLD comes through the self-pipe
+ * and every child still running is asked with waitpid(pid, WNOHANG): no
+ * other code's children are ever reaped.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -23,6 +30,23 @@
 #include "compat.h"
 
 extern char **environ;
+
+#define CHILD_MT "greenhub.child"
+
+typedef struct gh_child gh_child;
+
+/* this part's state, one per hub */
+typedef struct gh_proc {
+  int sigfd;               /* signalfd of the watched signals, or -1 */
+  gh_source sigsrc;        /* ... as an event source */
+  gh_source pipesrc;       /* the self-pipe (sig_pipe[0]) as a source */
+  sigset_t sigmask;        /* the watched signals */
+  int dispatch_ref;        /* registry: Lua function run per signal */
+  gh_link children;        /* records of children not yet reaped */
+  int chld_handler;        /* SIGCHLD's handler writes to the pipe */
+} gh_proc;
+
+static gh_proc *proc_of(gh_hub *h) { return h->proc; }
 
 /* ---------------------------------------------------------------- signals */
 
@@ -48,12 +72,22 @@ static int check_signal(lua_State *L, int arg) {
   return luaL_argerror(L, arg, lua_pushfstring(L, "unknown signal '%s'", name));
 }
 
-static void signal_ready(gh_hub *h, gh_source *src);
+static void children_poll(gh_hub *h);
+
+/* One signal arrived (from the loop, on the main thread). */
+static void deliver(gh_hub *h, int sig) {
+  gh_proc *p = proc_of(h);
+  if (sig == SIGCHLD && !link_empty(&p->children)) children_poll(h);
+  if (p->dispatch_ref == LUA_NOREF || !sigismember(&p->sigmask, sig)) return;
+  lua_State *L = h->mainL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, p->dispatch_ref);
+  lua_pushinteger(L, (lua_Integer)sig);
+  thread_spawn_n(L, h, 2);
+}
 
 /*
- * The portable form (compat.h): a handler writes each signal's number to
- * a self-pipe, which is the source the hub watches. One pipe per process,
- * as signal dispositions are.
+ * The self-pipe: one per process, as signal dispositions are. A handler
+ * writes each signal's number to it; the first hub to need it watches it.
  */
 static int sig_pipe[2] = {-1, -1};
 
@@ -65,40 +99,68 @@ static void sig_to_pipe(int sig) {
   errno = e;
 }
 
-static int signal_update(gh_hub *h) {
-  if (gh_portable) {
-    if (h->sigfd >= 0) return 0;
-    if (sig_pipe[0] < 0 && gh_wakeup_open(sig_pipe) < 0) return -1;
-    if (sig_pipe[0] == sig_pipe[1]) { /* an eventfd: a pipe is needed here */
-      gh_wakeup_close(sig_pipe);
-      errno = EINVAL;
-      return -1;
-    }
-    h->sigfd = sig_pipe[0];
-  } else if (h->sigfd < 0) {
-    h->sigfd = signalfd(-1, &h->sigmask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (h->sigfd < 0) return -1;
-  } else {
-    return signalfd(h->sigfd, &h->sigmask, 0) < 0 ? -1 : 0;
+static void pipe_ready(gh_hub *h, gh_source *src) {
+  unsigned char b[64];
+  ssize_t n;
+  while ((n = read(src->fd, b, sizeof b)) > 0)
+    for (ssize_t i = 0; i < n; i++) deliver(h, b[i]);
+}
+
+static void signalfd_ready(gh_hub *h, gh_source *src) {
+  struct signalfd_siginfo si[16];
+  ssize_t n;
+  while ((n = read(src->fd, si, sizeof si)) > 0)
+    for (size_t i = 0; i < (size_t)n / sizeof si[0]; i++) deliver(h, (int)si[i].ssi_signo);
+}
+
+/* Watch the self-pipe (0), or -1 with errno. */
+static int pipe_open(gh_hub *h) {
+  gh_proc *p = proc_of(h);
+  if (p->pipesrc.fd >= 0) return 0;
+  if (sig_pipe[0] < 0 && gh_pipe(sig_pipe) < 0) return -1;
+  p->pipesrc.fd = sig_pipe[0];
+  p->pipesrc.ready = pipe_ready;
+  p->pipesrc.after_fork = NULL; /* the child watches the same pipe again */
+  if (hub_source_add(h, &p->pipesrc) < 0) {
+    p->pipesrc.fd = -1;
+    return -1;
   }
-  {
-    h->sigsrc.fd = h->sigfd;
-    h->sigsrc.ready = signal_ready;
-    h->sigsrc.after_fork = NULL; /* the child watches the same fd again */
-    if (hub_source_add(h, &h->sigsrc) < 0) {
-      int e = errno;
-      if (!gh_portable) close(h->sigfd);
-      h->sigfd = -1;
-      errno = e;
-      return -1;
-    }
-    return 0;
+  return 0;
+}
+
+/* Route sig to the pipe through a handler (on), or give it back (off). */
+static void pipe_handler(int sig, int on) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on ? sig_to_pipe : SIG_DFL;
+  sa.sa_flags = SA_RESTART | (sig == SIGCHLD ? SA_NOCLDSTOP : 0);
+  sigfillset(&sa.sa_mask);
+  sigaction(sig, &sa, NULL);
+}
+
+/* Bring the signalfd's mask up to date, opening it on first use. */
+static int signalfd_update(gh_hub *h) {
+  gh_proc *p = proc_of(h);
+  if (p->sigfd >= 0) return signalfd(p->sigfd, &p->sigmask, 0) < 0 ? -1 : 0;
+  p->sigfd = signalfd(-1, &p->sigmask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (p->sigfd < 0) return -1;
+  p->sigsrc.fd = p->sigfd;
+  p->sigsrc.ready = signalfd_ready;
+  p->sigsrc.after_fork = NULL; /* the child watches the same signalfd again */
+  if (hub_source_add(h, &p->sigsrc) < 0) {
+    int e = errno;
+    close(p->sigfd);
+    p->sigfd = p->sigsrc.fd = -1;
+    errno = e;
+    return -1;
   }
+  return 0;
 }
 
 /* _signal_watch(sig, on): start/stop delivering sig to the dispatcher */
 static int l_signal_watch(lua_State *L) {
   gh_hub *h = HUB(L);
+  gh_proc *p = proc_of(h);
   int sig = check_signal(L, 1);
   int on = lua_toboolean(L, 2);
   if (sig == SIGKILL || sig == SIGSTOP) return luaL_argerror(L, 1, "signal cannot be caught");
@@ -107,91 +169,330 @@ static int l_signal_watch(lua_State *L) {
   /* 32 and 33 belong to the C library's threads: sigaddset refuses them */
   if (sigaddset(&one, sig) < 0)
     return luaL_argerror(L, 1, "signal reserved by the C library");
-  if (signal_update(h) < 0)
+  if ((gh_portable ? pipe_open(h) : signalfd_update(h)) < 0)
     return luaL_error(L, "greenhub: %s: %s", gh_portable ? "signal pipe" : "signalfd", strerror(errno));
   if (on) {
-    if (!sigismember(&h->sigmask, sig)) {
-      sigaddset(&h->sigmask, sig);
-      if (gh_portable) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = sig_to_pipe;
-        sa.sa_flags = SA_RESTART;
-        sigfillset(&sa.sa_mask);
-        sigaction(sig, &sa, NULL);
-      } else {
-        pthread_sigmask(SIG_BLOCK, &one, NULL);
-      }
+    if (!sigismember(&p->sigmask, sig)) {
+      sigaddset(&p->sigmask, sig);
+      if (gh_portable) pipe_handler(sig, 1);
+      else pthread_sigmask(SIG_BLOCK, &one, NULL);
       hub_ref(h); /* a watched signal may always arrive */
     }
-  } else if (sigismember(&h->sigmask, sig)) {
-    sigdelset(&h->sigmask, sig);
+  } else if (sigismember(&p->sigmask, sig)) {
+    sigdelset(&p->sigmask, sig);
     hub_unref(h);
     if (gh_portable) {
-      signal(sig, SIG_DFL);
+      if (!(sig == SIGCHLD && p->chld_handler)) pipe_handler(sig, 0);
     } else {
       /* drain a pending one before unblocking, or it would act now */
       struct timespec zero = {0, 0};
       while (sigtimedwait(&one, NULL, &zero) > 0) {}
       pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+      /* a SIGCHLD drained there may have been a child's last word */
+      if (sig == SIGCHLD && !link_empty(&p->children)) children_poll(h);
     }
   }
-  if (signal_update(h) < 0)
-    return luaL_error(L, "greenhub: %s: %s", gh_portable ? "signal pipe" : "signalfd", strerror(errno));
+  if (!gh_portable && signalfd_update(h) < 0)
+    return luaL_error(L, "greenhub: signalfd: %s", strerror(errno));
   lua_pushinteger(L, sig);
   return 1;
 }
 
 static int l_signal_dispatcher(lua_State *L) {
-  gh_hub *h = HUB(L);
+  gh_proc *p = proc_of(HUB(L));
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 1);
-  luaL_unref(L, LUA_REGISTRYINDEX, h->sigdispatch_ref);
-  h->sigdispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  luaL_unref(L, LUA_REGISTRYINDEX, p->dispatch_ref);
+  p->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
-/* The signalfd is readable (called from the loop, on the main thread). */
-static void signal_ready(gh_hub *h, gh_source *src) {
-  (void)src;
-  lua_State *L = h->mainL;
-  if (gh_portable) { /* the self-pipe: one byte per signal */
-    unsigned char b[64];
-    ssize_t n;
-    while ((n = read(h->sigfd, b, sizeof b)) > 0) {
-      for (ssize_t i = 0; i < n; i++) {
-        if (h->sigdispatch_ref == LUA_NOREF || !sigismember(&h->sigmask, b[i])) continue;
-        lua_rawgeti(L, LUA_REGISTRYINDEX, h->sigdispatch_ref);
-        lua_pushinteger(L, (lua_Integer)b[i]);
-        thread_spawn_n(L, h, 2);
-      }
-    }
-    return;
+/* ---------------------------------------------------------------- children */
+
+/*
+ * A child process. The record belongs to the hub's list until the child is
+ * reaped, and to its userdata (a greenhub.child) until that is collected:
+ * whichever lets go last frees it. While someone waits for it, or nobody
+ * can any more (orphaned: closed or collected before it was reaped), it
+ * holds a hub reference, so gh.run() sees it through, as a thread waiting
+ * for it would.
+ */
+struct gh_child {
+  gh_source src;           /* its pidfd (fd -1 without one) */
+  gh_link link;            /* in the hub's children, until reaped */
+  gh_link waiters;         /* threads in child:wait() */
+  gh_hub *hub;             /* NULL once the hub has closed */
+  pid_t pid;
+  int done;                /* reaped (or lost): status below is final */
+  int ok, how, code, err;  /* how: 0 exit, 1 signal, 2 error (err) */
+  int held;                /* holds a hub reference */
+  int orphan;              /* no owner will wait: reap in the background */
+  int has_ud;              /* its userdata is alive */
+};
+
+typedef struct { gh_child *c; } child_ud;
+
+static void child_free(gh_child *c) { free(c); }
+
+/* Hold a hub reference exactly while the child's end is awaited. */
+static void child_hold(gh_child *c) {
+  int want = c->hub && !c->done && (c->orphan || !link_empty(&c->waiters));
+  if (want == c->held) return;
+  c->held = want;
+  if (want) hub_ref(c->hub); else hub_unref(c->hub);
+}
+
+/* Stop watching c: drop its source and pidfd, leave the list. */
+static void child_unwatch(gh_child *c) {
+  if (c->src.fd >= 0) {
+    if (c->hub) hub_source_remove(c->hub, &c->src);
+    close(c->src.fd);
+    c->src.fd = -1;
   }
-  struct signalfd_siginfo si[16];
-  ssize_t n;
-  while ((n = read(h->sigfd, si, sizeof si)) > 0) {
-    for (size_t i = 0; i < (size_t)n / sizeof si[0]; i++) {
-      if (h->sigdispatch_ref == LUA_NOREF) continue;
-      lua_rawgeti(L, LUA_REGISTRYINDEX, h->sigdispatch_ref);
-      lua_pushinteger(L, (lua_Integer)si[i].ssi_signo);
-      thread_spawn_n(L, h, 2);
-    }
+  if (link_linked(&c->link)) link_remove(&c->link);
+}
+
+/* c's end is known: record it, wake its waiters; 1 if c was freed. */
+static int child_finish(gh_child *c, int st, int err) {
+  c->done = 1;
+  if (err) {
+    c->how = 2;
+    c->err = err;
+  } else if (WIFEXITED(st)) {
+    c->how = 0;
+    c->code = WEXITSTATUS(st);
+    c->ok = c->code == 0;
+  } else {
+    c->how = 1;
+    c->code = WTERMSIG(st);
+  }
+  child_unwatch(c);
+  while (!link_empty(&c->waiters))
+    hub_wake(c->hub, container_of(c->waiters.next, gh_thread, link), WK_OK);
+  child_hold(c);
+  if (!c->has_ud) { child_free(c); return 1; }
+  return 0;
+}
+
+/* Ask the kernel whether c has ended; reap it if so. 1 if c was freed. */
+static int child_poll(gh_child *c) {
+  if (c->done) return 0;
+  int st = 0;
+  pid_t r;
+  do r = waitpid(c->pid, &st, WNOHANG); while (r < 0 && errno == EINTR);
+  if (r == 0) return 0;
+  return child_finish(c, st, r < 0 ? errno : 0);
+}
+
+/* SIGCHLD: any child may have ended. */
+static void children_poll(gh_hub *h) {
+  gh_link *l = proc_of(h)->children.next;
+  while (l != &proc_of(h)->children) {
+    gh_link *next = l->next;
+    child_poll(container_of(l, gh_child, link));
+    l = next;
   }
 }
 
-void proc_close(gh_hub *h) {
-  if (h->sigfd >= 0) {
-    hub_source_remove(h, &h->sigsrc);
-    if (gh_portable) { /* the process's pipe: the handlers stop using it */
-      for (int sig = 1; sig < NSIG; sig++)
-        if (sigismember(&h->sigmask, sig)) signal(sig, SIG_DFL);
-      gh_wakeup_close(sig_pipe);
-    } else {
-      close(h->sigfd);
-    }
+static void child_ready(gh_hub *h, gh_source *src) {
+  (void)h;
+  child_poll(container_of(src, gh_child, src));
+}
+
+/* In a child process of ours after fork: our children are not its own. */
+static void child_after_fork(gh_hub *h, gh_source *src) {
+  (void)h;
+  child_finish(container_of(src, gh_child, src), 0, ECHILD);
+}
+
+static gh_child *child_check(lua_State *L) {
+  child_ud *u = luaL_checkudata(L, 1, CHILD_MT);
+  if (!u->c) luaL_error(L, "greenhub: child record is gone");
+  return u->c;
+}
+
+/* push c's status: true|nil, "exit"|"signal", code; or nil, err */
+static int child_status(lua_State *L, gh_child *c) {
+  if (c->how == 2) {
+    lua_pushnil(L);
+    lua_pushstring(L, strerror(c->err));
+    return 2;
   }
-  h->sigfd = -1;
+  if (c->ok) lua_pushboolean(L, 1); else lua_pushnil(L);
+  if (c->how == 0) lua_pushliteral(L, "exit"); else lua_pushliteral(L, "signal");
+  lua_pushinteger(L, c->code);
+  return 3;
+}
+
+/*
+ * _child(pid) -> a greenhub.child for a process this process started. With
+ * a pidfd it is a source of its own; without, SIGCHLD through the pipe
+ * stands for it (the handler is installed before the first poll below, so
+ * an end that came earlier is seen by that poll).
+ */
+static int l_child(lua_State *L) {
+  gh_hub *h = HUB(L);
+  gh_proc *p = proc_of(h);
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  if (pid <= 0 || pid != (pid_t)pid) return luaL_argerror(L, 1, "invalid pid");
+  child_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->c = NULL;
+  luaL_setmetatable(L, CHILD_MT);
+  gh_child *c = calloc(1, sizeof *c);
+  if (!c) return luaL_error(L, "greenhub: out of memory");
+  c->hub = h;
+  c->pid = (pid_t)pid;
+  c->src.fd = -1;
+  c->has_ud = 1;
+  link_init(&c->link);
+  link_init(&c->waiters);
+  link_init(&c->src.link);
+  u->c = c;
+  int fd = -1;
+#ifdef SYS_pidfd_open
+  if (!gh_portable) fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+#endif
+  if (fd >= 0) {
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    hub_fd_forget(h, fd);
+    c->src.fd = fd;
+    c->src.ready = child_ready;
+    c->src.after_fork = child_after_fork;
+    if (hub_source_add(h, &c->src) < 0) {
+      int e = errno;
+      close(fd);
+      c->src.fd = -1;
+      return luaL_error(L, "greenhub: cannot watch child %d: %s", (int)pid, strerror(e));
+    }
+  } else if (!p->chld_handler) {
+    if (pipe_open(h) < 0)
+      return luaL_error(L, "greenhub: signal pipe: %s", strerror(errno));
+    p->chld_handler = 1;
+    if (gh_portable || !sigismember(&p->sigmask, SIGCHLD)) pipe_handler(SIGCHLD, 1);
+  }
+  link_push(&p->children, &c->link);
+  child_poll(c);
+  return 1;
+}
+
+static int child_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_hub *h = HUB(L);
+  gh_thread *self = hub_me(L, h);
+  child_ud *u = lua_touserdata(L, 1);
+  (void)status; (void)ctx;
+  if (u->c) child_hold(u->c);
+  hub_check_intr(L, h, self);
+  if (self->wake == WK_TIMEOUT || !u->c || !u->c->done) return 0;
+  return child_status(L, u->c);
+}
+
+/* child:wait([timeout]) -> its status, or nothing when the time ran out */
+static int l_child_wait(lua_State *L) {
+  gh_child *c = child_check(L);
+  gh_hub *h = HUB(L);
+  int64_t d = hub_deadline(L, 2);
+  lua_settop(L, 1);
+  if (!c->done) child_poll(c);
+  if (c->done) return child_status(L, c);
+  if (d >= 0 && d <= hub_clock()) return 0;
+  gh_thread *self = hub_self(L, h, "process:wait");
+  self->waitcode = WC_CHILD;
+  link_push(&c->waiters, &self->link);
+  self->where = TW_LIST;
+  hub_anchor(L, h, self, 1);
+  child_hold(c);
+  return hub_park(L, h, self, d, 0, child_wait_k);
+}
+
+/* child:kill([sig]) -> true, or nil, err; never signals a reaped pid */
+static int l_child_kill(lua_State *L) {
+  gh_child *c = child_check(L);
+  int sig = lua_isnoneornil(L, 2) ? SIGTERM : check_signal(L, 2);
+  if (!c->done) child_poll(c);
+  int r;
+  if (c->done) {
+    r = -1;
+    errno = ESRCH;
+  } else if (c->src.fd >= 0) {
+#ifdef SYS_pidfd_send_signal
+    r = (int)syscall(SYS_pidfd_send_signal, c->src.fd, sig, NULL, 0);
+#else
+    r = -1;
+    errno = ENOSYS;
+#endif
+  } else {
+    r = kill(c->pid, sig);
+  }
+  if (r < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, strerror(errno));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* child:orphan(): nobody will wait; reap it in the background */
+static int l_child_orphan(lua_State *L) {
+  gh_child *c = child_check(L);
+  if (!c->done) child_poll(c);
+  c->orphan = 1;
+  child_hold(c);
+  return 0;
+}
+
+/* child:done() -> whether it has been reaped */
+static int l_child_done(lua_State *L) {
+  gh_child *c = child_check(L);
+  if (!c->done) child_poll(c);
+  lua_pushboolean(L, c->done);
+  return 1;
+}
+
+static int l_child_gc(lua_State *L) {
+  child_ud *u = luaL_checkudata(L, 1, CHILD_MT);
+  gh_child *c = u->c;
+  u->c = NULL;
+  if (!c) return 0;
+  c->has_ud = 0;
+  if (c->done || !c->hub) { child_free(c); return 0; }
+  c->orphan = 1; /* the list keeps it until the child is reaped */
+  child_hold(c);
+  child_poll(c);
+  return 0;
+}
+
+static int l_child_tostring(lua_State *L) {
+  child_ud *u = luaL_checkudata(L, 1, CHILD_MT);
+  if (!u->c) lua_pushliteral(L, "greenhub.child (gone)");
+  else lua_pushfstring(L, "greenhub.child (%d, %s)", (int)u->c->pid, u->c->done ? "reaped" : "running");
+  return 1;
+}
+
+void proc_close(gh_hub *h) {
+  gh_proc *p = proc_of(h);
+  if (!p) return;
+  h->proc = NULL;
+  while (!link_empty(&p->children)) {
+    gh_child *c = container_of(p->children.next, gh_child, link);
+    child_unwatch(c);
+    c->hub = NULL;
+    c->held = 0;
+    if (!c->has_ud) child_free(c);
+  }
+  if (p->sigfd >= 0) {
+    hub_source_remove(h, &p->sigsrc);
+    close(p->sigfd);
+  }
+  if (p->pipesrc.fd >= 0) { /* the process's pipe: the handlers stop using it */
+    hub_source_remove(h, &p->pipesrc);
+    for (int sig = 1; sig < NSIG; sig++)
+      if (gh_portable && sigismember(&p->sigmask, sig)) pipe_handler(sig, 0);
+    if (p->chld_handler) pipe_handler(SIGCHLD, 0);
+    gh_wakeup_close(sig_pipe);
+  }
+  luaL_unref(h->mainL, LUA_REGISTRYINDEX, p->dispatch_ref);
+  free(p);
 }
 
 /* ---------------------------------------------------------------- processes */
@@ -312,28 +613,6 @@ static int l_spawn_process(lua_State *L) {
   return 4;
 }
 
-/* _pidfd(pid) -> fd that becomes readable when the child exits, or nil */
-static int l_pidfd(lua_State *L) {
-  lua_Integer pid = luaL_checkinteger(L, 1);
-  if (gh_portable) { /* no pidfd: proc.lua waits by polling waitpid */
-    lua_pushnil(L);
-    lua_pushliteral(L, "no pidfd in portable mode");
-    return 2;
-  }
-#ifdef SYS_pidfd_open
-  long fd = syscall(SYS_pidfd_open, (pid_t)pid, 0);
-  if (fd >= 0) {
-    fcntl((int)fd, F_SETFD, FD_CLOEXEC);
-    hub_fd_forget(HUB(L), (int)fd);
-    lua_pushinteger(L, fd);
-    return 1;
-  }
-#endif
-  lua_pushnil(L);
-  lua_pushstring(L, strerror(errno));
-  return 2;
-}
-
 /* _waitpid(pid) -> nil (running) | true|nil, "exit"|"signal", code */
 static int l_waitpid(lua_State *L) {
   pid_t pid = (pid_t)luaL_checkinteger(L, 1);
@@ -356,36 +635,6 @@ static int l_waitpid(lua_State *L) {
     lua_pushinteger(L, WTERMSIG(st));
   }
   return 3;
-}
-
-/* _pidfd_kill(pidfd, sig): signal the process the pidfd stands for (never
-   another that reused its pid) */
-static int l_pidfd_kill(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
-  int sig = lua_isnoneornil(L, 2) ? SIGTERM : check_signal(L, 2);
-#ifdef SYS_pidfd_send_signal
-  if (syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) == 0) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-#else
-  errno = ENOSYS;
-#endif
-  lua_pushnil(L);
-  lua_pushstring(L, strerror(errno));
-  return 2;
-}
-
-static int l_kill(lua_State *L) {
-  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
-  int sig = lua_isnoneornil(L, 2) ? SIGTERM : check_signal(L, 2);
-  if (kill(pid, sig) < 0) {
-    lua_pushnil(L);
-    lua_pushstring(L, strerror(errno));
-    return 2;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
 }
 
 /*
@@ -432,13 +681,37 @@ static int l_closefd(lua_State *L) {
 
 static const luaL_Reg proc_funcs[] = {
   {"_signal_watch", l_signal_watch}, {"_signal_dispatcher", l_signal_dispatcher},
-  {"_spawn", l_spawn_process}, {"_pidfd", l_pidfd}, {"_waitpid", l_waitpid},
-  {"_kill", l_kill}, {"_pidfd_kill", l_pidfd_kill},
+  {"_spawn", l_spawn_process}, {"_child", l_child}, {"_waitpid", l_waitpid},
   {"_closefd", l_closefd}, {"_fork", l_fork},
   {"_interrupt_timer", l_interrupt_timer},
   {NULL, NULL}
 };
 
+static const luaL_Reg child_methods[] = {
+  {"wait", l_child_wait}, {"kill", l_child_kill}, {"orphan", l_child_orphan},
+  {"done", l_child_done}, {NULL, NULL}
+};
+
 void proc_open(lua_State *L, int mod, int hub) {
+  gh_hub *h = lua_touserdata(L, hub);
+  if (!h->proc) { /* a second require of the module finds the hub's own */
+    gh_proc *p = calloc(1, sizeof *p);
+    if (!p) luaL_error(L, "greenhub: out of memory");
+    p->sigfd = p->sigsrc.fd = p->pipesrc.fd = -1;
+    sigemptyset(&p->sigmask);
+    p->dispatch_ref = LUA_NOREF;
+    link_init(&p->children);
+    link_init(&p->sigsrc.link);
+    link_init(&p->pipesrc.link);
+    h->proc = p;
+  }
   gh_setfuncs(L, mod, hub, proc_funcs);
+  luaL_newmetatable(L, CHILD_MT);
+  int mt = lua_gettop(L);
+  lua_newtable(L);
+  gh_setfuncs(L, lua_gettop(L), hub, child_methods);
+  lua_setfield(L, mt, "__index");
+  const luaL_Reg meta[] = {{"__gc", l_child_gc}, {"__tostring", l_child_tostring}, {NULL, NULL}};
+  gh_setfuncs(L, mt, hub, meta);
+  lua_pop(L, 1);
 }

@@ -109,3 +109,123 @@ describe("popen and fdopen", function()
     assert.has_error(function() gh.fdopen(0, "x") end)
   end)
 end)
+
+describe("children as event sources", function()
+  local function zombie(pid)
+    local f = io.open("/proc/" .. pid .. "/stat")
+    if not f then return false end
+    local s = f:read("a"); f:close()
+    return s:match("^%d+ %b() (%a)") == "Z"
+  end
+
+  it("many threads wait on one child; each gets the status at its end", function()
+    local p = assert(gh.popen({ "sh", "-c", "sleep 0.1; exit 7" }, { stdin = "null", stdout = "null" }))
+    local got, ts = {}, {}
+    for i = 1, 10 do
+      ts[i] = gh.spawn(function() got[i] = { p:wait(i % 2 == 0 and 10 or nil) } end)
+    end
+    local t0 = gh.clock()
+    for i = 1, 10 do ts[i]:wait() end
+    assert.is_true(gh.clock() - t0 >= 0.05) -- they really waited
+    for i = 1, 10 do assert.same({ nil, "exit", 7 }, got[i]) end
+    assert.same({ nil, "exit", 7 }, { p:wait(0) }) -- the status stays
+    assert.same({ nil, "No such process" }, { p:kill() })
+    p:close()
+  end)
+
+  it("a timed-out wait leaves the child watched; a later wait still sees its end", function()
+    local p = assert(gh.popen({ "sleep", "0.2" }, { stdin = "null", stdout = "null" }))
+    assert.same({ nil, "timeout" }, { p:wait(0.01) })
+    assert.same({ nil, "timeout" }, { p:wait(0) })
+    assert.same({ true, "exit", 0 }, { p:wait(5) })
+    p:close()
+  end)
+
+  it("killing a waiting thread leaves the loop free to finish", function()
+    local out, code = H.run_script([[
+      local gh = require "greenhub"
+      local p = gh.popen({ "sleep", "30" }, { stdin = "null", stdout = "null" })
+      local t = gh.spawn(function() p:wait() end)
+      gh.sleep(0.02)
+      t:kill()
+      local t0 = gh.clock()
+      gh.run() -- nothing waits for the child any more: returns at once
+      print(("ran %.2f"):format(gh.clock() - t0))
+      p:kill("KILL"); print(p:wait(5))
+    ]])
+    assert.equal(0, code, out)
+    assert.matches("ran 0%.0%d", out)
+    assert.matches("nil\tsignal\t9", out)
+  end)
+
+  it("gh.run() sees a closed child through and reaps it (no zombie, no poll)", function()
+    local out, code = H.run_script([[
+      local gh = require "greenhub"
+      local p = gh.popen({ "sleep", "0.2" }, { stdin = "null", stdout = "null" })
+      local pid = p.pid
+      p:close()
+      local t0 = gh.clock()
+      gh.run()
+      local f = io.open("/proc/" .. pid .. "/stat")
+      print(("ran %.2f %s"):format(gh.clock() - t0, f and "left" or "reaped"))
+      print(gh.stats().switches)
+    ]])
+    assert.equal(0, code, out)
+    local ran = tonumber(out:match("ran (%S+)"))
+    assert.is_true(ran >= 0.15 and ran < 5, out)
+    assert.matches("reaped", out)
+  end)
+
+  it("a user's SIGCHLD handler and child waits work together", function()
+    local seen = 0
+    local h = gh.signal("CHLD", function() seen = seen + 1 end)
+    local p = assert(gh.popen({ "true" }, { stdin = "null", stdout = "null" }))
+    assert.same({ true, "exit", 0 }, { H.bounded(5, p.wait, p) })
+    local t0 = gh.clock()
+    while seen == 0 and gh.clock() - t0 < 5 do gh.sleep(0.005) end
+    assert.is_true(seen >= 1)
+    h:cancel()
+    -- after the handler is gone, children are still seen to end
+    local q = assert(gh.popen({ "sh", "-c", "exit 4" }, { stdin = "null", stdout = "null" }))
+    assert.same({ nil, "exit", 4 }, { H.bounded(5, q.wait, q) })
+    p:close(); q:close()
+  end)
+
+  it("only its own children are reaped: os.execute and io.popen keep theirs", function()
+    local p = assert(gh.popen({ "sleep", "0.05" }, { stdin = "null", stdout = "null" }))
+    assert.is_true(os.execute("exit 0"))
+    local f = io.popen("echo hi")
+    assert.equal("hi", f:read("l"))
+    assert.is_true(f:close())
+    assert.same({ nil, "exit", 5 }, { os.execute("exit 5") })
+    assert.same({ true, "exit", 0 }, { H.bounded(5, p.wait, p) })
+    assert.is_false(zombie(p.pid))
+    p:close()
+  end)
+
+  it("a child of a forked hub does not wait for its parent's children", function()
+    local p = assert(gh.popen({ "sleep", "30" }, { stdin = "null", stdout = "null" }))
+    local core = require "greenhub.core"
+    local pid = core._fork()
+    if pid == 0 then
+      local ok, err = p:wait(1)
+      os.exit((ok == nil and err ~= "timeout" and err ~= "exit") and 0 or 1, true)
+    end
+    local ok, how, st
+    local t0 = gh.clock()
+    repeat ok, how, st = core._waitpid(pid); if how == nil then gh.sleep(0.01) end
+    until how or gh.clock() - t0 > 10
+    assert.same({ true, "exit", 0 }, { ok, how, st })
+    p:kill("KILL")
+    assert.same({ nil, "signal", 9 }, { p:wait(5) })
+    p:close()
+  end)
+
+  it("tostring names the pid and whether it was reaped", function()
+    local p = assert(gh.popen({ "true" }, { stdin = "null", stdout = "null" }))
+    assert.matches("greenhub.child %(" .. p.pid .. ", running%)", tostring(p.child))
+    p:wait()
+    assert.matches("reaped", tostring(p.child))
+    p:close()
+  end)
+end)

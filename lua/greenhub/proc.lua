@@ -56,94 +56,36 @@ function M.popen(argv, opts)
   end
   local pid, i, o, e = public("popen", 0, core._spawn, argv, opts)
   if not pid then return nil, i end
-  local p = setmetatable({ pid = pid }, Proc)
+  local p = setmetatable({ pid = pid, child = core._child(pid) }, Proc)
   if i >= 0 then p.stdin = core.fdopen(i, "w") end
   if o >= 0 then p.stdout = core.fdopen(o, "r") end
   if e >= 0 then p.stderr = core.fdopen(e, "r") end
-  p.pidfd = core._pidfd(pid)
   return p
 end
 
--- Reap pid (waiting on its pidfd when there is one), then close the
--- pidfd. Returns the status { ok, how, code } (or { nil, err } when pid
--- is not our child), or nil when the timeout ran out first.
-local function reap(pid, pidfd, timeout)
-  local deadline = timeout and core.clock() + timeout
-  local backoff = 0.001
-  while true do
-    local r = table.pack(core._waitpid(pid))
-    if r.n > 0 then
-      if pidfd then core._closefd(pidfd) end
-      return r
-    end
-    local left = deadline and deadline - core.clock()
-    if left and left <= 0 then return nil end
-    if pidfd then
-      core.trampoline(pidfd, "r", left)
-    else -- no pidfd (old kernel): poll with a growing sleep
-      core.sleep(left and math.min(backoff, left) or backoff)
-      backoff = math.min(backoff * 2, 0.05)
-    end
-  end
-end
-
 --- wait([timeout]) -> ok, "exit"|"signal", code (as os.execute), or nil,
--- "timeout"; nil, negative or math.huge: no limit
+-- "timeout"; nil, negative or math.huge: no limit. The child is a source
+-- of the hub (its pidfd, or SIGCHLD): no polling.
 function Proc:wait(timeout)
-  if not self.status then
-    if timeout and (timeout < 0 or timeout == math.huge) then timeout = nil end
-    if self.reaping then -- the background reaper has it: wait for its word
-      local deadline = timeout and core.clock() + timeout
-      while not self.status do
-        if deadline and core.clock() >= deadline then return nil, "timeout" end
-        core.sleep(0.005)
-      end
-    else
-      local st = reap(self.pid, self.pidfd, timeout)
-      if not st then return nil, "timeout" end
-      self.status, self.pidfd = st, nil
-    end
-  end
-  return table.unpack(self.status, 1, self.status.n)
+  local ok, how, code = self.child:wait(timeout)
+  if how == nil and ok == nil then return nil, "timeout" end
+  return ok, how, code
 end
 
 --- kill([sig]): signal the process; once it has been reaped, a no-op that
 -- says so (its pid may belong to another process by then)
 function Proc:kill(sig)
-  if self.status then return nil, "No such process" end
-  if self.pidfd then return public("kill", -1, core._pidfd_kill, self.pidfd, sig) end
-  return public("kill", -1, core._kill, self.pid, sig)
-end
-
--- Nobody will wait any more: reap in the background so no zombie stays.
-local function reap_later(self)
-  if self.status or self.reaping then return end
-  self.reaping = true
-  local pid, pidfd = self.pid, self.pidfd
-  core.spawn_n(function()
-    local st = reap(pid, pidfd)
-    self.status, self.pidfd = self.status or st, nil
-  end)
+  return public("kill", -1, self.child.kill, self.child, sig)
 end
 
 --- close(): close the streams; the process is reaped in the background
--- (p:wait() still answers, with the status the reaper saw)
+-- (p:wait() still answers, with the status the reaper saw). A process
+-- object dropped without wait or close is reaped the same way.
 function Proc:close()
   for _, k in ipairs({ "stdin", "stdout", "stderr" }) do
     if self[k] then self[k]:close() end
   end
-  reap_later(self)
-end
-
--- a process object dropped without wait or close: reap it, free its pidfd
-function Proc:__gc()
-  if self.status or self.reaping then return end
-  local pid, pidfd = self.pid, self.pidfd
-  if select("#", core._waitpid(pid)) > 0 then
-    if pidfd then core._closefd(pidfd) end
-    return
-  end
-  pcall(core.spawn_n, reap, pid, pidfd)
+  self.child:orphan()
 end
 
 return M
