@@ -103,8 +103,8 @@ int sock_getpeername(lua_State *L);
 int sock_getsockname(lua_State *L);
 
 /* udp.c */
-int udp_receive(lua_State *L, gh_sock *s, int from);
-int udp_send(lua_State *L, gh_sock *s, int to);
+int dgram_receive(lua_State *L);
+int dgram_send(lua_State *L);
 int sock_receivefrom(lua_State *L);
 int sock_sendto(lua_State *L);
 int sock_setpeername(lua_State *L);

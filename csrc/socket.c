@@ -82,12 +82,12 @@ static const char *const class_names[] = {
   "unixdgram{unconnected}", "unixdgram{connected}",
   "fd{stream}", NULL
 };
-enum { SC_NCLASS = 11 };
+enum { SC_UDP = 6, SC_UNIXDGRAM = 8, SC_FD = 10, SC_NCLASS = 11 };
 
 static int class_index(const gh_sock *s) {
-  if (s->plain) return 10;
+  if (s->plain) return SC_FD;
   if (s->type == SOCK_DGRAM)
-    return (s->family == AF_UNIX ? 8 : 6) + (s->kind == K_CONNECTED);
+    return (s->family == AF_UNIX ? SC_UNIXDGRAM : SC_UDP) + (s->kind == K_CONNECTED);
   return (s->family == AF_UNIX ? 3 : 0) + s->kind;
 }
 
@@ -774,20 +774,32 @@ static int l_strerror(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg sock_methods[] = {
-  {"accept", sock_accept}, {"bind", sock_bind}, {"close", sock_close},
-  {"connect", sock_connect}, {"dirty", sock_dirty}, {"getfd", sock_getfd},
-  {"getoption", sock_getoption}, {"getpeername", sock_getpeername},
-  {"getsockname", sock_getsockname}, {"getstats", sock_getstats},
-  {"listen", sock_listen}, {"receive", sock_receive},
-  {"receivefrom", sock_receivefrom}, {"send", sock_send},
-  {"sendto", sock_sendto}, {"setfd", sock_setfd}, {"setoption", sock_setoption},
-  {"setpeername", sock_setpeername}, {"setsockname", sock_bind},
+/* One method table per family (LuaSocket's classes within a family differ
+   only in which methods refuse: sock_need). Every class has the common
+   ones. */
+static const luaL_Reg common_methods[] = {
+  {"bind", sock_bind}, {"close", sock_close}, {"connect", sock_connect},
+  {"dirty", sock_dirty}, {"getfd", sock_getfd}, {"getoption", sock_getoption},
+  {"getpeername", sock_getpeername}, {"getsockname", sock_getsockname},
+  {"getstats", sock_getstats}, {"setfd", sock_setfd}, {"setoption", sock_setoption},
   {"setstats", sock_setstats}, {"settimeout", sock_settimeout},
-  {"shutdown", sock_shutdown}, {"getfamily", sock_getfamily},
-  {"gettimeout", sock_gettimeout}, {"receivepartial", sock_receivepartial},
-  {"flush", sock_flush}, {"_httpchunk", sock_httpchunk}, {"_httpsend", sock_httpsend},
+  {"gettimeout", sock_gettimeout}, {"getfamily", sock_getfamily},
+  {NULL, NULL}
+};
+
+static const luaL_Reg stream_methods[] = {
+  {"accept", sock_accept}, {"listen", sock_listen}, {"receive", sock_receive},
+  {"receivepartial", sock_receivepartial}, {"send", sock_send},
+  {"shutdown", sock_shutdown}, {"flush", sock_flush},
+  {"_httpchunk", sock_httpchunk}, {"_httpsend", sock_httpsend},
   {"_bind_reuse", sock_bind_reuse},
+  {NULL, NULL}
+};
+
+static const luaL_Reg dgram_methods[] = {
+  {"receive", dgram_receive}, {"receivefrom", sock_receivefrom},
+  {"send", dgram_send}, {"sendto", sock_sendto},
+  {"setpeername", sock_setpeername}, {"setsockname", sock_bind},
   {NULL, NULL}
 };
 
@@ -820,10 +832,16 @@ void socket_open(lua_State *L, int mod, int hub) {
     int mt = lua_gettop(L);
     h->sockmt[i] = lua_topointer(L, mt);
     lua_newtable(L);
-    gh_setfuncs(L, lua_gettop(L), hub, sock_methods);
-    lua_pushvalue(L, hub); lua_pushvalue(L, keys);
-    lua_pushcclosure(L, sock_httphead, 2);
-    lua_setfield(L, -2, "_httphead");
+    int methods = lua_gettop(L);
+    gh_setfuncs(L, methods, hub, common_methods);
+    if (i == SC_UDP || i == SC_UDP + 1 || i == SC_UNIXDGRAM || i == SC_UNIXDGRAM + 1) {
+      gh_setfuncs(L, methods, hub, dgram_methods);
+    } else {
+      gh_setfuncs(L, methods, hub, stream_methods);
+      lua_pushvalue(L, hub); lua_pushvalue(L, keys);
+      lua_pushcclosure(L, sock_httphead, 2);
+      lua_setfield(L, methods, "_httphead");
+    }
     lua_pushstring(L, class_names[i]);
     lua_setfield(L, -2, "class");
     lua_setfield(L, mt, "__index");

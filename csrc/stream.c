@@ -229,8 +229,7 @@ static int recv_k(lua_State *L, int status, lua_KContext ctx) {
 
 int sock_receive(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
-  if (s->type == SOCK_DGRAM) return udp_receive(L, s, 0);
-  if (s->kind != K_CLIENT)
+  if (s->kind != K_CLIENT || s->type != SOCK_STREAM)
     return luaL_error(L, "greenhub: receive is not available on %s", sock_class(s));
   int mode;
   size_t count;
@@ -373,8 +372,7 @@ static int send_k(lua_State *L, int status, lua_KContext ctx) {
 
 int sock_send(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
-  if (s->type == SOCK_DGRAM) return udp_send(L, s, 0);
-  if (s->kind != K_CLIENT)
+  if (s->kind != K_CLIENT || s->type != SOCK_STREAM)
     return luaL_error(L, "greenhub: send is not available on %s", sock_class(s));
   size_t len;
   luaL_checklstring(L, 2, &len);

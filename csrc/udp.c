@@ -62,10 +62,16 @@ static int udp_k(lua_State *L, int status, lua_KContext ctx) {
   return udp_step(L, s, lua_toboolean(L, 3), (int64_t)ctx);
 }
 
-int udp_receive(lua_State *L, gh_sock *s, int from) {
+static int udp_receive(lua_State *L, gh_sock *s, int from) {
   lua_settop(L, 2);
   int64_t total = call_deadline(s);
   return udp_step(L, s, from, total);
+}
+
+/* the datagram classes' receive([size]) */
+int dgram_receive(lua_State *L) {
+  gh_sock *s = sock_need(L, 1 << K_UNCONNECTED | 1 << K_CONNECTED, SOCK_DGRAM, "receive");
+  return udp_receive(L, s, 0);
 }
 
 int sock_receivefrom(lua_State *L) {
@@ -102,7 +108,7 @@ static int udp_send_k(lua_State *L, int status, lua_KContext ctx) {
   return r ? r : udp_send_step(L, s, (int64_t)ctx);
 }
 
-int udp_send(lua_State *L, gh_sock *s, int to) {
+static int udp_send(lua_State *L, gh_sock *s, int to) {
   luaL_checkstring(L, 2);
   if (!to) {
     if (s->kind != K_CONNECTED) return luaL_error(L, "greenhub: send is not available on %s", sock_class(s));
@@ -141,6 +147,12 @@ int udp_send(lua_State *L, gh_sock *s, int to) {
   lua_settop(L, 2);
   lua_pushlstring(L, (const char *)&ss, slen);
   return udp_send_step(L, s, call_deadline(s));
+}
+
+/* the datagram classes' send(data): connected ones only */
+int dgram_send(lua_State *L) {
+  gh_sock *s = sock_need(L, 1 << K_UNCONNECTED | 1 << K_CONNECTED, SOCK_DGRAM, "send");
+  return udp_send(L, s, 0);
 }
 
 int sock_sendto(lua_State *L) {

@@ -566,3 +566,33 @@ describe("select", function()
     c:close(); peer:close(); s:close()
   end)
 end)
+
+describe("method tables per family", function()
+  it("stream and datagram classes carry their own methods, as LuaSocket's do", function()
+    local t, u, d = socket.tcp(), socket.udp(), socket.unix.dgram()
+    for _, m in ipairs({ "accept", "listen", "receivepartial", "shutdown", "flush" }) do
+      assert.is_function(t[m], m); assert.is_nil(u[m], m); assert.is_nil(d[m], m)
+    end
+    for _, m in ipairs({ "receivefrom", "sendto", "setpeername", "setsockname" }) do
+      assert.is_nil(t[m], m); assert.is_function(u[m], m); assert.is_function(d[m], m)
+    end
+    for _, m in ipairs({ "receive", "send", "bind", "close", "settimeout", "getoption" }) do
+      assert.is_function(t[m], m); assert.is_function(u[m], m)
+    end
+    assert.is_not.equal(t.receive, u.receive)
+    -- a class's method given another family's socket refuses, it does not misread
+    assert.has_error(function() t.receive(u) end, "greenhub: receive is not available on udp{unconnected}")
+    assert.has_error(function() u.receive(t) end, "greenhub: receive is not available on tcp{master}")
+    -- and the datagram methods still work end to end
+    assert(u:setsockname("127.0.0.1", 0))
+    local _, port = u:getsockname()
+    local v = socket.udp()
+    assert(v:setpeername("127.0.0.1", port))
+    assert.equal("udp{connected}", v.class)
+    assert.equal(5, v:send("hello"))
+    u:settimeout(5)
+    assert.equal("hello", u:receive())
+    assert.has_error(function() u:send("x") end, "greenhub: send is not available on udp{unconnected}")
+    t:close(); u:close(); v:close(); d:close()
+  end)
+end)
