@@ -72,6 +72,7 @@ typedef struct gh_heap {
   uint64_t seq;
 } gh_heap;
 
+int timer_reserve(gh_heap *hp);
 void timer_start(gh_heap *hp, gh_timer *tm, int64_t deadline);
 void timer_cancel(gh_heap *hp, gh_timer *tm);
 gh_timer *timer_peek(const gh_heap *hp);
@@ -275,6 +276,15 @@ static inline void hub_fd_drained(gh_hub *h, int fd, int dir) {
 int hub_turn(lua_State *L, gh_hub *h, int may_block);
 void hub_fork_init(gh_hub *h);
 int64_t hub_deadline(lua_State *L, int arg);
+/* shared by every part: error words, argument checks, out of memory */
+int gh_fail(lua_State *L, const char *word);            /* nil, word */
+int gh_wait_failed(lua_State *L, gh_hub *h);            /* after a park */
+double gh_checkseconds(lua_State *L, int arg, const char *what);
+double gh_optseconds(lua_State *L, int arg, double def, const char *what);
+int gh_nomem(lua_State *L);                             /* raises */
+static inline int hub_expired(int64_t deadline) {       /* -1: never */
+  return deadline >= 0 && deadline <= hub_clock();
+}
 int64_t hub_after(double s);
 int hub_open(lua_State *L);
 

@@ -53,6 +53,9 @@ static int resumed_through(lua_State *L, gh_hub *h, lua_State *top);
  */
 gh_thread *hub_self(lua_State *L, gh_hub *h, const char *what) {
   gh_thread *t = h->current;
+  /* the wait about to start may arm a timer: room for it now, while
+     raising leaves nothing half-done (timer_start cannot fail then) */
+  if (timer_reserve(&h->timers) < 0) gh_nomem(L);
   if (t) {
     if (L != t->co && !resumed_through(L, h, t->co))
       luaL_error(L, "greenhub: %s cannot block inside a coroutine greenhub "
@@ -136,10 +139,52 @@ int64_t hub_after(double s) {
 /* Optional timeout argument: nil, negative or infinite = no deadline (-1). */
 int64_t hub_deadline(lua_State *L, int arg) {
   if (lua_isnoneornil(L, arg)) return -1;
-  double s = luaL_checknumber(L, arg);
-  if (s != s) luaL_argerror(L, arg, "timeout is NaN");
+  double s = gh_checkseconds(L, arg, "timeout");
   if (s < 0 || s == HUGE_VAL) return -1;
   return hub_after(s);
+}
+
+/* ---------------------------------------------------------------- shared */
+
+/* A number of seconds: any number but NaN ("<what> is NaN"). */
+double gh_checkseconds(lua_State *L, int arg, const char *what) {
+  double s = luaL_checknumber(L, arg);
+  if (s != s) luaL_argerror(L, arg, lua_pushfstring(L, "%s is NaN", what));
+  return s;
+}
+
+double gh_optseconds(lua_State *L, int arg, double def, const char *what) {
+  return lua_isnoneornil(L, arg) ? def : gh_checkseconds(L, arg, what);
+}
+
+/* The failure every call reports the same way: nil, word. */
+int gh_fail(lua_State *L, const char *word) {
+  lua_pushnil(L);
+  lua_pushstring(L, word);
+  return 2;
+}
+
+/*
+ * First thing in a continuation after a park: raise a pending interrupt;
+ * when the wait timed out or its object was closed push nil, "timeout" |
+ * "closed" and return 2; else 0 (the wait ended normally: go on).
+ */
+int gh_wait_failed(lua_State *L, gh_hub *h) {
+  gh_thread *self = hub_me(L, h);
+  hub_check_intr(L, h, self);
+  if (self->wake == WK_TIMEOUT) return gh_fail(L, "timeout");
+  if (self->wake == WK_CLOSED) return gh_fail(L, "closed");
+  return 0;
+}
+
+/*
+ * The out-of-memory policy: a C function called from Lua raises, as Lua's
+ * own allocations do (nothing half-done is left behind: callers check
+ * before they change state); the loop's own paths (poller, fd table from
+ * a source) return -1 with errno ENOMEM to their caller, which reports.
+ */
+int gh_nomem(lua_State *L) {
+  return luaL_error(L, "greenhub: out of memory");
 }
 
 void *gh_check(lua_State *L, int arg, int cls, const char *tname) {

@@ -339,7 +339,7 @@ static int l_child(lua_State *L) {
   u->c = NULL;
   luaL_setmetatable(L, CHILD_MT);
   gh_child *c = calloc(1, sizeof *c);
-  if (!c) return luaL_error(L, "greenhub: out of memory");
+  if (!c) return gh_nomem(L);
   c->hub = h;
   c->pid = (pid_t)pid;
   c->src.fd = -1;
@@ -394,7 +394,7 @@ static int l_child_wait(lua_State *L) {
   lua_settop(L, 1);
   if (!c->done) child_poll(c);
   if (c->done) return child_status(L, c);
-  if (d >= 0 && d <= hub_clock()) return 0;
+  if (hub_expired(d)) return 0;
   gh_thread *self = hub_self(L, h, "process:wait");
   self->waitcode = WC_CHILD;
   link_push(&c->waiters, &self->link);
@@ -696,7 +696,7 @@ void proc_open(lua_State *L, int mod, int hub) {
   gh_hub *h = lua_touserdata(L, hub);
   if (!h->proc) { /* a second require of the module finds the hub's own */
     gh_proc *p = calloc(1, sizeof *p);
-    if (!p) luaL_error(L, "greenhub: out of memory");
+    if (!p) gh_nomem(L);
     p->sigfd = p->sigsrc.fd = p->pipesrc.fd = -1;
     sigemptyset(&p->sigmask);
     p->dispatch_ref = LUA_NOREF;

@@ -301,9 +301,7 @@ static int lookup_k(lua_State *L, int status, lua_KContext ctx) {
     return k(L, LUA_YIELD, kctx);
   }
   job_abandon(h, j);
-  hub_check_intr(L, h, self);
-  lua_pushnil(L);
-  lua_pushstring(L, self->wake == WK_TIMEOUT ? "timeout" : "closed");
+  if (!gh_wait_failed(L, h)) gh_fail(L, "closed");
   return k(L, LUA_YIELD, kctx);
 }
 

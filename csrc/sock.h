@@ -61,9 +61,7 @@ typedef struct gh_sock {
 
 /* socket.c: errors, objects, timeouts, coalescing */
 const char *sock_strerror(int err);
-int push_fail(lua_State *L, const char *msg);
 int push_errno(lua_State *L, int err);
-int wait_failed(lua_State *L, gh_hub *h);
 gh_sock *sock_check(lua_State *L, int arg);
 const char *sock_class(const gh_sock *s);
 void sock_setclass(lua_State *L, int idx, gh_sock *s);
@@ -75,7 +73,6 @@ int out_write(gh_sock *s);
 void out_unwatch(gh_sock *s);
 int64_t call_deadline(const gh_sock *s);
 int64_t wait_deadline(const gh_sock *s, int64_t total);
-int expired(int64_t deadline);
 int sock_wait(lua_State *L, gh_sock *s, int dir, int64_t total, lua_KContext ctx,
               lua_KFunction k, const char *what);
 

@@ -48,14 +48,14 @@ int push_sockaddr(lua_State *L, const struct sockaddr *sa, socklen_t len) {
     lua_pushlstring(L, a->sun_path, n);
     return 1;
   }
-  return push_fail(L, "unknown family");
+  return gh_fail(L, "unknown family");
 }
 
 static int sock_getname(lua_State *L, int peer) {
   gh_sock *s = sock_check(L, 1);
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  if (s->fd < 0) return push_fail(L, "closed");
+  if (s->fd < 0) return gh_fail(L, "closed");
   int r = peer ? getpeername(s->fd, (struct sockaddr *)&ss, &len)
                : getsockname(s->fd, (struct sockaddr *)&ss, &len);
   if (r < 0) return push_errno(L, errno);
@@ -182,9 +182,9 @@ static int connect_done(lua_State *L, gh_sock *s) {
 static int connect_wait_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
   (void)status;
-  int r = wait_failed(L, s->hub);
+  int r = gh_wait_failed(L, s->hub);
   if (r) return r;
-  if (s->fd < 0) return push_fail(L, "closed");
+  if (s->fd < 0) return gh_fail(L, "closed");
   int err = 0;
   socklen_t len = sizeof err;
   if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
@@ -296,7 +296,7 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx);
 
 static int accept_step(lua_State *L, gh_sock *s, int64_t total) {
   for (;;) {
-    if (s->fd < 0) return push_fail(L, "closed");
+    if (s->fd < 0) return gh_fail(L, "closed");
     int fd = gh_accept(s->fd);
     if (fd >= 0) {
       gh_sock *c = sock_push(L, s->hub, fd, s->family, SOCK_STREAM, K_CLIENT);
@@ -318,7 +318,7 @@ static int accept_step(lua_State *L, gh_sock *s, int64_t total) {
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
   (void)status;
-  int r = wait_failed(L, s->hub);
+  int r = gh_wait_failed(L, s->hub);
   return r ? r : accept_step(L, s, (int64_t)ctx);
 }
 

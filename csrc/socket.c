@@ -48,27 +48,8 @@ const char *sock_strerror(int err) {
   }
 }
 
-int push_fail(lua_State *L, const char *msg) {
-  lua_pushnil(L);
-  lua_pushstring(L, msg);
-  return 2;
-}
-
 int push_errno(lua_State *L, int err) {
-  return push_fail(L, sock_strerror(err));
-}
-
-/*
- * First thing in a continuation after an fd wait: raise a pending
- * interrupt; when the wait timed out or the fd was closed push nil and
- * LuaSocket's word and return 2; else 0 (go on, retry the syscall).
- */
-int wait_failed(lua_State *L, gh_hub *h) {
-  gh_thread *self = hub_me(L, h);
-  hub_check_intr(L, h, self);
-  if (self->wake == WK_TIMEOUT) return push_fail(L, "timeout");
-  if (self->wake == WK_CLOSED) return push_fail(L, "closed");
-  return 0;
+  return gh_fail(L, sock_strerror(err));
 }
 
 /* ---------------------------------------------------------------- objects */
@@ -259,9 +240,6 @@ int64_t wait_deadline(const gh_sock *s, int64_t total) {
   return (total < 0 || b < total) ? b : total;
 }
 
-int expired(int64_t deadline) {
-  return deadline >= 0 && deadline <= hub_clock();
-}
 
 /*
  * Park the caller on s's fd until it is ready in direction dir, the wait's
@@ -271,16 +249,15 @@ int expired(int64_t deadline) {
 int sock_wait(lua_State *L, gh_sock *s, int dir, int64_t total,
                      lua_KContext ctx, lua_KFunction k, const char *what) {
   int64_t d = wait_deadline(s, total);
-  if (expired(d)) return push_fail(L, "timeout");
+  if (hub_expired(d)) return gh_fail(L, "timeout");
   gh_hub *h = s->hub;
   return hub_wait_fd(L, h, hub_self(L, h, what), s->fd, dir, d, ctx, k);
 }
 
 static int sock_settimeout(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
-  double t = luaL_optnumber(L, 2, -1);
+  double t = gh_optseconds(L, 2, -1, "timeout");
   const char *mode = luaL_optstring(L, 3, "b");
-  if (t != t) luaL_argerror(L, 2, "timeout is NaN");
   if (t == HUGE_VAL) t = -1;
   switch (*mode) {
     case 'b': s->tblock = t; break;
@@ -300,7 +277,7 @@ static int flush_step(lua_State *L, gh_sock *s, int64_t total, int then) {
     if (out_write(s)) break;
     int64_t d = wait_deadline(s, total);
     gh_hub *h = s->hub;
-    if (expired(d) || (then && !hub_can_block(L, h))) break; /* close drops the rest */
+    if (hub_expired(d) || (then && !hub_can_block(L, h))) break; /* close drops the rest */
     lua_settop(L, 1);
     lua_pushboolean(L, then);
     return hub_wait_fd(L, h, hub_self(L, h, then ? "close" : "flush"), s->fd, FD_W, d,
@@ -313,7 +290,7 @@ static int flush_step(lua_State *L, gh_sock *s, int64_t total, int then) {
     lua_pushinteger(L, 1);
     return 1;
   }
-  if (buf_len(&s->out) > 0) return push_fail(L, "timeout");
+  if (buf_len(&s->out) > 0) return gh_fail(L, "timeout");
   if (s->out_err) { int e = s->out_err; s->out_err = 0; return push_errno(L, e); }
   lua_pushinteger(L, 1);
   return 1;
@@ -328,7 +305,7 @@ static int flush_k(lua_State *L, int status, lua_KContext ctx) {
   hub_check_intr(L, s->hub, self);
   if (self->wake != WK_OK) {
     if (then) { sock_close_fd(s); lua_pushinteger(L, 1); return 1; }
-    return push_fail(L, self->wake == WK_TIMEOUT ? "timeout" : "closed");
+    return gh_fail(L, self->wake == WK_TIMEOUT ? "timeout" : "closed");
   }
   return flush_step(L, s, (int64_t)ctx, then);
 }
@@ -337,7 +314,7 @@ static int flush_k(lua_State *L, int status, lua_KContext ctx) {
 static int sock_flush(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
   lua_settop(L, 1);
-  if (s->fd < 0 && buf_len(&s->out) == 0) return push_fail(L, "closed");
+  if (s->fd < 0 && buf_len(&s->out) == 0) return gh_fail(L, "closed");
   return flush_step(L, s, call_deadline(s), 0);
 }
 
@@ -446,7 +423,7 @@ static int sock_setoption(lua_State *L) {
   const optdef *o;
   if (s->fd < 0 && s->kind == K_MASTER && sock_create_fd(s, AF_INET) < 0)
     return push_errno(L, errno);
-  if (s->fd < 0) return push_fail(L, "closed");
+  if (s->fd < 0) return gh_fail(L, "closed");
   int r, v = 0, handled;
   if ((o = find_opt(bool_opts, name))) {
     luaL_checkany(L, 3);
@@ -507,7 +484,7 @@ static int sock_getoption(lua_State *L) {
     lua_pushboolean(L, s->coalesce);
     return 1;
   }
-  if (s->fd < 0) return push_fail(L, "closed");
+  if (s->fd < 0) return gh_fail(L, "closed");
   if (strcmp(name, "error") == 0) { /* pending error (and clears it); nil = none */
     if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &v, &len) < 0) return push_errno(L, errno);
     if (v == 0) lua_pushnil(L); else lua_pushstring(L, sock_strerror(v));
@@ -548,7 +525,7 @@ static int sock_shutdown(lua_State *L) {
   static const int how[] = {SHUT_RDWR, SHUT_WR, SHUT_RD};
   gh_sock *s = sock_check(L, 1);
   int m = luaL_checkoption(L, 2, "both", modes);
-  if (s->fd < 0) return push_fail(L, "closed");
+  if (s->fd < 0) return gh_fail(L, "closed");
   if (shutdown(s->fd, how[m]) < 0) return push_errno(L, errno);
   lua_pushinteger(L, 1);
   return 1;
@@ -605,7 +582,7 @@ static int sock_getfamily(lua_State *L) {
 
 static int tramp_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status; (void)ctx;
-  int r = wait_failed(L, HUB(L));
+  int r = gh_wait_failed(L, HUB(L));
   if (r) return r;
   lua_pushboolean(L, 1);
   return 1;
@@ -625,7 +602,7 @@ static int l_trampoline(lua_State *L) {
   if (!hub_fd_valid(fd)) return luaL_argerror(L, 1, "not an open file descriptor");
   gh_thread *self = hub_self(L, h, "trampoline");
   gh_fd *r = hub_fd(h, (int)fd);
-  if (!r) return luaL_error(L, "greenhub: out of memory");
+  if (!r) return gh_nomem(L);
   if (r->registered) hub_fd_rearm(h, (int)fd); /* on failure hub_wait_fd adds it anew */
   lua_settop(L, 0);
   return hub_wait_fd(L, h, self, (int)fd, dir, d, 0, tramp_k);
@@ -675,7 +652,7 @@ static int l_fdname(lua_State *L) {
   lua_Integer fd = luaL_checkinteger(L, 1);
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  if (fd < 0 || fd > INT32_MAX) return push_fail(L, "closed");
+  if (fd < 0 || fd > INT32_MAX) return gh_fail(L, "closed");
   int r = lua_toboolean(L, 2) ? getpeername((int)fd, (struct sockaddr *)&ss, &len)
                               : getsockname((int)fd, (struct sockaddr *)&ss, &len);
   if (r < 0) return push_errno(L, errno);
@@ -688,7 +665,7 @@ static int l_fdshutdown(lua_State *L) {
   static const int how[] = {SHUT_RDWR, SHUT_WR, SHUT_RD};
   lua_Integer fd = luaL_checkinteger(L, 1);
   int m = luaL_checkoption(L, 2, "both", modes);
-  if (fd < 0 || fd > INT32_MAX) return push_fail(L, "closed");
+  if (fd < 0 || fd > INT32_MAX) return gh_fail(L, "closed");
   if (shutdown((int)fd, how[m]) < 0) return push_errno(L, errno);
   lua_pushinteger(L, 1);
   return 1;

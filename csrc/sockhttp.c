@@ -89,6 +89,20 @@ static void push_fields(lua_State *L, const http_head *h, int raw_too) {
   }
 }
 
+/* Parse the trailer section p[0..n) and push its raw field list; NULL, or
+   why it is malformed (nothing pushed then). */
+static const char *push_trailers(lua_State *L, const char *p, size_t n) {
+  http_header hs[128];
+  http_head h;
+  memset(&h, 0, sizeof h);
+  h.max_headers = 128;
+  h.headers = hs;
+  if (http_parse_trailers(p, n, &h) < 0) return h.why;
+  push_fields(L, &h, 1);
+  lua_remove(L, -2); /* keep the raw field list only */
+  return NULL;
+}
+
 /*
  * The names a head table is built with, made once and kept as upvalue 2
  * of the functions that build heads (_httphead, _httpparse): setting a
@@ -222,19 +236,10 @@ int l_httpchunkstr(lua_State *L) {
     return 3;
   }
   if (r == HTTP_CHUNK_END) {
-    http_header hs[128];
-    http_head h;
-    memset(&h, 0, sizeof h);
-    h.max_headers = 128;
-    h.headers = hs;
-    if (http_parse_trailers(str + off, dl, &h) < 0) {
-      lua_pushnil(L);
-      lua_pushstring(L, h.why);
-      return 2;
-    }
+    const char *why = push_trailers(L, str + off, dl);
+    if (why) return gh_fail(L, why);
     lua_pushliteral(L, "end");
-    push_fields(L, &h, 1);
-    lua_remove(L, -2);
+    lua_insert(L, -2);
     lua_pushinteger(L, (lua_Integer)used);
     return 3;
   }
@@ -460,12 +465,12 @@ int sock_httpsend(lua_State *L) {
   size_t done = 0;
   if (!s->coalesce && buf_len(&s->out) == 0 && !s->out_err) {
     while (done < b.n) {
-      if (s->fd < 0) return push_fail(L, "closed");
+      if (s->fd < 0) return gh_fail(L, "closed");
       ssize_t n = s->plain ? write(s->fd, b.p + done, b.n - done)
                            : send(s->fd, b.p + done, b.n - done, gh_nosignal());
       if (n >= 0) { done += (size_t)n; s->nsent += (double)n; continue; }
       if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return push_fail(L, sock_strerror(errno));
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return gh_fail(L, sock_strerror(errno));
       break;
     }
   }
@@ -509,7 +514,7 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
       return 1;
     }
     /* more bytes needed */
-    if (s->fd < 0) return push_fail(L, "closed");
+    if (s->fd < 0) return gh_fail(L, "closed");
     if (worth_reading(s, total)) {
       ssize_t got = sock_read_more(L, s, 4096, 0);
       if (got > 0) continue;
@@ -534,7 +539,7 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
         d = (int64_t)lua_tointeger(L, 9);
       }
     }
-    if (expired(d)) {
+    if (hub_expired(d)) {
       lua_pushnil(L);
       lua_pushliteral(L, "timeout");
       lua_pushinteger(L, (lua_Integer)buf_len(&s->buf)); /* 0: idle; else a slow head */
@@ -547,7 +552,7 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
 static int head_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
   (void)status;
-  int r = wait_failed(L, s->hub);
+  int r = gh_wait_failed(L, s->hub);
   if (r && hub_me(L, s->hub)->wake == WK_TIMEOUT) { /* as head_step says it */
     lua_pushinteger(L, (lua_Integer)buf_len(&s->buf));
     return 3;
@@ -630,23 +635,16 @@ static int chunk_step(lua_State *L, gh_sock *s, int64_t total) {
       return recv_done(L);
     }
     if (r == HTTP_CHUNK_END) {
-      http_header hs[128];
-      http_head h;
-      memset(&h, 0, sizeof h);
-      h.max_headers = 128;
-      h.headers = hs;
-      if (http_parse_trailers(bh + off, dl, &h) < 0) {
-        buf_consume(&s->buf, used);
-        lua_pushnil(L);
-        lua_pushstring(L, h.why);
+      lua_pushnil(L);
+      const char *why = push_trailers(L, bh + off, dl);
+      buf_consume(&s->buf, used);
+      if (why) {
+        lua_pushstring(L, why);
         lua_pushinteger(L, 400);
         return 3;
       }
-      lua_pushnil(L);
       lua_pushliteral(L, "end");
-      push_fields(L, &h, 1);
-      lua_remove(L, -2); /* keep the raw field list only */
-      buf_consume(&s->buf, used);
+      lua_insert(L, -2);
       return 3;
     }
     if (r == HTTP_BAD) {
@@ -664,7 +662,7 @@ static int chunk_step(lua_State *L, gh_sock *s, int64_t total) {
 static int chunk_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
   (void)status;
-  int r = wait_failed(L, s->hub);
+  int r = gh_wait_failed(L, s->hub);
   return r ? r : chunk_step(L, s, (int64_t)ctx);
 }
 

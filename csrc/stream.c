@@ -87,7 +87,7 @@ int recv_done(lua_State *L) {
 /* Worth trying a read now: the fd may hold data, or the call will not wait
    anyway (a settimeout(0) poll must still see new data). */
 int worth_reading(gh_sock *s, int64_t total) {
-  return hub_fd_maybe_ready(s->hub, s->fd, FD_R) || expired(wait_deadline(s, total));
+  return hub_fd_maybe_ready(s->hub, s->fd, FD_R) || hub_expired(wait_deadline(s, total));
 }
 
 /*
@@ -98,7 +98,7 @@ int worth_reading(gh_sock *s, int64_t total) {
  * raises.
  */
 ssize_t sock_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap) {
-  if (!buf_reserve(&s->buf, want)) luaL_error(L, "greenhub: out of memory");
+  if (!buf_reserve(&s->buf, want)) gh_nomem(L);
   size_t room = buf_room(&s->buf);
   if (cap && room > cap) room = cap;
   for (;;) {
@@ -136,15 +136,15 @@ int sock_park_read(lua_State *L, gh_sock *s, int64_t d, int64_t total,
  */
 int sock_more(lua_State *L, gh_sock *s, int64_t total, size_t want, size_t cap,
                      lua_KFunction k, const char *what) {
-  if (s->fd < 0) return push_fail(L, "closed");
+  if (s->fd < 0) return gh_fail(L, "closed");
   if (worth_reading(s, total)) {
     ssize_t got = sock_read_more(L, s, want, cap);
     if (got > 0) return READ_AGAIN;
-    if (got == 0) return push_fail(L, "closed");
+    if (got == 0) return gh_fail(L, "closed");
     if (got == -2) return push_errno(L, errno);
   }
   int64_t d = wait_deadline(s, total);
-  if (expired(d)) return push_fail(L, "timeout");
+  if (hub_expired(d)) return gh_fail(L, "timeout");
   return sock_park_read(L, s, d, total, k, what);
 }
 
@@ -180,7 +180,7 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
       case BUF_TOOLONG:
         if (skip) buf_consume(&s->buf, n + skip); /* drop just that line */
         else { buf_free(&s->buf); s->discard = 1; } /* ... and its tail to come */
-        return push_fail(L, "line too long");
+        return gh_fail(L, "line too long");
       default:
         break;
     }
@@ -207,7 +207,7 @@ static int recv_step(lua_State *L, gh_sock *s, int64_t total) {
     if (got == -2) return recv_fail(L, s, sock_strerror(errno), line);
   wait:;
     int64_t d = wait_deadline(s, total);
-    if (expired(d)) return recv_fail(L, s, "timeout", line);
+    if (hub_expired(d)) return recv_fail(L, s, "timeout", line);
     return sock_park_read(L, s, d, total, recv_k, "receive");
   }
 }
@@ -266,7 +266,7 @@ static int partial_step(lua_State *L, gh_sock *s, int64_t total) {
 static int partial_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
   (void)status;
-  int r = wait_failed(L, s->hub);
+  int r = gh_wait_failed(L, s->hub);
   if (r) return r;
   return partial_step(L, s, (int64_t)ctx);
 }
@@ -297,7 +297,7 @@ static int send_fail(lua_State *L, const char *err, lua_Integer done) {
 /* Park until s is writable (or nil, "timeout", done at once). */
 static int send_wait(lua_State *L, gh_sock *s, int64_t total, lua_Integer done) {
   int64_t d = wait_deadline(s, total);
-  if (expired(d)) return send_fail(L, "timeout", done);
+  if (hub_expired(d)) return send_fail(L, "timeout", done);
   gh_hub *h = s->hub;
   return hub_wait_fd(L, h, hub_self(L, h, "send"), s->fd, FD_W, d,
                      (lua_KContext)total, send_k);
@@ -318,7 +318,7 @@ static int send_step(lua_State *L, gh_sock *s, int64_t total) {
     size_t n = (size_t)(end - done);
     if (buf_len(&s->out) + n <= COALESCE_MAX) {
       if (n > 0) {
-        if (!buf_reserve(&s->out, n)) return luaL_error(L, "greenhub: out of memory");
+        if (!buf_reserve(&s->out, n)) return gh_nomem(L);
         memcpy(s->out.data + s->out.last, data + done, n);
         buf_commit(&s->out, n);
         s->nsent += (double)n;

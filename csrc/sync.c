@@ -58,11 +58,7 @@ static int e_wait_k(lua_State *L, int status, lua_KContext ctx) {
   gh_thread *self = hub_me(L, h);
   (void)status; (void)ctx;
   hub_check_intr(L, h, self);
-  if (self->wake == WK_TIMEOUT) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "timeout");
-    return 2;
-  }
+  if (self->wake == WK_TIMEOUT) return gh_fail(L, "timeout");
   return event_values(L, lua_touserdata(L, 1));
 }
 
@@ -72,11 +68,7 @@ static int e_wait(lua_State *L) {
   int64_t d = hub_deadline(L, 2);
   lua_settop(L, 1);
   if (e->set) return event_values(L, e);
-  if (d >= 0 && d <= hub_clock()) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "timeout");
-    return 2;
-  }
+  if (hub_expired(d)) return gh_fail(L, "timeout");
   gh_thread *self = hub_self(L, h, "event:wait");
   self->waitcode = WC_EVENT;
   link_push(&e->waiters, &self->link);
@@ -126,12 +118,6 @@ static int list_grant(gh_hub *h, gh_link *list) {
   return 1;
 }
 
-static int push_timeout(lua_State *L) {
-  lua_pushnil(L);
-  lua_pushliteral(L, "timeout");
-  return 2;
-}
-
 /* ---------------------------------------------------------------- semaphore */
 
 #define SEM_MT "greenhub.semaphore"
@@ -169,7 +155,7 @@ static int sem_acquire_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status; (void)ctx;
   if (self->wake == WK_INTR && self->granted) { self->granted = 0; sem_give(h, m); }
   hub_check_intr(L, h, self);
-  if (self->wake == WK_TIMEOUT) return push_timeout(L);
+  if (self->wake == WK_TIMEOUT) return gh_fail(L, "timeout");
   self->granted = 0;
   lua_pushboolean(L, 1);
   return 1;
@@ -184,7 +170,7 @@ static int sem_acquire(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (d >= 0 && d <= hub_clock()) return push_timeout(L);
+  if (hub_expired(d)) return gh_fail(L, "timeout");
   return list_park(L, HUB(L), &m->waiters, 0, d, 0, sem_acquire_k, "acquire", WC_SEM);
 }
 
@@ -316,7 +302,7 @@ static int queue_put_step(lua_State *L, gh_hub *h, gh_queue *q, int64_t d, int f
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (d >= 0 && d <= hub_clock()) return push_timeout(L);
+  if (hub_expired(d)) return gh_fail(L, "timeout");
   return list_park(L, h, &q->putters, front, d, (lua_KContext)d, queue_put_k, "put", WC_QPUT);
 }
 
@@ -327,7 +313,7 @@ static int queue_put_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   if (self->wake == WK_INTR && self->granted) list_grant(h, &q->putters);
   hub_check_intr(L, h, self);
-  if (self->wake == WK_TIMEOUT) return push_timeout(L);
+  if (self->wake == WK_TIMEOUT) return gh_fail(L, "timeout");
   return queue_put_step(L, h, q, (int64_t)ctx, 1);
 }
 
@@ -353,7 +339,7 @@ static int queue_get_step(lua_State *L, gh_hub *h, gh_queue *q, int64_t d, int f
     lua_pushliteral(L, "closed");
     return 2;
   }
-  if (d >= 0 && d <= hub_clock()) return push_timeout(L);
+  if (hub_expired(d)) return gh_fail(L, "timeout");
   return list_park(L, h, &q->getters, front, d, (lua_KContext)d, queue_get_k, "get", WC_QGET);
 }
 
@@ -364,7 +350,7 @@ static int queue_get_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   if (self->wake == WK_INTR && self->granted && q->n > 0) list_grant(h, &q->getters);
   hub_check_intr(L, h, self);
-  if (self->wake == WK_TIMEOUT) return push_timeout(L);
+  if (self->wake == WK_TIMEOUT) return gh_fail(L, "timeout");
   return queue_get_step(L, h, q, (int64_t)ctx, 1);
 }
 

@@ -360,17 +360,12 @@ static int l_spawn_n(lua_State *L) {
   return 0;
 }
 
-static double check_seconds(lua_State *L, int arg) {
-  double s = luaL_checknumber(L, arg);
-  if (s != s) luaL_argerror(L, arg, "seconds is NaN");
-  return s;
-}
-
 static int l_spawn_after(lua_State *L) {
   gh_hub *h = HUB(L);
-  double s = check_seconds(L, 1);
+  double s = gh_checkseconds(L, 1, "seconds");
   check_callable(L, 2);
   int64_t deadline = hub_after(s);
+  if (timer_reserve(&h->timers) < 0) gh_nomem(L);
   lua_remove(L, 1);
   gh_thread *t = thread_new(L, h, lua_gettop(L));
   timer_start(&h->timers, &t->timer, deadline);
@@ -386,8 +381,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int l_sleep(lua_State *L) {
   gh_hub *h = HUB(L);
-  double s = luaL_optnumber(L, 1, 0);
-  if (s != s) luaL_argerror(L, 1, "seconds is NaN");
+  double s = gh_optseconds(L, 1, 0, "seconds");
   gh_thread *self = hub_self(L, h, "sleep");
   lua_settop(L, 0);
   if (s <= 0) return hub_yield(L, h, self, 0, sleep_k);

@@ -42,8 +42,7 @@ static void timeout_fire(gh_hub *h, gh_timer *tm) {
 /* timeout_start(seconds) -> token, armed on the calling thread */
 static int l_timeout_start(lua_State *L) {
   gh_hub *h = HUB(L);
-  double s = luaL_checknumber(L, 1);
-  if (s != s) luaL_argerror(L, 1, "seconds is NaN");
+  double s = gh_checkseconds(L, 1, "seconds");
   gh_thread *self = hub_self(L, h, "with_timeout");
   gh_timeout *to = lua_newuserdatauv(L, sizeof *to, 1);
   to->timer.idx = 0;

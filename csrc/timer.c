@@ -41,16 +41,24 @@ static void sift_down(gh_heap *hp, uint32_t i) {
   heap_set(hp, i, tm);
 }
 
-/* Arm tm (re-arming moves it). Aborts only when memory is exhausted. */
+/* Room for one more timer: 0, or -1 when memory is exhausted. Every path
+   that arms a timer from Lua reserves first (hub_self), so the growth in
+   timer_start below is a fallback never taken. */
+int timer_reserve(gh_heap *hp) {
+  if (hp->n + 1 < hp->cap) return 0;
+  uint32_t cap = hp->cap ? hp->cap * 2 : 64;
+  gh_timer **v = realloc(hp->v, cap * sizeof *v);
+  if (!v) return -1;
+  hp->v = v;
+  hp->cap = cap;
+  return 0;
+}
+
+/* Arm tm (re-arming moves it). Call timer_reserve first: with no room and
+   no memory this aborts. */
 void timer_start(gh_heap *hp, gh_timer *tm, int64_t deadline) {
   if (tm->idx) timer_cancel(hp, tm);
-  if (hp->n + 1 >= hp->cap) {
-    uint32_t cap = hp->cap ? hp->cap * 2 : 64;
-    gh_timer **v = realloc(hp->v, cap * sizeof *v);
-    if (!v) abort();
-    hp->v = v;
-    hp->cap = cap;
-  }
+  if (timer_reserve(hp) < 0) abort();
   tm->deadline = deadline;
   tm->seq = hp->seq++;
   hp->n++;

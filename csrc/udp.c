@@ -33,7 +33,7 @@ static int udp_step(lua_State *L, gh_sock *s, int from, int64_t total) {
   char *buf = stackbuf;
   if (want > UDP_DATAGRAMSIZE) buf = lua_newuserdatauv(L, (size_t)want, 0);
   for (;;) {
-    if (s->fd < 0) return push_fail(L, "closed");
+    if (s->fd < 0) return gh_fail(L, "closed");
     struct sockaddr_storage ss;
     socklen_t slen = sizeof ss;
     ssize_t n = recvfrom(s->fd, buf, (size_t)want, 0, (struct sockaddr *)&ss, &slen);
@@ -46,7 +46,7 @@ static int udp_step(lua_State *L, gh_sock *s, int from, int64_t total) {
       return k == 3 ? 3 : 1 + k;
     }
     if (errno == EINTR) continue;
-    if (errno == ECONNREFUSED) return push_fail(L, "connection refused");
+    if (errno == ECONNREFUSED) return gh_fail(L, "connection refused");
     if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
     lua_settop(L, 2);
     lua_pushboolean(L, from); /* 3: the continuation needs it */
@@ -57,7 +57,7 @@ static int udp_step(lua_State *L, gh_sock *s, int from, int64_t total) {
 static int udp_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
   (void)status;
-  int r = wait_failed(L, s->hub);
+  int r = gh_wait_failed(L, s->hub);
   if (r) return r;
   return udp_step(L, s, lua_toboolean(L, 3), (int64_t)ctx);
 }
@@ -87,7 +87,7 @@ static int udp_send_step(lua_State *L, gh_sock *s, int64_t total) {
   const char *data = lua_tolstring(L, 2, &len);
   const char *addr = lua_tolstring(L, 3, &alen);
   for (;;) {
-    if (s->fd < 0) return push_fail(L, "closed");
+    if (s->fd < 0) return gh_fail(L, "closed");
     ssize_t n = addr ? sendto(s->fd, data, len, gh_nosignal(), (const void *)addr, (socklen_t)alen)
                      : send(s->fd, data, len, gh_nosignal());
     if (n >= 0) {
@@ -104,7 +104,7 @@ static int udp_send_step(lua_State *L, gh_sock *s, int64_t total) {
 static int udp_send_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
   (void)status;
-  int r = wait_failed(L, s->hub);
+  int r = gh_wait_failed(L, s->hub);
   return r ? r : udp_send_step(L, s, (int64_t)ctx);
 }
 
@@ -141,7 +141,7 @@ static int udp_send(lua_State *L, gh_sock *s, int to) {
     a6->sin6_port = htons((uint16_t)port);
     slen = sizeof *a6;
   } else {
-    return push_fail(L, "invalid ip address");
+    return gh_fail(L, "invalid ip address");
   }
   if (s->fd < 0 && sock_create_fd(s, ss.ss_family) < 0) return push_errno(L, errno);
   lua_settop(L, 2);
