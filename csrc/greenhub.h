@@ -72,7 +72,13 @@ typedef struct gh_heap {
   uint64_t seq;
 } gh_heap;
 
-int timer_reserve(gh_heap *hp);
+int timer_grow(gh_heap *hp);
+/* Room for one more timer: 0, or -1 when memory is exhausted. Every path
+   that arms a timer from Lua reserves first (hub_self), so timer_start
+   never needs to grow the heap. */
+static inline int timer_reserve(gh_heap *hp) {
+  return hp->n + 1 < hp->cap ? 0 : timer_grow(hp);
+}
 void timer_start(gh_heap *hp, gh_timer *tm, int64_t deadline);
 void timer_cancel(gh_heap *hp, gh_timer *tm);
 gh_timer *timer_peek(const gh_heap *hp);
@@ -279,8 +285,18 @@ int64_t hub_deadline(lua_State *L, int arg);
 /* shared by every part: error words, argument checks, out of memory */
 int gh_fail(lua_State *L, const char *word);            /* nil, word */
 int gh_wait_failed(lua_State *L, gh_hub *h);            /* after a park */
-double gh_checkseconds(lua_State *L, int arg, const char *what);
-double gh_optseconds(lua_State *L, int arg, double def, const char *what);
+int gh_nanerror(lua_State *L, int arg, const char *what);
+/* a number of seconds: any number but NaN ("<what> is NaN") */
+static inline double gh_checkseconds(lua_State *L, int arg, const char *what) {
+  double s = luaL_checknumber(L, arg);
+  if (s != s) gh_nanerror(L, arg, what);
+  return s;
+}
+static inline double gh_optseconds(lua_State *L, int arg, double def, const char *what) {
+  double s = luaL_optnumber(L, arg, def);
+  if (s != s) gh_nanerror(L, arg, what);
+  return s;
+}
 int gh_nomem(lua_State *L);                             /* raises */
 static inline int hub_expired(int64_t deadline) {       /* -1: never */
   return deadline >= 0 && deadline <= hub_clock();

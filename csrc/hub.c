@@ -146,15 +146,9 @@ int64_t hub_deadline(lua_State *L, int arg) {
 
 /* ---------------------------------------------------------------- shared */
 
-/* A number of seconds: any number but NaN ("<what> is NaN"). */
-double gh_checkseconds(lua_State *L, int arg, const char *what) {
-  double s = luaL_checknumber(L, arg);
-  if (s != s) luaL_argerror(L, arg, lua_pushfstring(L, "%s is NaN", what));
-  return s;
-}
-
-double gh_optseconds(lua_State *L, int arg, double def, const char *what) {
-  return lua_isnoneornil(L, arg) ? def : gh_checkseconds(L, arg, what);
+/* A number of seconds that is NaN (gh_checkseconds): raise. */
+int gh_nanerror(lua_State *L, int arg, const char *what) {
+  return luaL_argerror(L, arg, lua_pushfstring(L, "%s is NaN", what));
 }
 
 /* The failure every call reports the same way: nil, word. */

@@ -41,11 +41,8 @@ static void sift_down(gh_heap *hp, uint32_t i) {
   heap_set(hp, i, tm);
 }
 
-/* Room for one more timer: 0, or -1 when memory is exhausted. Every path
-   that arms a timer from Lua reserves first (hub_self), so the growth in
-   timer_start below is a fallback never taken. */
-int timer_reserve(gh_heap *hp) {
-  if (hp->n + 1 < hp->cap) return 0;
+/* Double the heap's room (timer_reserve in greenhub.h): 0, or -1. */
+int timer_grow(gh_heap *hp) {
   uint32_t cap = hp->cap ? hp->cap * 2 : 64;
   gh_timer **v = realloc(hp->v, cap * sizeof *v);
   if (!v) return -1;
