@@ -342,6 +342,9 @@ void sync_open(lua_State *L, int mod, int hub);
 /* socket.c */
 void socket_open(lua_State *L, int mod, int hub);
 
+/* websocket.c */
+void websocket_open(lua_State *L, int mod, int hub);
+
 /* proc.c */
 void proc_open(lua_State *L, int mod, int hub);
 void proc_close(gh_hub *h);

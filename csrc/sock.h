@@ -106,6 +106,9 @@ int sock_receivefrom(lua_State *L);
 int sock_sendto(lua_State *L);
 int sock_setpeername(lua_State *L);
 
+/* websocket.c */
+int sock_wsframe(lua_State *L);
+
 /* sockhttp.c */
 void push_head_keys(lua_State *L);
 int sock_httphead(lua_State *L);

@@ -769,7 +769,7 @@ static const luaL_Reg stream_methods[] = {
   {"receivepartial", sock_receivepartial}, {"send", sock_send},
   {"shutdown", sock_shutdown}, {"flush", sock_flush},
   {"_httpchunk", sock_httpchunk}, {"_httpsend", sock_httpsend},
-  {"_bind_reuse", sock_bind_reuse},
+  {"_bind_reuse", sock_bind_reuse}, {"_wsframe", sock_wsframe},
   {NULL, NULL}
 };
 

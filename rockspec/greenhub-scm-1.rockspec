@@ -40,6 +40,7 @@ build = {
         "csrc/proc.c",
         "csrc/module.c",
         "csrc/http.c",
+        "csrc/websocket.c",
       },
       libraries = { "pthread", "m", "dl" },
       defines = {},
@@ -54,6 +55,7 @@ build = {
     ["greenhub.tls"] = "lua/greenhub/tls.lua",
     ["greenhub.util"] = "lua/greenhub/util.lua",
     ["greenhub.http"] = "lua/greenhub/http.lua",
+    ["greenhub.websocket"] = "lua/greenhub/websocket.lua",
   },
 }
 test = {
