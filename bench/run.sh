@@ -2,7 +2,7 @@
 # make bench: greenhub next to its peers, measured side by side in one run,
 # reported as ratios. Server pinned to CPU 0, load generator to CPU 1;
 # every figure is the median of $RUNS runs.
-#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|all]
+#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|ws|all]
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -13,6 +13,7 @@ B=$(pwd)/build/bench
 mkdir -p $B
 cc -O2 -o $B/raw_http bench/raw_http.c
 cc -O2 -o $B/echo_client bench/echo_client.c
+cc -O2 -o $B/ws_client bench/ws_client.c
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "n/a"; else print v[int((NR+1)/2)]}'; }
@@ -342,8 +343,47 @@ resp() {
   done
 }
 
+# ---------------------------------------------------------------- websocket
+ws_bench() {
+  echo "== WebSocket echo, 64 B text messages, 100 connections, ${DUR}s, servers interleaved, median of $RUNS"
+  echo "   (load: bench/ws_client.c; greenhub's raw TCP echo with bench/echo_client.c, per round trip)"
+  declare -A RATE=() CPU=()
+  for _ in $(seq $RUNS); do
+    for s in greenhub-ws node-ws python-websockets greenhub-tcp-echo; do
+      local client=$B/ws_client
+      case $s in
+        greenhub-ws) taskset -c 0 lua5.4 bench/ws_server.lua $PORT 2>/dev/null & ;;
+        node-ws) [ -d /usr/share/nodejs/ws ] || continue
+          NODE_PATH=/usr/share/nodejs taskset -c 0 node bench/peers/ws_node_server.js $PORT 2>/dev/null & ;;
+        python-websockets) have_py websockets || continue
+          taskset -c 0 $PY bench/peers/ws_py_server.py $PORT 2>/dev/null & ;;
+        greenhub-tcp-echo) client=$B/echo_client
+          taskset -c 0 lua5.4 examples/echo.lua $PORT >/dev/null 2>&1 & ;;
+      esac
+      SPID=$!
+      for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+      local c0; c0=$(cpu_ticks $SPID)
+      local r; r=$(taskset -c 1 $client $PORT 100 $DUR)
+      local c1; c1=$(cpu_ticks $SPID)
+      stop_server
+      RATE[$s]+="$r"$'\n'
+      CPU[$s]+="$(awk -v a=$c0 -v b=$c1 -v r=$r -v d=$DUR -v hz=$(getconf CLK_TCK) 'BEGIN { if (r > 0) printf "%.2f", (b - a) / hz * 1e6 / (r * d) }')"$'\n'
+    done
+  done
+  declare -A MR=() MC=()
+  printf "   %-20s %12s %16s\n" server "messages/s" "server us/msg"
+  for s in greenhub-ws node-ws python-websockets greenhub-tcp-echo; do
+    MR[$s]=$(printf "%s" "${RATE[$s]:-}" | grep -E '^[0-9.]+$' | median)
+    MC[$s]=$(printf "%s" "${CPU[$s]:-}" | grep -E '^[0-9.]+$' | median)
+    printf "   %-20s %12s %16s\n" $s "${MR[$s]}" "${MC[$s]}"
+  done
+  echo "   greenhub CPU/msg vs node ws: $(ratio "${MC[greenhub-ws]}" "${MC[node-ws]}") (target <= 0.67)   vs python websockets: $(ratio "${MC[greenhub-ws]}" "${MC[python-websockets]}")"
+  echo "   greenhub CPU/msg vs its raw TCP echo per round trip: $(ratio "${MC[greenhub-ws]}" "${MC[greenhub-tcp-echo]}") (target <= 1.25)"
+}
+
 case $what in
   core) core ;;
+  ws) ws_bench ;;
   http) http 100; http 1000 ;;
   echo) echo_bench ;;
   syscalls) syscalls ;;
@@ -351,5 +391,5 @@ case $what in
   tls) tls_bench ;;
   resp) resp ;;
   httpmod) httpmod ;;
-  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod ;;
+  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod; ws_bench ;;
 esac

@@ -47,6 +47,28 @@ describe("examples", function()
     a:close(); b:close(); stop(p)
   end)
 
+  it("ws_chat.lua serves its page and broadcasts over WebSocket", function()
+    local websocket = require "greenhub.websocket"
+    local http = require "greenhub.http"
+    local port = free_port()
+    local p = start("examples/ws_chat.lua", tostring(port))
+    connect_retry(port):close()
+    local page = assert(http.fetch("http://127.0.0.1:" .. port .. "/"))
+    assert.equal(200, page.status)
+    assert.matches("new WebSocket", page.body)
+    local a = assert(websocket.connect("ws://127.0.0.1:" .. port .. "/chat"))
+    a:settimeout(5)
+    assert.matches("joined$", a:receive()) -- a hears itself join
+    local b = assert(websocket.connect("ws://127.0.0.1:" .. port .. "/chat"))
+    b:settimeout(5)
+    assert.matches("joined$", a:receive()) -- and b
+    assert(b:send("hi room"))
+    assert.matches(": hi room$", a:receive())
+    b:close()
+    assert.matches("left$", a:receive())
+    a:close(); stop(p)
+  end)
+
   it("hello_raw.lua (HTTP by hand) answers keep-alive requests", function()
     local port = free_port()
     local p = start("examples/hello_raw.lua", tostring(port))

@@ -317,3 +317,36 @@ describe("websocket receive and blocking", function()
     stop()
   end)
 end)
+
+describe("websocket over TLS (wss://)", function()
+  if not gh.tls.available then it("needs LuaSec", function() pending("lua-sec missing") end) return end
+  it("a greenhub wss server and client: echo up to 1 MiB, fragments, close codes", function()
+    local _, _, dir = H.self_signed()
+    local l = assert(gh.tls.listen("127.0.0.1", 0, { certificate = dir .. "/cert.pem", key = dir .. "/key.pem" }))
+    local _, port = l:getsockname()
+    local seen = {}
+    local t = gh.spawn(http.serve, l, function(req, res)
+      local ws = assert(websocket.accept(req, res))
+      while true do
+        local m, k, code = ws:receive()
+        if not m then seen[#seen + 1] = code; return end
+        ws:send(m, k)
+      end
+    end)
+    local ws = assert(websocket.connect("wss://127.0.0.1:" .. port .. "/", { tls = { cafile = dir .. "/cert.pem" } }))
+    for _, n in ipairs({ 0, 126, 65536, 1024 * 1024 }) do
+      local m = string.rep("z", n)
+      assert(ws:send(m, "binary"))
+      assert.same({ m, "binary" }, { ws:receive() })
+    end
+    assert.is_true(ws:close(4010, "tls bye"))
+    gh.sleep(0.05)
+    assert.same({ 4010 }, seen)
+    -- verification is on: an unknown CA is refused
+    local bad, err = websocket.connect("wss://127.0.0.1:" .. port .. "/")
+    assert.is_nil(bad)
+    assert.matches("certificate", err)
+    l:close(); t:kill()
+    os.execute("rm -rf " .. dir)
+  end)
+end)
