@@ -350,3 +350,32 @@ describe("websocket over TLS (wss://)", function()
     os.execute("rm -rf " .. dir)
   end)
 end)
+
+describe("websocket sends from many threads", function()
+  it("never interleave frames, also when a waiting sender is killed", function()
+    local port, _, stop = echo_server()
+    local ws = assert(websocket.connect("ws://127.0.0.1:" .. port .. "/"))
+    local big = string.rep("b", 256 * 1024) -- sends that block on a full socket
+    local ts = {}
+    for i = 1, 8 do
+      ts[i] = gh.spawn(function() assert(ws:send(i .. big)) end)
+    end
+    gh.sleep(0) -- all are sending or queued
+    ts[5]:kill()
+    for i = 1, 8 do if i ~= 5 then ts[i]:wait() end end
+    assert(ws:send("after")) -- the turn was not lost with the killed sender
+    local got = {}
+    while true do
+      local m = assert(ws:receive())
+      if m == "after" then break end
+      assert.equal(#big + 1, #m) -- whole frames, never interleaved
+      got[#got + 1] = tonumber(m:sub(1, 1))
+    end
+    table.sort(got)
+    -- 5 is there only if it had sent before the kill
+    local want = { 1, 2, 3, 4, 5, 6, 7, 8 }
+    if #got == 7 then table.remove(want, 5) end
+    assert.same(want, got)
+    ws:close(); stop()
+  end)
+end)

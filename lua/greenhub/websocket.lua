@@ -43,7 +43,7 @@ local function new(sock, server, opts, protocol)
     sock = sock, server = server, protocol = protocol,
     max_message = opts.max_message or MAX_MESSAGE,
     close_timeout = opts.close_timeout or CLOSE_TIMEOUT,
-    state = "open", wlock = sem(1),
+    state = "open", wlock = sem(0), writing = false, nwait = 0,
     c = sock._wsframe ~= nil, -- a green socket: frames come out of its C buffer
   }, WS)
   if not self.c then -- TLS: bytes LuaSec delivered ahead of the frames
@@ -71,11 +71,22 @@ local function read_frame(self)
   end
 end
 
+local wsencode = core._wsencode
+
+-- Frames from several threads never interleave: a thread that finds a send
+-- in progress queues on the lock (taken only then).
 local function write_frame(self, op, payload)
-  local frame = core._wsencode(op, payload, not self.server)
-  self.wlock:acquire()
+  local frame = wsencode(op, payload, not self.server)
+  if self.writing then -- another thread is mid-send: wait for it to hand over
+    self.nwait = self.nwait + 1
+    local ok, e = pcall(self.wlock.acquire, self.wlock)
+    self.nwait = self.nwait - 1
+    if not ok then error(e, 0) end -- killed while waiting: the turn passes on
+  end
+  self.writing = true
   local ok, err = self.sock:send(frame)
-  self.wlock:release()
+  -- the next waiter inherits "writing"; with none, the way is free
+  if self.nwait > 0 then self.wlock:release() else self.writing = false end
   if not ok then return nil, err end
   return true
 end
@@ -119,15 +130,16 @@ end
 --- receive() -> msg, "text"|"binary"; nil, "closed", code, reason; nil,
 -- "timeout" (the connection stays usable); nil, err. Pings are answered and
 -- pongs consumed on the way.
-function WS:receive()
+local function receive_slow(self, fin, op, payload, why)
   if self.state == "closed" then return nil, "closed", self.close_code, self.close_reason end
   local parts, op0, size, tail = nil, nil, 0, 0
   if self.partial then -- a message a timeout interrupted: go on with it
     parts, op0, size, tail = self.partial[1], self.partial[2], self.partial[3], self.partial[4]
     self.partial = nil
   end
+  local first = op ~= nil -- the caller read the first frame already
   while true do
-    local fin, op, payload, why = read_frame(self)
+    if first then first = false else fin, op, payload, why = read_frame(self) end
     if fin == nil then
       if op == "protocol" then return fail(self, payload, why) end
       if op == "timeout" then
@@ -186,6 +198,19 @@ function WS:receive()
       parts, op0, size = { payload }, op, #payload
     end
   end
+end
+
+function WS:receive()
+  -- the common case in one C call: a whole data frame from a green socket
+  if self.c and self.state == "open" and not self.partial then
+    local fin, op, payload, why = self.sock:_wsframe(self.server, self.max_message)
+    if fin then
+      if op == OP_TEXT then return payload, "text" end
+      if op == OP_BINARY then return payload, "binary" end
+    end
+    return receive_slow(self, fin, op, payload, why)
+  end
+  return receive_slow(self)
 end
 
 --- send(msg [, kind = "text"]) -> true | nil, err
