@@ -6,8 +6,9 @@ local http = require "greenhub.http"
 local websocket = require "greenhub.websocket"
 local core = require "greenhub.core"
 
-local NODE = os.execute("command -v node >/dev/null 2>&1") and os.execute("test -d /usr/share/nodejs/ws")
-local PY = os.execute("/usr/bin/python3 -c 'import websockets' 2>/dev/null")
+-- (without the sanitizer runtimes a make asan run preloads: they are ours)
+local NODE = os.execute("env -u LD_PRELOAD sh -c 'command -v node' >/dev/null 2>&1") and os.execute("test -d /usr/share/nodejs/ws")
+local PY = os.execute("env -u LD_PRELOAD /usr/bin/python3 -c 'import websockets' 2>/dev/null")
 
 -- an echo server; "close-me CODE REASON" makes it close. Returns port, seen, stop.
 local function echo_server(opts)
