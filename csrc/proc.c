@@ -20,6 +20,7 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -54,7 +55,8 @@ static const struct { const char *name; int sig; } signames[] = {
   {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"USR1", SIGUSR1},
   {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CHLD", SIGCHLD}, {"ALRM", SIGALRM},
   {"WINCH", SIGWINCH}, {"PIPE", SIGPIPE}, {"CONT", SIGCONT}, {"TSTP", SIGTSTP},
-  {"KILL", SIGKILL}, {"STOP", SIGSTOP}, {"ABRT", SIGABRT},
+  {"KILL", SIGKILL}, {"STOP", SIGSTOP}, {"ABRT", SIGABRT}, {"TTIN", SIGTTIN},
+  {"TTOU", SIGTTOU}, {"SEGV", SIGSEGV}, {"BUS", SIGBUS}, {"URG", SIGURG}, {"XCPU", SIGXCPU},
   {NULL, 0}
 };
 
@@ -679,7 +681,40 @@ static int l_closefd(lua_State *L) {
   return 0;
 }
 
+/* _pipe() -> read fd, write fd (both non-blocking, close-on-exec) */
+static int l_pipe(lua_State *L) {
+  int p[2];
+  if (gh_pipe(p) < 0) return gh_fail(L, strerror(errno));
+  hub_fd_forget(HUB(L), p[0]);
+  hub_fd_forget(HUB(L), p[1]);
+  lua_pushinteger(L, p[0]);
+  lua_pushinteger(L, p[1]);
+  return 2;
+}
+
+/* _procinfo() -> pid, parent pid, online CPUs */
+static int l_procinfo(lua_State *L) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  lua_pushinteger(L, getpid());
+  lua_pushinteger(L, getppid());
+  lua_pushinteger(L, n > 0 ? n : 1);
+  return 3;
+}
+
+/* _pdeathsig(sig [, parent]): sig when the parent dies (Linux); if the
+   parent is already gone (not `parent` any more), raise sig now */
+static int l_pdeathsig(lua_State *L) {
+  int sig = check_signal(L, 1);
+#ifdef __linux__
+  if (prctl(PR_SET_PDEATHSIG, sig) < 0) return gh_fail(L, strerror(errno));
+#endif
+  if (!lua_isnoneornil(L, 2) && getppid() != (pid_t)luaL_checkinteger(L, 2)) raise(sig);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg proc_funcs[] = {
+  {"_pipe", l_pipe}, {"_procinfo", l_procinfo}, {"_pdeathsig", l_pdeathsig},
   {"_signal_watch", l_signal_watch}, {"_signal_dispatcher", l_signal_dispatcher},
   {"_spawn", l_spawn_process}, {"_child", l_child}, {"_waitpid", l_waitpid},
   {"_closefd", l_closefd}, {"_fork", l_fork},
