@@ -115,14 +115,45 @@ static void signalfd_ready(gh_hub *h, gh_source *src) {
     for (size_t i = 0; i < (size_t)n / sizeof si[0]; i++) deliver(h, (int)si[i].ssi_signo);
 }
 
+/*
+ * After fork the child must not share these with its parent: a signalfd's
+ * mask belongs to the open file (a child changing its handlers would change
+ * the parent's), and bytes in a shared pipe would reach whichever process
+ * reads first. The child gets its own, watching the same signals.
+ */
+static void pipe_after_fork(gh_hub *h, gh_source *src) {
+  int old[2] = {sig_pipe[0], sig_pipe[1]};
+  if (gh_pipe(sig_pipe) < 0) { /* keep the old one: better than none */
+    sig_pipe[0] = old[0];
+    sig_pipe[1] = old[1];
+  } else {
+    close(old[0]);
+    close(old[1]);
+  }
+  src->fd = sig_pipe[0];
+  hub_source_add(h, src);
+}
+
+static void signalfd_after_fork(gh_hub *h, gh_source *src) {
+  gh_proc *p = proc_of(h);
+  int fd = signalfd(-1, &p->sigmask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (fd >= 0) {
+    close(p->sigfd);
+    p->sigfd = fd;
+  }
+  src->fd = p->sigfd;
+  hub_source_add(h, src);
+}
+
 /* Watch the self-pipe (0), or -1 with errno. */
 static int pipe_open(gh_hub *h) {
   gh_proc *p = proc_of(h);
+  hub_check_fork(h);
   if (p->pipesrc.fd >= 0) return 0;
   if (sig_pipe[0] < 0 && gh_pipe(sig_pipe) < 0) return -1;
   p->pipesrc.fd = sig_pipe[0];
   p->pipesrc.ready = pipe_ready;
-  p->pipesrc.after_fork = NULL; /* the child watches the same pipe again */
+  p->pipesrc.after_fork = pipe_after_fork;
   if (hub_source_add(h, &p->pipesrc) < 0) {
     p->pipesrc.fd = -1;
     return -1;
@@ -143,12 +174,13 @@ static void pipe_handler(int sig, int on) {
 /* Bring the signalfd's mask up to date, opening it on first use. */
 static int signalfd_update(gh_hub *h) {
   gh_proc *p = proc_of(h);
+  hub_check_fork(h); /* a child changes its own signalfd, never its parent's */
   if (p->sigfd >= 0) return signalfd(p->sigfd, &p->sigmask, 0) < 0 ? -1 : 0;
   p->sigfd = signalfd(-1, &p->sigmask, SFD_NONBLOCK | SFD_CLOEXEC);
   if (p->sigfd < 0) return -1;
   p->sigsrc.fd = p->sigfd;
   p->sigsrc.ready = signalfd_ready;
-  p->sigsrc.after_fork = NULL; /* the child watches the same signalfd again */
+  p->sigsrc.after_fork = signalfd_after_fork;
   if (hub_source_add(h, &p->sigsrc) < 0) {
     int e = errno;
     close(p->sigfd);

@@ -1,0 +1,29 @@
+-- A prefork server for spec/prefork_spec.lua.
+--   lua5.4 spec/peers/prefork_app.lua PORT WORKERS TIMEOUT [boot-fail]
+-- Routes: / (who answered: "worker pid"), /slow?s=N, /spin (never yields).
+package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+local gh = require "greenhub"
+local http = require "greenhub.http"
+local prefork = require "greenhub.prefork"
+local core = require "greenhub.core"
+
+local port, workers, timeout, mode = tonumber(arg[1]), math.tointeger(tonumber(arg[2])), tonumber(arg[3]), arg[4]
+local ok, err = pcall(prefork.run, {
+  listen = { "127.0.0.1", port },
+  workers = workers,
+  timeout = timeout,
+  graceful_timeout = 10,
+  main = function(listener, no)
+    if mode == "boot-fail" then os.exit(3) end
+    local pid = core._procinfo()
+    local s = http.server(function(req)
+      if req.path == "/slow" then gh.sleep(tonumber(req.query:match("s=([%d.]+)"))) end
+      if req.path == "/spin" then while true do end end
+      return 200, nil, no .. " " .. pid
+    end)
+    prefork.on_stop(function() s:shutdown(10) end)
+    s:serve(listener)
+  end,
+})
+if not ok then io.stderr:write("prefork_app: ", tostring(err), "\n") os.exit(2) end
+io.stderr:write("prefork_app: stopped\n")
