@@ -12,10 +12,10 @@ local function free_port()
   return port
 end
 
-local function start(port, workers, timeout, mode)
+local function start(port, workers, timeout, mode, env)
   local argv = { "lua5.4", "-e", "package.cpath='" .. cpath .. ";'..package.cpath",
     "spec/peers/prefork_app.lua", tostring(port), tostring(workers), tostring(timeout or 30), mode }
-  return assert(gh.popen(argv, { stdin = "null", stdout = "null", stderr = "pipe" }))
+  return assert(gh.popen(argv, { stdin = "null", stdout = "null", stderr = "pipe", env = env }))
 end
 
 -- one request on a fresh connection: status, body ("worker pid") | nil, err
@@ -208,5 +208,41 @@ describe("prefork", function()
     p:close()
     assert.same({ nil, "exit", 2 }, { ok, how, code })
     assert.matches("failed to boot %(exit status 3%)", err)
+  end)
+
+  it("works with gh.serve listeners", function()
+    local port = free_port()
+    local p = start(port, 2, 30, "serve")
+    local seen = {}
+    for i = 1, 40 do
+      local c
+      for _ = 1, 200 do c = gh.connect("127.0.0.1", port); if c then break end; gh.sleep(0.025) end
+      c:settimeout(5)
+      c:send("hi " .. i .. "\n")
+      local l = assert(c:receive("*l"))
+      c:close()
+      local no = l:match("^(%d+) %d+ hi " .. i .. "$")
+      assert(no, l)
+      seen[no] = true
+    end
+    assert.is_true(seen["1"] and seen["2"])
+    local ok, how, code = stop_server(p)
+    assert.same({ true, "exit", 0 }, { ok, how, code })
+  end)
+
+  it("works with TLS listeners (gh.tls.server over each worker's socket)", function()
+    if not gh.tls.available then pending("lua-sec missing") return end
+    local http = require "greenhub.http"
+    local _, crt, dir = H.self_signed()
+    local port = free_port()
+    local p = start(port, 2, 30, "tls", { GH_TLS_DIR = dir, PATH = os.getenv("PATH") })
+    local c = http.client{ tls = { cafile = crt } }
+    local res
+    for _ = 1, 200 do res = c:fetch("https://127.0.0.1:" .. port .. "/"); if res then break end; gh.sleep(0.025) end
+    assert.equal(200, res.status)
+    assert.matches("^%d %d+$", res.body)
+    local ok, how, code = stop_server(p)
+    os.execute("rm -rf " .. dir)
+    assert.same({ true, "exit", 0 }, { ok, how, code })
   end)
 end)

@@ -410,8 +410,9 @@ function Server:settimeout(...) return self.sock:settimeout(...) end
 function Server:getfd() return self.sock:getfd() end
 function Server:__tostring() return "tls{server}: " .. tostring(self.sock) end
 
---- listen(host, port, params [, backlog]) -> TLS server for gh.serve
-function M.listen(host, port, params, backlog)
+--- server(listener, params) -> a TLS server over a listening socket of
+-- one's own (one a prefork supervisor bound, say), for gh.serve
+function M.server(listener, params)
   need_ssl()
   local p = {}
   for k, v in pairs(params or {}) do p[k] = v end
@@ -419,9 +420,17 @@ function M.listen(host, port, params, backlog)
   if p.verify == nil then p.verify = "none" end
   local ctx, err = context(p, "server")
   if not ctx then return nil, err end
+  return setmetatable({ sock = listener, ctx = ctx, handshake_timeout = p.handshake_timeout }, Server)
+end
+
+--- listen(host, port, params [, backlog]) -> TLS server for gh.serve
+function M.listen(host, port, params, backlog)
+  need_ssl()
   local sock, e = require("greenhub.socket")._listen(host, port, backlog or 1024)
   if not sock then return nil, e end
-  return setmetatable({ sock = sock, ctx = ctx, handshake_timeout = p.handshake_timeout }, Server)
+  local srv, err = M.server(sock, params)
+  if not srv then sock:close(); return nil, err end
+  return srv
 end
 
 --- patch LuaSec so ssl.wrap (and so ssl.https) gives green TLS sockets

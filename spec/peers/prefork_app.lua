@@ -16,6 +16,16 @@ local ok, err = pcall(prefork.run, {
   main = function(listener, no)
     if mode == "boot-fail" then os.exit(3) end
     local pid = core._procinfo()
+    if mode == "serve" then -- plain gh.serve: a line echo that names the worker
+      return gh.serve(listener, function(c)
+        local l = c:receive("*l")
+        if l then c:send(no .. " " .. pid .. " " .. l .. "\n") end
+      end)
+    end
+    if mode == "tls" then -- greenhub.http over TLS: cert and key in GH_TLS_DIR
+      local dir = os.getenv("GH_TLS_DIR")
+      listener = assert(gh.tls.server(listener, { certificate = dir .. "/cert.pem", key = dir .. "/key.pem" }))
+    end
     local s = http.server(function(req)
       if req.path == "/slow" then gh.sleep(tonumber(req.query:match("s=([%d.]+)"))) end
       if req.path == "/spin" then while true do end end
