@@ -2,7 +2,7 @@
 # make bench: greenhub next to its peers, measured side by side in one run,
 # reported as ratios. Server pinned to CPU 0, load generator to CPU 1;
 # every figure is the median of $RUNS runs.
-#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|ws|all]
+#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|ws|prefork|all]
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -381,8 +381,64 @@ ws_bench() {
   echo "   greenhub CPU/msg vs its raw TCP echo per round trip: $(ratio "${MC[greenhub-ws]}" "${MC[greenhub-tcp-echo]}") (target <= 1.25)"
 }
 
+# ---------------------------------------------------------------- prefork
+# wrk and the servers share both cores here, so the figures that mean
+# something are server CPU per request (all worker processes summed) and the
+# balance: each worker's share of the requests (greenhub: counted by the
+# workers; nginx: its workers' CPU shares).
+tree_ticks() { # supervisor pid -> "total child1 child2 ..." (CPU ticks)
+  local t=0 c kids=""
+  for c in $1 $(pgrep -P $1); do
+    local v; v=$(awk '{print $14 + $15}' /proc/$c/stat 2>/dev/null || echo 0)
+    t=$((t + v))
+    [ $c != $1 ] && kids="$kids $v"
+  done
+  echo "$t$kids"
+}
+prefork_bench() {
+  local d; d=$(mktemp -d)
+  echo "== prefork: HTTP hello, wrk -t2 -c100 -d${DUR}s on the same 2 cores, median of $RUNS"
+  printf "   %-22s %10s %16s   %s\n" server "req/s" "server us/req" "balance (share per worker)"
+  for s in greenhub-1 greenhub-2 nginx-1 nginx-2; do
+    local rps="" cpu="" bal=""
+    for _ in $(seq $RUNS); do
+      local n=${s##*-}
+      case $s in
+        greenhub-*) lua5.4 bench/prefork_server.lua $PORT $n 2>$d/err & ;;
+        nginx-*) command -v nginx >/dev/null || continue
+          mkdir -p $d/$s
+          cat > $d/$s/nginx.conf <<NGX
+worker_processes $n; daemon off;
+error_log $d/$s/error.log; pid $d/$s/nginx.pid;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:$PORT reuseport; location / { default_type text/plain; return 200 "Hello, World!"; } } }
+NGX
+          nginx -c $d/$s/nginx.conf -p $d/$s 2>/dev/null & ;;
+      esac
+      SPID=$!
+      for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+      sleep 0.3
+      local a0 t0 c0; a0=$(tree_ticks $SPID); t0=${a0%% *}; c0=${a0#* }
+      local out; out=$(wrk -t2 -c100 -d${DUR}s http://127.0.0.1:$PORT/ 2>&1)
+      local a1 t1 c1; a1=$(tree_ticks $SPID); t1=${a1%% *}; c1=${a1#* }
+      local total; total=$(echo "$out" | awk '/requests in/ {print $1}')
+      rps="$rps$(echo "$out" | awk '/Requests\/sec/ {print $2}')"$'\n'
+      cpu="$cpu$(awk -v a=$t0 -v b=$t1 -v n=$total -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n }')"$'\n'
+      kill -TERM $SPID 2>/dev/null; wait $SPID 2>/dev/null
+      case $s in
+        greenhub-*) bal=$(awk '/^served/ {v[NR]=$2; t+=$2} END {for (i in v) printf "%.2f ", v[i]/t}' $d/err) ;;
+        nginx-*) bal=$(awk -v a="$c0" -v b="$c1" 'BEGIN {n=split(a,x," "); split(b,y," "); for (i=1;i<=n;i++) {d[i]=y[i]-x[i]; t+=d[i]} for (i=1;i<=n;i++) if (t>0) printf "%.2f ", d[i]/t}') ;;
+      esac
+      PORT=$((PORT + 1))
+    done
+    printf "   %-22s %10s %16s   %s\n" $s "$(printf "%s" "$rps" | grep -E '^[0-9.]+$' | median)" "$(printf "%s" "$cpu" | grep -E '^[0-9.]+$' | median)" "$bal"
+  done
+  rm -rf $d
+}
+
 case $what in
   core) core ;;
+  prefork) prefork_bench ;;
   ws) ws_bench ;;
   http) http 100; http 1000 ;;
   echo) echo_bench ;;
@@ -391,5 +447,5 @@ case $what in
   tls) tls_bench ;;
   resp) resp ;;
   httpmod) httpmod ;;
-  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod; ws_bench ;;
+  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod; ws_bench; prefork_bench ;;
 esac
