@@ -45,7 +45,7 @@ local function alive(pid) return io.open("/proc/" .. pid .. "/stat") ~= nil end
 -- the workers' pids, from the children of the supervisor
 local function worker_pids(sup)
   local t = {}
-  local f = io.popen("pgrep -P " .. sup)
+  local f = io.popen("env -u LD_PRELOAD pgrep -P " .. sup)
   for l in f:lines() do t[#t + 1] = tonumber(l) end
   f:close()
   table.sort(t)
@@ -235,7 +235,9 @@ describe("prefork", function()
     local http = require "greenhub.http"
     local _, crt, dir = H.self_signed()
     local port = free_port()
-    local p = start(port, 2, 30, "tls", { GH_TLS_DIR = dir, PATH = os.getenv("PATH") })
+    local env = { GH_TLS_DIR = dir }
+    for _, k in ipairs({ "PATH", "LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "GH_SLOW" }) do env[k] = os.getenv(k) end
+    local p = start(port, 2, 30, "tls", env)
     local c = http.client{ tls = { cafile = crt } }
     local res
     for _ = 1, 200 do res = c:fetch("https://127.0.0.1:" .. port .. "/"); if res then break end; gh.sleep(0.025) end
