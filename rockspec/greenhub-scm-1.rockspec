@@ -56,6 +56,7 @@ build = {
     ["greenhub.util"] = "lua/greenhub/util.lua",
     ["greenhub.http"] = "lua/greenhub/http.lua",
     ["greenhub.websocket"] = "lua/greenhub/websocket.lua",
+    ["greenhub.prefork"] = "lua/greenhub/prefork.lua",
   },
 }
 test = {
