@@ -155,6 +155,23 @@ describe("prefork", function()
     assert.is_nil(gh.connect("127.0.0.1", port))
   end)
 
+  it("QUIT stops at once: a slow request in flight is cut, no process left", function()
+    local port = free_port()
+    local p = start(port, 2)
+    wait_up(port)
+    local pids = worker_pids(p.pid)
+    local slow = gh.spawn(get, port, "/slow?s=5")
+    gh.sleep(0.1)
+    local t0 = gh.clock()
+    p:kill("QUIT")
+    local ok, how, code = p:wait(H.scale(10))
+    p:close()
+    assert.same({ true, "exit", 0 }, { ok, how, code })
+    assert.is_true(gh.clock() - t0 < 2)
+    assert.is_nil((slow:wait())) -- cut, not answered
+    for _, pid in ipairs(pids) do assert.is_false(alive(pid)) end
+  end)
+
   it("replaces a worker whose hub stopped turning", function()
     local port = free_port()
     local p = start(port, 1, 1)
