@@ -11,8 +11,8 @@ LUA_INC  := $(shell pkg-config --cflags $(PKG) 2>/dev/null || echo -I/usr/includ
 SRCS := csrc/poller.c csrc/hub.c csrc/timer.c csrc/thread.c csrc/timeout.c csrc/buffer.c \
         csrc/compat.c csrc/socket.c csrc/stream.c csrc/sockaddr.c csrc/udp.c csrc/sockhttp.c \
         csrc/resolver.c csrc/sync.c csrc/diag.c csrc/proc.c csrc/module.c \
-        csrc/http.c csrc/websocket.c
-HDRS := csrc/compat.h csrc/sock.h csrc/poller.h csrc/greenhub.h csrc/buffer.h csrc/http.h
+        csrc/http.c csrc/websocket.c csrc/wsframe.c
+HDRS := csrc/compat.h csrc/sock.h csrc/poller.h csrc/greenhub.h csrc/buffer.h csrc/http.h csrc/wsframe.h
 LUAS := lua/greenhub.lua $(wildcard lua/greenhub/*.lua)
 
 CFLAGS  ?= -O2 -g
@@ -56,10 +56,15 @@ stress: deps all
 	@GH_STRESS=full SPECS=spec/stress sh scripts/run-specs.sh build
 
 FUZZ_SECONDS ?= 60
-fuzz: build/fuzz_buffer build/fuzz_http
-	@mkdir -p build/fuzz-corpus build/fuzz-corpus-http
+fuzz: build/fuzz_buffer build/fuzz_http build/fuzz_ws
+	@mkdir -p build/fuzz-corpus build/fuzz-corpus-http build/fuzz-corpus-ws
 	./build/fuzz_buffer -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus spec/fuzz/corpus
 	./build/fuzz_http -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus-http spec/fuzz/corpus_http
+	./build/fuzz_ws -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz-corpus-ws spec/fuzz/corpus_ws
+
+build/fuzz_ws: spec/fuzz/fuzz_ws.c csrc/wsframe.c csrc/wsframe.h
+	@mkdir -p build
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -o $@ spec/fuzz/fuzz_ws.c csrc/wsframe.c
 
 build/fuzz_http: spec/fuzz/fuzz_http.c csrc/http.c csrc/http.h
 	@mkdir -p build

@@ -41,6 +41,7 @@ build = {
         "csrc/module.c",
         "csrc/http.c",
         "csrc/websocket.c",
+        "csrc/wsframe.c",
       },
       libraries = { "pthread", "m", "dl" },
       defines = {},
