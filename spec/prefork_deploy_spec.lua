@@ -44,8 +44,15 @@ describe("deploy: nginx in front of two prefork supervisors", function()
       :gsub("127%.0%.0%.1:8081", "127.0.0.1:" .. a):gsub("127%.0%.0%.1:8082", "127.0.0.1:" .. b)
     local f = assert(io.open(dir .. "/nginx.conf", "w")); f:write(conf); f:close()
     local pa, pb = supervisor(a), supervisor(b)
+    local ng
+    finally(function() -- nothing outlives the test, whatever its fate
+      for _, p in ipairs({ ng, pa, pb }) do
+        if p and not p.done then p:kill("KILL"); p:wait(5); p:close() end
+      end
+      os.execute("rm -rf " .. dir)
+    end)
     assert(up(a) and up(b), "supervisors did not start")
-    local ng = assert(gh.popen({ "nginx", "-c", dir .. "/nginx.conf", "-p", dir },
+    ng = assert(gh.popen({ "nginx", "-c", dir .. "/nginx.conf", "-p", dir },
       { stdin = "null", stdout = "null", stderr = "null", env = { PATH = os.getenv("PATH") } }))
     assert(up(front), "nginx did not start")
     -- which supervisor answered: its workers' pids are its children
@@ -73,7 +80,7 @@ describe("deploy: nginx in front of two prefork supervisors", function()
       end
     end)
     gh.sleep(0.3)
-    pa:kill("KILL"); pa:wait(5); pa:close()
+    pa:kill("KILL"); pa:wait(5); pa:close(); pa.done = true
     gh.sleep(1)
     -- back again on the same port
     pa = supervisor(a)
@@ -89,8 +96,7 @@ describe("deploy: nginx in front of two prefork supervisors", function()
       if ka[tonumber(body:match(" (%d+)$"))] then back = back + 1 end
     end
     assert.is_true(back > 0, "the restarted supervisor gets requests again")
-    ng:kill("TERM"); ng:wait(5); ng:close()
-    for _, p in ipairs({ pa, pb }) do p:kill("TERM"); p:wait(10); p:close() end
-    os.execute("rm -rf " .. dir)
+    ng:kill("TERM"); ng:wait(5); ng:close(); ng.done = true
+    for _, p in ipairs({ pa, pb }) do p:kill("TERM"); p:wait(10); p:close(); p.done = true end
   end)
 end)

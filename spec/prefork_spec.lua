@@ -15,7 +15,13 @@ end
 local function start(port, workers, timeout, mode, env)
   local argv = { "lua5.4", "-e", "package.cpath='" .. cpath .. ";'..package.cpath",
     "spec/peers/prefork_app.lua", tostring(port), tostring(workers), tostring(timeout or 30), mode }
-  return assert(gh.popen(argv, { stdin = "null", stdout = "null", stderr = "pipe", env = env }))
+  local p = assert(gh.popen(argv, { stdin = "null", stdout = "null", stderr = "pipe", env = env }))
+  -- whatever the test's fate, no server outlives it (a leaked supervisor
+  -- would hold every later gh.run() of the suite)
+  finally(function()
+    if not p.stopped then p:kill("KILL"); p:wait(5); p:close() end
+  end)
+  return p
 end
 
 -- one request on a fresh connection: status, body ("worker pid") | nil, err
@@ -65,6 +71,7 @@ local function steady(port)
       else
         st.failed = st.failed + 1
         st.errors[#st.errors + 1] = tostring(status) .. " " .. tostring(body)
+        st.last_fail = gh.clock()
       end
     end
   end)
@@ -72,6 +79,7 @@ local function steady(port)
 end
 
 local function stop_server(p)
+  p.stopped = true
   p:kill("TERM")
   local ok, how, code = p:wait(H.scale(15))
   if how == nil then p:kill("KILL"); p:wait(5) end
@@ -97,7 +105,7 @@ describe("prefork", function()
     assert.same({ true, "exit", 0 }, { ok, how, code })
   end)
 
-  it("replaces a worker killed with SIGKILL; no request fails", function()
+  it("replaces a worker killed with SIGKILL; no connection fails afterwards", function()
     local port = free_port()
     local p = start(port, 2)
     wait_up(port)
@@ -109,12 +117,18 @@ describe("prefork", function()
     local now
     repeat gh.sleep(0.05); now = worker_pids(p.pid)
     until (#now == 2 and now[1] ~= before[1] and now[2] ~= before[1]) or gh.clock() - t0 > H.scale(10)
+    local replaced = gh.clock()
+    local ok_before = st.ok
     gh.sleep(0.5)
     st.stop = true; st.thread:wait()
     assert.equal(2, #now)
     assert.is_false(now[1] == before[1] or now[2] == before[1])
-    assert.equal(0, st.failed, table.concat(st.errors, "\n"))
-    assert.is_true(st.ok > 20)
+    -- the one request the killed worker had accepted may die with it
+    -- (the client loop has one in flight); none after, and none queued
+    -- on the dead worker's socket was lost
+    assert.is_true(st.failed <= 1, table.concat(st.errors, "\n"))
+    assert.is_true(st.last_fail == nil or st.last_fail < replaced, table.concat(st.errors, "\n"))
+    assert.is_true(st.ok - ok_before > 5)
     stop_server(p)
   end)
 
