@@ -186,6 +186,24 @@ describe("prefork", function()
     for _, pid in ipairs(pids) do assert.is_false(alive(pid)) end
   end)
 
+  it("TERM kills what is still running after graceful_timeout", function()
+    local port = free_port()
+    local env = { GH_GRACEFUL = "0.5" }
+    for _, k in ipairs({ "PATH", "LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS", "GH_SLOW" }) do env[k] = os.getenv(k) end
+    local p = start(port, 1, 30, nil, env)
+    wait_up(port)
+    local pids = worker_pids(p.pid)
+    local slow = gh.spawn(get, port, "/slow?s=30")
+    gh.sleep(0.1)
+    local t0 = gh.clock()
+    local ok, how, code, err = stop_server(p)
+    assert.same({ true, "exit", 0 }, { ok, how, code }, err)
+    assert.is_true(gh.clock() - t0 < H.scale(5))
+    assert.matches("still running after 0.5 s: killing it", err)
+    assert.is_nil((slow:wait()))
+    assert.is_false(alive(pids[1]))
+  end)
+
   it("replaces a worker whose hub stopped turning", function()
     local port = free_port()
     local p = start(port, 1, 1)

@@ -403,7 +403,7 @@ end
 
 -- One connection: requests until it closes, errs, or asks to.
 local function connection(s, sock)
-  local conn = { sock = sock, max_body = s.max_body_size, thread = core.current() }
+  local conn = { sock = sock, max_body = s.max_body_size, thread = core.current(), fresh = true }
   local handler = s.handler
   s.conns[conn] = conn
   s.connections = s.connections + 1
@@ -415,6 +415,7 @@ local function connection(s, sock)
     local req, err, x = sock:_httphead("request", s.max_request_line, s.max_header_size,
       s.max_headers, nil, nreq == 0 and s.header_timeout or s.idle_timeout or -1,
       s.header_timeout or -1, false, Request, conn)
+    conn.fresh = nil
     if not req then
       if type(x) == "number" and err ~= "closed" and err ~= "timeout" then reject(s, sock, x)
       elseif err == "timeout" and x and x > 0 then reject(s, sock, 408) end
@@ -518,10 +519,21 @@ function Server:shutdown(grace)
   grace = grace or self.grace
   self.closing = true
   for l in pairs(self.listeners) do l:close() end
-  -- idle keep-alive connections close now
-  for c in pairs(self.conns) do if not c.busy then c.sock:close() end end
-  local deadline = grace and core.clock() + grace
-  while self.active > 0 do
+  -- idle keep-alive connections close now; a connection accepted but
+  -- still before its first request is in flight (its client is sending
+  -- it): it is served, unless nothing of a request came within a second
+  for c in pairs(self.conns) do if not c.busy and not c.fresh then c.sock:close() end end
+  local t0 = core.clock()
+  local deadline = grace and t0 + grace
+  local function fresh_left()
+    for c in pairs(self.conns) do
+      if c.fresh then
+        if core.clock() - t0 < 1 or c.sock:dirty() then return true end
+        c.sock:close() -- silent (a speculative preconnect): closed
+      end
+    end
+  end
+  while self.active > 0 or fresh_left() do
     if deadline and core.clock() >= deadline then
       -- what is left is killed (its handler sees gh.Killed), then closed
       for c in pairs(self.conns) do

@@ -1,6 +1,7 @@
 -- A prefork server for spec/prefork_spec.lua.
 --   lua5.4 spec/peers/prefork_app.lua PORT WORKERS TIMEOUT [boot-fail]
 -- Routes: / (who answered: "worker pid"), /slow?s=N, /spin (never yields).
+-- GH_GRACEFUL: graceful_timeout (default 10).
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 local gh = require "greenhub"
 local http = require "greenhub.http"
@@ -8,11 +9,12 @@ local prefork = require "greenhub.prefork"
 local core = require "greenhub.core"
 
 local port, workers, timeout, mode = tonumber(arg[1]), math.tointeger(tonumber(arg[2])), tonumber(arg[3]), arg[4]
+local graceful = tonumber(os.getenv("GH_GRACEFUL") or "10")
 local ok, err = pcall(prefork.run, {
   listen = { "127.0.0.1", port },
   workers = workers,
   timeout = timeout,
-  graceful_timeout = 10,
+  graceful_timeout = graceful,
   main = function(listener, no)
     if mode == "boot-fail" then os.exit(3) end
     local pid = core._procinfo()
