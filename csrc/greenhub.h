@@ -334,6 +334,8 @@ int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
                     lua_KContext ctx, lua_KFunction k);
 void resolver_close(gh_hub *h);
 const char *resolver_strerror(int err);
+int work_run(lua_State *L, gh_hub *h, void (*run)(void *), void (*cleanup)(void *),
+             void *arg, lua_KContext ctx, lua_KFunction k);
 int resolver_set_delay(lua_State *L);
 
 /* sync.c */
@@ -341,6 +343,9 @@ void sync_open(lua_State *L, int mod, int hub);
 
 /* socket.c */
 void socket_open(lua_State *L, int mod, int hub);
+
+/* fs.c */
+void fs_open(lua_State *L, int mod, int hub);
 
 /* websocket.c */
 void websocket_open(lua_State *L, int mod, int hub);

@@ -36,7 +36,14 @@ typedef struct gh_job {
   int done;
   lua_KFunction k;         /* the caller's continuation */
   lua_KContext ctx;
+  int role;                /* R_DNS: a lookup; R_WORK: run(arg) (work_run) */
+  void (*run)(void *arg);  /* R_WORK: the work, on a worker thread */
+  void (*cleanup)(void *arg); /* R_WORK: frees arg when nobody will read it */
+  void *arg;
 } gh_job;
+
+/* Two queues with workers of their own: a slow disk never delays DNS. */
+enum { R_DNS, R_WORK, R_N };
 
 /*
  * Workers are detached: nobody ever waits for a getaddrinfo to return (a
@@ -47,10 +54,12 @@ typedef struct gh_job {
 struct gh_pool {
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  gh_job *todo, *todo_tail;
+  pthread_cond_t cvr[R_N]; /* work for a role's workers */
+  gh_job *todo[R_N], *todo_tail[R_N];
   gh_job *done;            /* finished, not yet seen by the hub */
-  int nworkers, idle, stop;
-  int nstuck;              /* workers running an abandoned lookup */
+  int nworkers, stop;      /* all workers (the last one out frees) */
+  int nrole[R_N], idle[R_N];
+  int nstuck[R_N];         /* workers running an abandoned job */
   int wake[2];             /* workers -> hub: an eventfd or a pipe (compat.h) */
   struct { char host[64]; double delay; } hooks[MAX_HOOKS]; /* test hook */
   int nhooks;
@@ -73,6 +82,7 @@ static void inflight_remove(gh_pool *p, gh_job *j) {
 }
 
 static void job_free(gh_job *j) {
+  if (j->cleanup) j->cleanup(j->arg);
   if (j->res) freeaddrinfo(j->res);
   free(j->host);
   free(j->serv);
@@ -84,12 +94,13 @@ static void pool_free(gh_pool *p) {
   for (gh_pool **pp = &live_pools; *pp; pp = &(*pp)->next_live)
     if (*pp == p) { *pp = p->next_live; break; }
   pthread_mutex_unlock(&live_mu);
-  for (gh_job *j = p->todo, *n; j; j = n) { n = j->next; job_free(j); }
+  for (int r = 0; r < R_N; r++)
+    for (gh_job *j = p->todo[r], *n; j; j = n) { n = j->next; job_free(j); }
   for (gh_job *j = p->done, *n; j; j = n) { n = j->next; job_free(j); }
   gh_wakeup_close(p->wake);
   pthread_mutex_unlock(&p->mu);
   pthread_mutex_destroy(&p->mu);
-  pthread_cond_destroy(&p->cv);
+  for (int r = 0; r < R_N; r++) pthread_cond_destroy(&p->cvr[r]);
   free(p);
 }
 
@@ -101,30 +112,31 @@ static double hook_delay(gh_pool *p, const char *host) {
   return -1;
 }
 
-static void *worker_main(void *arg) {
-  gh_pool *p = arg;
+static void *worker_loop(gh_pool *p, int r) {
   sigset_t all; /* signals belong to the hub's thread (signalfd) */
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (!p->todo && !p->stop) {
+    while (!p->todo[r] && !p->stop) {
       /* extra workers (started past stuck ones) leave when idle */
-      if (p->nworkers - p->nstuck > MAX_WORKERS) goto out;
-      p->idle++;
-      pthread_cond_wait(&p->cv, &p->mu);
-      p->idle--;
+      if (p->nrole[r] - p->nstuck[r] > MAX_WORKERS) goto out;
+      p->idle[r]++;
+      pthread_cond_wait(&p->cvr[r], &p->mu);
+      p->idle[r]--;
     }
     if (p->stop) break;
-    gh_job *j = p->todo;
-    p->todo = j->next;
-    if (!p->todo) p->todo_tail = NULL;
+    gh_job *j = p->todo[r];
+    p->todo[r] = j->next;
+    if (!p->todo[r]) p->todo_tail[r] = NULL;
     j->running = 1;
     j->next_inflight = p->inflight;
     p->inflight = j;
-    double delay = hook_delay(p, j->host);
+    double delay = r == R_DNS ? hook_delay(p, j->host) : -1;
     pthread_mutex_unlock(&p->mu);
-    if (delay >= 0) {
+    if (r == R_WORK) {
+      j->run(j->arg);
+    } else if (delay >= 0) {
       struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
       nanosleep(&ts, NULL);
       j->err = EAI_NONAME;
@@ -133,8 +145,9 @@ static void *worker_main(void *arg) {
     }
     pthread_mutex_lock(&p->mu);
     inflight_remove(p, j);
+    j->running = 0;
     if (j->abandoned) {
-      p->nstuck--;
+      p->nstuck[r]--;
       job_free(j);
       continue;
     }
@@ -143,9 +156,40 @@ static void *worker_main(void *arg) {
     gh_wakeup_signal(p->wake[1]);
   }
 out:
+  p->nrole[r]--;
   if (--p->nworkers == 0 && p->stop) { pool_free(p); return NULL; }
   pthread_mutex_unlock(&p->mu);
   return NULL;
+}
+
+static void *dns_worker(void *arg) { return worker_loop(arg, R_DNS); }
+static void *work_worker(void *arg) { return worker_loop(arg, R_WORK); }
+
+/* Queue j and make sure a worker of its role will take it (mutex held).
+   0, or -1 when no worker exists nor can be started. */
+static int pool_queue(gh_pool *p, gh_job *j, size_t stack) {
+  int r = j->role;
+  if (p->todo_tail[r]) p->todo_tail[r]->next = j; else p->todo[r] = j;
+  p->todo_tail[r] = j;
+  /* a worker for it: stuck (abandoned) jobs do not count */
+  if (p->idle[r] == 0 && p->nrole[r] - p->nstuck[r] < MAX_WORKERS && p->nrole[r] < HARD_WORKERS) {
+    pthread_t tid;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&at, stack);
+    if (pthread_create(&tid, &at, r == R_DNS ? dns_worker : work_worker, p) == 0) {
+      p->nworkers++;
+      p->nrole[r]++;
+    }
+    pthread_attr_destroy(&at);
+  }
+  if (p->nrole[r] == 0) { /* dequeue: the caller does it itself */
+    p->todo[r] = p->todo_tail[r] = NULL;
+    return -1;
+  }
+  pthread_cond_signal(&p->cvr[r]);
+  return 0;
 }
 
 static void resolver_ready(gh_hub *h, gh_source *src);
@@ -176,7 +220,7 @@ static gh_pool *pool_get(gh_hub *h) {
     return NULL;
   }
   pthread_mutex_init(&p->mu, NULL);
-  pthread_cond_init(&p->cv, NULL);
+  for (int r = 0; r < R_N; r++) pthread_cond_init(&p->cvr[r], NULL);
   pthread_mutex_lock(&live_mu);
   p->next_live = live_pools;
   live_pools = p;
@@ -195,6 +239,11 @@ static void resolver_ready(gh_hub *h, gh_source *src) {
   pthread_mutex_unlock(&p->mu);
   while (j) {
     gh_job *next = j->next;
+    if (j->abandoned) { /* its caller gave up after the worker finished */
+      job_free(j);
+      j = next;
+      continue;
+    }
     j->done = 1;
     hub_unref(h);
     p->nrefs--;
@@ -211,13 +260,15 @@ void resolver_close(gh_hub *h) {
   hub_source_remove(h, &p->src);
   pthread_mutex_lock(&p->mu);
   p->stop = 1;
-  for (gh_job *j = p->todo, *n; j; j = n) { n = j->next; job_free(j); }
-  p->todo = p->todo_tail = NULL;
+  for (int r = 0; r < R_N; r++) {
+    for (gh_job *j = p->todo[r], *n; j; j = n) { n = j->next; job_free(j); }
+    p->todo[r] = p->todo_tail[r] = NULL;
+  }
   if (p->nworkers == 0) { pool_free(p); return; }
   /* callers are gone with the hub: the workers free what they hold */
   for (gh_job *j = p->inflight; j; j = j->next_inflight)
-    if (!j->abandoned) { j->abandoned = 1; p->nstuck++; }
-  pthread_cond_broadcast(&p->cv);
+    if (!j->abandoned) { j->abandoned = 1; p->nstuck[j->role]++; }
+  for (int r = 0; r < R_N; r++) pthread_cond_broadcast(&p->cvr[r]);
   /* workers still inside getaddrinfo free their job and, the last one, the
      pool; nobody waits for them */
   for (gh_job *j = p->done, *n; j; j = n) { n = j->next; job_free(j); }
@@ -235,16 +286,22 @@ static void job_abandon(gh_hub *h, gh_job *j) {
   pthread_mutex_lock(&p->mu);
   if (j->running) {
     j->abandoned = 1;
-    p->nstuck++;
+    p->nstuck[j->role]++;
     pthread_mutex_unlock(&p->mu);
     return;
   }
-  gh_job **pp = &p->todo, *prev = NULL;
+  int r = j->role;
+  gh_job **pp = &p->todo[r], *prev = NULL;
   while (*pp && *pp != j) { prev = *pp; pp = &(*pp)->next; }
-  if (*pp) {
-    *pp = j->next;
-    if (p->todo_tail == j) p->todo_tail = prev;
+  if (!*pp) {
+    /* finished, on the done list the hub has not drained yet: the hub
+       frees it there (resolver_ready) */
+    j->abandoned = 1;
+    pthread_mutex_unlock(&p->mu);
+    return;
   }
+  *pp = j->next;
+  if (p->todo_tail[r] == j) p->todo_tail[r] = prev;
   pthread_mutex_unlock(&p->mu);
   job_free(j);
 }
@@ -290,11 +347,14 @@ static int lookup_k(lua_State *L, int status, lua_KContext ctx) {
   lua_KContext kctx = j->ctx;
   (void)status;
   if (j->done) {
+    if (self->wake == WK_INTR) { /* killed as it finished: free it all */
+      job_free(j);
+      return hub_check_intr(L, h, self);
+    }
     int err = j->err;
     struct addrinfo *res = j->res;
     j->res = NULL;
     job_free(j);
-    hub_check_intr(L, h, self);
     push_addrs(L, err, res);
     if (res) freeaddrinfo(res);
     if (!err) lua_pushnil(L); /* keep two values: addrs, nil */
@@ -358,22 +418,10 @@ int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
   j->ctx = ctx;
   link_init(&j->waiters);
   pthread_mutex_lock(&p->mu);
-  if (p->todo_tail) p->todo_tail->next = j; else p->todo = j;
-  p->todo_tail = j;
-  /* a worker for it: stuck (abandoned) lookups do not count */
-  if (p->idle == 0 && p->nworkers - p->nstuck < MAX_WORKERS && p->nworkers < HARD_WORKERS) {
-    pthread_t tid;
-    pthread_attr_t at;
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&at, 256 * 1024); /* getaddrinfo needs little */
-    if (pthread_create(&tid, &at, worker_main, p) == 0) p->nworkers++;
-    pthread_attr_destroy(&at);
-  }
-  if (p->nworkers == 0) {
+  j->role = R_DNS;
+  if (pool_queue(p, j, 256 * 1024) < 0) { /* getaddrinfo needs little stack */
     /* no thread can be had (thread or memory limits): resolve here, in
        the hub's thread, rather than wait for a worker that never comes */
-    p->todo = p->todo_tail = NULL;
     double delay = hook_delay(p, j->host);
     pthread_mutex_unlock(&p->mu);
     if (delay >= 0) err = EAI_NONAME;
@@ -384,7 +432,6 @@ int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
     if (!err) lua_pushnil(L);
     return k(L, LUA_YIELD, ctx);
   }
-  pthread_cond_signal(&p->cv);
   pthread_mutex_unlock(&p->mu);
   hub_ref(h);
   p->nrefs++;
@@ -392,6 +439,68 @@ int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
   self->where = TW_LIST;
   self->waitcode = WC_RESOLVE;
   return hub_park(L, h, self, deadline, (lua_KContext)j, lookup_k);
+}
+
+/* ---------------------------------------------------------------- work */
+
+static int work_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_job *j = (gh_job *)ctx;
+  gh_hub *h = HUB(L);
+  lua_KFunction k = j->k;
+  lua_KContext kctx = j->ctx;
+  (void)status;
+  if (j->done) {
+    gh_thread *self = hub_me(L, h);
+    if (self->wake == WK_INTR) { /* killed as it finished: nobody reads arg */
+      job_free(j);
+      return hub_check_intr(L, h, self);
+    }
+    j->cleanup = NULL; /* arg is the caller's again */
+    job_free(j);
+    return k(L, LUA_YIELD, kctx);
+  }
+  job_abandon(h, j); /* the worker frees arg (cleanup) when it is done */
+  int r = gh_wait_failed(L, h);
+  return r ? r : gh_fail(L, "closed");
+}
+
+/*
+ * Run run(arg) on a worker thread (never Lua there) and park the caller
+ * until it is done; then continue in k(L, LUA_YIELD, ctx), which owns arg
+ * again (and frees it). If the caller goes first (killed), the job is
+ * abandoned: cleanup(arg) runs when the worker is done with it. With no
+ * worker to be had, run(arg) runs right here.
+ */
+int work_run(lua_State *L, gh_hub *h, void (*run)(void *), void (*cleanup)(void *),
+             void *arg, lua_KContext ctx, lua_KFunction k) {
+  gh_thread *self = hub_self(L, h, "fs");
+  gh_pool *p = pool_get(h);
+  gh_job *j = p ? calloc(1, sizeof *j) : NULL;
+  if (!j) {
+    run(arg);
+    return k(L, LUA_YIELD, ctx);
+  }
+  j->role = R_WORK;
+  j->run = run;
+  j->cleanup = cleanup;
+  j->arg = arg;
+  j->k = k;
+  j->ctx = ctx;
+  link_init(&j->waiters);
+  pthread_mutex_lock(&p->mu);
+  if (pool_queue(p, j, 256 * 1024) < 0) {
+    pthread_mutex_unlock(&p->mu);
+    free(j);
+    run(arg);
+    return k(L, LUA_YIELD, ctx);
+  }
+  pthread_mutex_unlock(&p->mu);
+  hub_ref(h);
+  p->nrefs++;
+  link_push(&j->waiters, &self->link);
+  self->where = TW_LIST;
+  self->waitcode = WC_READY;
+  return hub_park(L, h, self, -1, (lua_KContext)j, work_k);
 }
 
 /* Test hook: _resolver_delay(host, seconds): lookups of host wait that

@@ -50,7 +50,8 @@ M.pool = require "greenhub.pool"
 
 -- gh.socket (LuaSocket's `socket` module, green) and gh.coroutine load on
 -- first use
-local lazy = { socket = "greenhub.socket", coroutine = "greenhub.coroutine", tls = "greenhub.tls" }
+local lazy = { socket = "greenhub.socket", coroutine = "greenhub.coroutine", tls = "greenhub.tls",
+  fs = "greenhub.fs" }
 setmetatable(M, { __index = function(t, k)
   local name = lazy[k]
   if name then

@@ -42,6 +42,7 @@ build = {
         "csrc/http.c",
         "csrc/websocket.c",
         "csrc/wsframe.c",
+        "csrc/fs.c",
       },
       libraries = { "pthread", "m", "dl" },
       defines = {},
@@ -58,6 +59,7 @@ build = {
     ["greenhub.http"] = "lua/greenhub/http.lua",
     ["greenhub.websocket"] = "lua/greenhub/websocket.lua",
     ["greenhub.prefork"] = "lua/greenhub/prefork.lua",
+    ["greenhub.fs"] = "lua/greenhub/fs.lua",
   },
 }
 test = {
