@@ -17,7 +17,8 @@
 
 #include "greenhub.h"
 
-enum { OP_READ, OP_WRITE, OP_STAT, OP_REMOVE, OP_RENAME, OP_MKDIR, OP_DIR };
+enum { OP_READ, OP_WRITE, OP_STAT, OP_REMOVE, OP_RENAME, OP_MKDIR, OP_DIR,
+       OP_OPEN, OP_FDREAD, OP_FDWRITE };
 
 typedef struct fs_job {
   int op;
@@ -27,12 +28,15 @@ typedef struct fs_job {
                               dir: the names, each NUL-terminated */
   size_t len;
   int append;              /* write: append instead of truncate */
-  int mode;                /* mkdir */
+  int mode;                /* mkdir; open: the flags */
   struct stat st;          /* stat */
+  int fd;                  /* open: the result; fdread/fdwrite: the file */
+  size_t max;              /* fdread: at most this much (0: to the end) */
 } fs_job;
 
 static void fs_free(void *arg) {
   fs_job *j = arg;
+  if (j->op == OP_OPEN && j->fd >= 0) close(j->fd); /* opened for a caller now gone */
   free(j->path);
   free(j->path2);
   free(j->data);
@@ -106,6 +110,43 @@ static void op_dir(fs_job *j) {
   j->len = n;
 }
 
+static void op_open(fs_job *j) {
+  j->fd = open(j->path, j->mode | O_CLOEXEC, 0666);
+  if (j->fd < 0) j->err = errno;
+}
+
+/* up to max bytes (0: all to the end of the file), filled in place */
+static void op_fdread(fs_job *j) {
+  size_t cap = j->max ? j->max : 65536, n = 0;
+  char *buf = malloc(cap ? cap : 1);
+  if (!buf) { j->err = ENOMEM; return; }
+  while (!j->max || n < j->max) {
+    if (n == cap) {
+      char *nb = realloc(buf, cap * 2);
+      if (!nb) { j->err = ENOMEM; break; }
+      buf = nb;
+      cap *= 2;
+    }
+    ssize_t r = read(j->fd, buf + n, cap - n);
+    if (r < 0) { if (errno == EINTR) continue; j->err = errno; break; }
+    if (r == 0) break;
+    n += (size_t)r;
+    if (j->max) break; /* a short read is an answer: the caller asks again */
+  }
+  if (j->err) { free(buf); return; }
+  j->data = buf;
+  j->len = n;
+}
+
+static void op_fdwrite(fs_job *j) {
+  size_t n = 0;
+  while (n < j->len) {
+    ssize_t w = write(j->fd, j->data + n, j->len - n);
+    if (w < 0) { if (errno == EINTR) continue; j->err = errno; break; }
+    n += (size_t)w;
+  }
+}
+
 /* on a worker thread */
 static void fs_run(void *arg) {
   fs_job *j = arg;
@@ -117,13 +158,17 @@ static void fs_run(void *arg) {
     case OP_RENAME: if (rename(j->path, j->path2) < 0) j->err = errno; break;
     case OP_MKDIR: if (mkdir(j->path, (mode_t)j->mode) < 0) j->err = errno; break;
     case OP_DIR: op_dir(j); break;
+    case OP_OPEN: op_open(j); break;
+    case OP_FDREAD: op_fdread(j); break;
+    case OP_FDWRITE: op_fdwrite(j); break;
   }
 }
 
 /* io's failure: nil, "path: message", errno (os.rename's has no path) */
 static int push_err(lua_State *L, const fs_job *j) {
   lua_pushnil(L);
-  if (j->op == OP_RENAME) lua_pushstring(L, strerror(j->err)); /* as os.rename: no name */
+  if (j->op == OP_RENAME || j->op == OP_FDREAD || j->op == OP_FDWRITE) /* as io: no name */
+    lua_pushstring(L, strerror(j->err));
   else lua_pushfstring(L, "%s: %s", j->path, strerror(j->err));
   lua_pushinteger(L, j->err);
   return 3;
@@ -137,8 +182,14 @@ static int fs_done(lua_State *L, int status, lua_KContext ctx) {
     n = push_err(L, j);
   } else {
     switch (j->op) {
-      case OP_READ:
+      case OP_READ: case OP_FDREAD:
         lua_pushlstring(L, j->data ? j->data : "", j->len);
+        n = 1;
+        break;
+      case OP_OPEN:
+        hub_fd_forget(HUB(L), j->fd);
+        lua_pushinteger(L, j->fd);
+        j->fd = -1; /* the caller's now */
         n = 1;
         break;
       case OP_STAT: {
@@ -176,12 +227,13 @@ static int fs_done(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static fs_job *job_new(lua_State *L, int op, int patharg) {
-  const char *path = luaL_checkstring(L, patharg);
+  const char *path = patharg ? luaL_checkstring(L, patharg) : "";
   hub_self(L, HUB(L), "gh.fs"); /* raises where it cannot wait: before any allocation */
   fs_job *j = calloc(1, sizeof *j);
   if (j) j->path = strdup(path);
   if (!j || !j->path) { if (j) fs_free(j); gh_nomem(L); }
   j->op = op;
+  j->fd = -1;
   return j;
 }
 
@@ -226,7 +278,87 @@ static int l_mkdir(lua_State *L) {
   return submit(L, j);
 }
 
+/* _fs_open(path, mode) -> fd | nil, err, errno. mode: io.open's */
+static int l_open(lua_State *L) {
+  const char *m = luaL_checkstring(L, 2);
+  int flags, plus;
+  const char *p = m + 1;
+  /* io.open's rule: [rwa], an optional '+', then only 'b's */
+  if ((plus = (*m && *p == '+'))) p++;
+  switch (*m) {
+    case 'r': flags = plus ? O_RDWR : O_RDONLY; break;
+    case 'w': flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC; break;
+    case 'a': flags = (plus ? O_RDWR : O_WRONLY) | O_CREAT | O_APPEND; break;
+    default: return luaL_argerror(L, 2, "invalid mode");
+  }
+  if (strspn(p, "b") != strlen(p)) return luaL_argerror(L, 2, "invalid mode");
+  fs_job *j = job_new(L, OP_OPEN, 1);
+  j->mode = flags;
+  return submit(L, j);
+}
+
+/* _fs_fdread(fd, max) -> data ("" at the end) | nil, err, errno; max 0: to the end */
+static int l_fdread(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  lua_Integer max = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, max >= 0, 2, "must not be negative");
+  fs_job *j = job_new(L, OP_FDREAD, 0);
+  j->fd = fd;
+  j->max = (size_t)max;
+  return submit(L, j);
+}
+
+/* _fs_fdwrite(fd, data) -> true | nil, err, errno */
+static int l_fdwrite(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  fs_job *j = job_new(L, OP_FDWRITE, 0);
+  j->fd = fd;
+  j->data = malloc(len ? len : 1);
+  if (!j->data) { fs_free(j); return gh_nomem(L); }
+  memcpy(j->data, data, len);
+  j->len = len;
+  return submit(L, j);
+}
+
+/* _fs_seek(fd, whence, offset) -> position | nil, err, errno (never blocks) */
+static int l_seek(lua_State *L) {
+  static const char *const names[] = {"set", "cur", "end", NULL};
+  static const int whences[] = {SEEK_SET, SEEK_CUR, SEEK_END};
+  int fd = (int)luaL_checkinteger(L, 1);
+  int w = whences[luaL_checkoption(L, 2, "cur", names)];
+  lua_Integer off = luaL_optinteger(L, 3, 0);
+  off_t r = lseek(fd, (off_t)off, w);
+  if (r < 0) {
+    int e = errno;
+    lua_pushnil(L);
+    lua_pushstring(L, strerror(e));
+    lua_pushinteger(L, e);
+    return 3;
+  }
+  lua_pushinteger(L, (lua_Integer)r);
+  return 1;
+}
+
+/* _fs_close(fd) -> true | nil, err, errno */
+static int l_close(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  hub_fd_forget(HUB(L), fd);
+  if (close(fd) < 0) {
+    int e = errno;
+    lua_pushnil(L);
+    lua_pushstring(L, strerror(e));
+    lua_pushinteger(L, e);
+    return 3;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static const luaL_Reg fs_funcs[] = {
+  {"_fs_open", l_open}, {"_fs_fdread", l_fdread}, {"_fs_fdwrite", l_fdwrite},
+  {"_fs_seek", l_seek}, {"_fs_close", l_close},
   {"_fs_readfile", l_readfile}, {"_fs_writefile", l_writefile}, {"_fs_stat", l_stat},
   {"_fs_remove", l_remove}, {"_fs_rename", l_rename}, {"_fs_mkdir", l_mkdir},
   {"_fs_dir", l_dir},

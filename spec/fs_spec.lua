@@ -124,4 +124,81 @@ describe("gh.fs", function()
     local a = gh.spawn(function() return gh.socket.dns.toip("localhost") end)
     assert.equal("127.0.0.1", a:wait())
   end)
+
+  describe("open: file objects with io's methods, formats and results", function()
+    local cases = {
+      { "12 3.5 0x10 abc\nline2\n", { "n", "n", "n", "n" }, { "l" }, { "L" }, { "a" }, { "a" }, { "l" } },
+      { "  -7e2x 0x1p4 .5 - 9\n", { "n" }, { "n" }, { "n" }, { "n" }, { "n" }, { 3 }, { "a" } },
+      { "", { "l" }, { 0 }, { "a" }, { "n" }, { 1 } },
+      { "no newline", { 3 }, { "L" }, { "l" }, { 0 } },
+      { "a\r\nb\n\nc", { "l", "l" }, { "*L" }, { "l" }, { "l" }, { "l" } },
+      { string.rep("0123456789", 20000) .. "\ntail", { 5 }, { 150000 }, { "l" }, { "L" }, { "a" } },
+    }
+    for ci, c in ipairs(cases) do
+      it("reads case " .. ci .. " exactly as io does, position included", function()
+        local p = dir .. "/case" .. ci
+        local f = io.open(p, "wb"); f:write(c[1]); f:close()
+        local a, b = io.open(p, "rb"), assert(gh.fs.open(p))
+        for k = 2, #c do
+          local ra = table.pack(a:read(table.unpack(c[k])))
+          local rb = table.pack(b:read(table.unpack(c[k])))
+          assert.same(ra, rb)
+          assert.equal(a:seek(), b:seek())
+        end
+        a:close(); assert.is_true(b:close())
+      end)
+    end
+
+    it("write, seek, lines, modes and errors as io", function()
+      local p = dir .. "/rw"
+      local f = assert(gh.fs.open(p, "w+"))
+      assert.equal(f, f:write("one\n", 2, "\n", 3.5, "\n"))
+      assert.equal(0, f:seek("set"))
+      local lines = {}
+      for l in f:lines() do lines[#lines + 1] = l end
+      assert.same({ "one", "2", "3.5" }, lines)
+      assert.equal(4, f:seek("set", 4))
+      assert.equal(f, f:write("X"))
+      assert.equal(0, f:seek("set"))
+      assert.equal("one\nX\n3.5\n", f:read("a"))
+      assert.equal(10, f:seek("end"))
+      assert.is_true(f:close())
+      assert.has_error(function() f:read() end, "attempt to use a closed file")
+      assert.equal("file (closed)", tostring(f))
+      -- append mode writes at the end whatever the position
+      local a = assert(gh.fs.open(p, "a+"))
+      a:seek("set"); a:write("end\n"); a:seek("set")
+      assert.equal("one\nX\n3.5\nend\n", a:read("a"))
+      a:close()
+      -- reading a write-only file fails as io's does
+      local w, iow = assert(gh.fs.open(p, "w")), assert(io.open(p .. "2", "w"))
+      assert.same({ iow:read("l") }, { w:read("l") })
+      w:close(); iow:close()
+      assert.same({ io.open(dir .. "/nope") }, { gh.fs.open(dir .. "/nope") })
+      assert.has_error(function() gh.fs.open(p, "rb+") end, "bad argument #2 to 'open' (invalid mode)")
+      assert.has_error(function() gh.fs.open(p, "x") end, "bad argument #2 to 'open' (invalid mode)")
+      assert.is_truthy(gh.fs.open(p, "r+b")):close()
+      local r = assert(gh.fs.open(p))
+      assert.has_error(function() r:read("x") end)
+      r:close()
+      do local g <close> = assert(gh.fs.open(p)) end -- __close closes
+    end)
+
+    it("a file a killed reader had open is closed by the collector; no fd leaks", function()
+      local function nfds() local n = 0 for _ in io.popen("ls /proc/self/fd"):lines() do n = n + 1 end return n end
+      local p = dir .. "/k"
+      assert(gh.fs.writefile(p, string.rep("k", 1000)))
+      collectgarbage(); collectgarbage()
+      local before = nfds()
+      for _ = 1, 20 do
+        local t = gh.spawn(function() local f = gh.fs.open(p); f:read("a"); gh.sleep(10) end)
+        gh.sleep(0.002)
+        t:kill()
+      end
+      for _ = 1, 10 do local t = gh.spawn(gh.fs.open, p); t:kill() end -- killed inside open
+      gh.sleep(0.05)
+      collectgarbage(); collectgarbage()
+      assert.is_true(nfds() <= before + 1)
+    end)
+  end)
 end)
