@@ -238,7 +238,7 @@ static fs_job *job_new(lua_State *L, int op, int patharg) {
 }
 
 static int submit(lua_State *L, fs_job *j) {
-  return work_run(L, HUB(L), fs_run, fs_free, j, (lua_KContext)j, fs_done);
+  return work_run(L, HUB(L), 0, fs_run, fs_free, j, (lua_KContext)j, fs_done);
 }
 
 /* _fs_readfile(path) -> data | nil, err, errno */

@@ -334,8 +334,9 @@ int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
                     lua_KContext ctx, lua_KFunction k);
 void resolver_close(gh_hub *h);
 const char *resolver_strerror(int err);
-int work_run(lua_State *L, gh_hub *h, void (*run)(void *), void (*cleanup)(void *),
+int work_run(lua_State *L, gh_hub *h, int lua, void (*run)(void *), void (*cleanup)(void *),
              void *arg, lua_KContext ctx, lua_KFunction k);
+int work_lua_size(lua_State *L);
 int resolver_set_delay(lua_State *L);
 
 /* sync.c */
@@ -343,6 +344,9 @@ void sync_open(lua_State *L, int mod, int hub);
 
 /* socket.c */
 void socket_open(lua_State *L, int mod, int hub);
+
+/* tpool.c */
+void tpool_open(lua_State *L, int mod, int hub);
 
 /* fs.c */
 void fs_open(lua_State *L, int mod, int hub);

@@ -19,7 +19,7 @@ static const struct {
   void (*close)(gh_hub *h);
 } parts[] = {
   {thread_open, NULL}, {timeout_open, NULL}, {socket_open, NULL}, {sync_open, NULL},
-  {diag_open, diag_close}, {proc_open, proc_close}, {websocket_open, NULL}, {fs_open, NULL}, {NULL, resolver_close},
+  {diag_open, diag_close}, {proc_open, proc_close}, {websocket_open, NULL}, {fs_open, NULL}, {tpool_open, NULL}, {NULL, resolver_close},
 };
 #define NPARTS (sizeof parts / sizeof parts[0])
 

@@ -43,7 +43,7 @@ typedef struct gh_job {
 } gh_job;
 
 /* Two queues with workers of their own: a slow disk never delays DNS. */
-enum { R_DNS, R_WORK, R_N };
+enum { R_DNS, R_WORK, R_LUA, R_N }; /* R_LUA: gh.tpool's Lua work */
 
 /*
  * Workers are detached: nobody ever waits for a getaddrinfo to return (a
@@ -59,6 +59,7 @@ struct gh_pool {
   gh_job *done;            /* finished, not yet seen by the hub */
   int nworkers, stop;      /* all workers (the last one out frees) */
   int nrole[R_N], idle[R_N];
+  int max[R_N];            /* workers a role may have (not counting stuck ones) */
   int nstuck[R_N];         /* workers running an abandoned job */
   int wake[2];             /* workers -> hub: an eventfd or a pipe (compat.h) */
   struct { char host[64]; double delay; } hooks[MAX_HOOKS]; /* test hook */
@@ -120,7 +121,7 @@ static void *worker_loop(gh_pool *p, int r) {
   for (;;) {
     while (!p->todo[r] && !p->stop) {
       /* extra workers (started past stuck ones) leave when idle */
-      if (p->nrole[r] - p->nstuck[r] > MAX_WORKERS) goto out;
+      if (p->nrole[r] - p->nstuck[r] > p->max[r]) goto out;
       p->idle[r]++;
       pthread_cond_wait(&p->cvr[r], &p->mu);
       p->idle[r]--;
@@ -134,7 +135,7 @@ static void *worker_loop(gh_pool *p, int r) {
     p->inflight = j;
     double delay = r == R_DNS ? hook_delay(p, j->host) : -1;
     pthread_mutex_unlock(&p->mu);
-    if (r == R_WORK) {
+    if (r != R_DNS) {
       j->run(j->arg);
     } else if (delay >= 0) {
       struct timespec ts = {(time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9)};
@@ -164,6 +165,7 @@ out:
 
 static void *dns_worker(void *arg) { return worker_loop(arg, R_DNS); }
 static void *work_worker(void *arg) { return worker_loop(arg, R_WORK); }
+static void *lua_worker(void *arg) { return worker_loop(arg, R_LUA); }
 
 /* Queue j and make sure a worker of its role will take it (mutex held).
    0, or -1 when no worker exists nor can be started. */
@@ -172,13 +174,13 @@ static int pool_queue(gh_pool *p, gh_job *j, size_t stack) {
   if (p->todo_tail[r]) p->todo_tail[r]->next = j; else p->todo[r] = j;
   p->todo_tail[r] = j;
   /* a worker for it: stuck (abandoned) jobs do not count */
-  if (p->idle[r] == 0 && p->nrole[r] - p->nstuck[r] < MAX_WORKERS && p->nrole[r] < HARD_WORKERS) {
+  if (p->idle[r] == 0 && p->nrole[r] - p->nstuck[r] < p->max[r] && p->nrole[r] < HARD_WORKERS) {
     pthread_t tid;
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&at, stack);
-    if (pthread_create(&tid, &at, r == R_DNS ? dns_worker : work_worker, p) == 0) {
+    if (pthread_create(&tid, &at, r == R_DNS ? dns_worker : r == R_WORK ? work_worker : lua_worker, p) == 0) {
       p->nworkers++;
       p->nrole[r]++;
     }
@@ -220,7 +222,7 @@ static gh_pool *pool_get(gh_hub *h) {
     return NULL;
   }
   pthread_mutex_init(&p->mu, NULL);
-  for (int r = 0; r < R_N; r++) pthread_cond_init(&p->cvr[r], NULL);
+  for (int r = 0; r < R_N; r++) { pthread_cond_init(&p->cvr[r], NULL); p->max[r] = MAX_WORKERS; }
   pthread_mutex_lock(&live_mu);
   p->next_live = live_pools;
   live_pools = p;
@@ -471,16 +473,16 @@ static int work_k(lua_State *L, int status, lua_KContext ctx) {
  * abandoned: cleanup(arg) runs when the worker is done with it. With no
  * worker to be had, run(arg) runs right here.
  */
-int work_run(lua_State *L, gh_hub *h, void (*run)(void *), void (*cleanup)(void *),
+int work_run(lua_State *L, gh_hub *h, int lua, void (*run)(void *), void (*cleanup)(void *),
              void *arg, lua_KContext ctx, lua_KFunction k) {
-  gh_thread *self = hub_self(L, h, "fs");
+  gh_thread *self = hub_self(L, h, lua ? "tpool" : "fs");
   gh_pool *p = pool_get(h);
   gh_job *j = p ? calloc(1, sizeof *j) : NULL;
   if (!j) {
     run(arg);
     return k(L, LUA_YIELD, ctx);
   }
-  j->role = R_WORK;
+  j->role = lua ? R_LUA : R_WORK;
   j->run = run;
   j->cleanup = cleanup;
   j->arg = arg;
@@ -488,7 +490,7 @@ int work_run(lua_State *L, gh_hub *h, void (*run)(void *), void (*cleanup)(void 
   j->ctx = ctx;
   link_init(&j->waiters);
   pthread_mutex_lock(&p->mu);
-  if (pool_queue(p, j, 256 * 1024) < 0) {
+  if (pool_queue(p, j, lua ? 8 * 1024 * 1024 : 256 * 1024) < 0) {
     pthread_mutex_unlock(&p->mu);
     free(j);
     run(arg);
@@ -501,6 +503,22 @@ int work_run(lua_State *L, gh_hub *h, void (*run)(void *), void (*cleanup)(void 
   self->where = TW_LIST;
   self->waitcode = WC_READY;
   return hub_park(L, h, self, -1, (lua_KContext)j, work_k);
+}
+
+/* gh.tpool.size([n]) -> the most Lua workers at once (default 4) */
+int work_lua_size(lua_State *L) {
+  gh_pool *p = pool_get(HUB(L));
+  if (!p) return luaL_error(L, "greenhub: cannot start the worker pool");
+  if (!lua_isnoneornil(L, 1)) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 1 && n <= 64, 1, "must be 1 to 64");
+    pthread_mutex_lock(&p->mu);
+    p->max[R_LUA] = (int)n;
+    pthread_cond_broadcast(&p->cvr[R_LUA]); /* extra idle ones leave */
+    pthread_mutex_unlock(&p->mu);
+  }
+  lua_pushinteger(L, p->max[R_LUA]);
+  return 1;
 }
 
 /* Test hook: _resolver_delay(host, seconds): lookups of host wait that

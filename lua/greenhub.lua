@@ -51,7 +51,7 @@ M.pool = require "greenhub.pool"
 -- gh.socket (LuaSocket's `socket` module, green) and gh.coroutine load on
 -- first use
 local lazy = { socket = "greenhub.socket", coroutine = "greenhub.coroutine", tls = "greenhub.tls",
-  fs = "greenhub.fs" }
+  fs = "greenhub.fs", tpool = "greenhub.tpool" }
 setmetatable(M, { __index = function(t, k)
   local name = lazy[k]
   if name then

@@ -43,6 +43,7 @@ build = {
         "csrc/websocket.c",
         "csrc/wsframe.c",
         "csrc/fs.c",
+        "csrc/tpool.c",
       },
       libraries = { "pthread", "m", "dl" },
       defines = {},
@@ -60,6 +61,7 @@ build = {
     ["greenhub.websocket"] = "lua/greenhub/websocket.lua",
     ["greenhub.prefork"] = "lua/greenhub/prefork.lua",
     ["greenhub.fs"] = "lua/greenhub/fs.lua",
+    ["greenhub.tpool"] = "lua/greenhub/tpool.lua",
   },
 }
 test = {
