@@ -127,6 +127,10 @@ static void *worker_loop(gh_pool *p, int r) {
       p->idle[r]--;
     }
     if (p->stop) break;
+    if (p->nrole[r] - p->nstuck[r] > p->max[r]) { /* the role shrank: go, */
+      pthread_cond_signal(&p->cvr[r]);            /* and pass the wake-up on */
+      goto out;
+    }
     gh_job *j = p->todo[r];
     p->todo[r] = j->next;
     if (!p->todo[r]) p->todo_tail[r] = NULL;
