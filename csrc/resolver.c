@@ -60,6 +60,7 @@ struct gh_pool {
   int nworkers, stop;      /* all workers (the last one out frees) */
   int nrole[R_N], idle[R_N];
   int max[R_N];            /* workers a role may have (not counting stuck ones) */
+  int nqueued[R_N];        /* jobs waiting in todo[r] */
   int nstuck[R_N];         /* workers running an abandoned job */
   int wake[2];             /* workers -> hub: an eventfd or a pipe (compat.h) */
   struct { char host[64]; double delay; } hooks[MAX_HOOKS]; /* test hook */
@@ -132,6 +133,7 @@ static void *worker_loop(gh_pool *p, int r) {
       goto out;
     }
     gh_job *j = p->todo[r];
+    p->nqueued[r]--;
     p->todo[r] = j->next;
     if (!p->todo[r]) p->todo_tail[r] = NULL;
     j->running = 1;
@@ -177,8 +179,11 @@ static int pool_queue(gh_pool *p, gh_job *j, size_t stack) {
   int r = j->role;
   if (p->todo_tail[r]) p->todo_tail[r]->next = j; else p->todo[r] = j;
   p->todo_tail[r] = j;
-  /* a worker for it: stuck (abandoned) jobs do not count */
-  if (p->idle[r] == 0 && p->nrole[r] - p->nstuck[r] < p->max[r] && p->nrole[r] < HARD_WORKERS) {
+  p->nqueued[r]++;
+  /* a worker for it unless an idle one is left for each queued job (two
+     jobs queued at once must not share the one idle worker); stuck
+     (abandoned) jobs do not count */
+  if (p->nqueued[r] > p->idle[r] && p->nrole[r] - p->nstuck[r] < p->max[r] && p->nrole[r] < HARD_WORKERS) {
     pthread_t tid;
     pthread_attr_t at;
     pthread_attr_init(&at);
@@ -192,6 +197,7 @@ static int pool_queue(gh_pool *p, gh_job *j, size_t stack) {
   }
   if (p->nrole[r] == 0) { /* dequeue: the caller does it itself */
     p->todo[r] = p->todo_tail[r] = NULL;
+    p->nqueued[r] = 0;
     return -1;
   }
   pthread_cond_signal(&p->cvr[r]);
@@ -269,6 +275,7 @@ void resolver_close(gh_hub *h) {
   for (int r = 0; r < R_N; r++) {
     for (gh_job *j = p->todo[r], *n; j; j = n) { n = j->next; job_free(j); }
     p->todo[r] = p->todo_tail[r] = NULL;
+    p->nqueued[r] = 0;
   }
   if (p->nworkers == 0) { pool_free(p); return; }
   /* callers are gone with the hub: the workers free what they hold */
@@ -308,6 +315,7 @@ static void job_abandon(gh_hub *h, gh_job *j) {
   }
   *pp = j->next;
   if (p->todo_tail[r] == j) p->todo_tail[r] = prev;
+  p->nqueued[r]--;
   pthread_mutex_unlock(&p->mu);
   job_free(j);
 }
