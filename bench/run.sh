@@ -2,7 +2,7 @@
 # make bench: greenhub next to its peers, measured side by side in one run,
 # reported as ratios. Server pinned to CPU 0, load generator to CPU 1;
 # every figure is the median of $RUNS runs.
-#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|ws|prefork|fs|all]
+#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|ws|prefork|fs|static|all]
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -456,8 +456,47 @@ fs_bench() {
   rm -f $f
 }
 
+static_bench() {
+  local d; d=$(mktemp -d)
+  head -c 4096 /dev/urandom > $d/f4k.bin
+  echo "== static file, 4 KiB, wrk -t1 -c100 -d${DUR}s, servers interleaved, median of $RUNS (req/s, server us/req)"
+  declare -A RPS=() CPU=()
+  for _ in $(seq $RUNS); do
+    for s in http.static nginx; do
+      case $s in
+        http.static) taskset -c 0 lua5.4 bench/static_server.lua $PORT $d 2>/dev/null & ;;
+        nginx) command -v nginx >/dev/null || continue
+          mkdir -p $d/ngx
+          cat > $d/ngx/nginx.conf <<NGX
+worker_processes 1; daemon off; master_process off;
+error_log $d/ngx/error.log; pid $d/ngx/nginx.pid;
+events { worker_connections 4096; }
+http { access_log off; sendfile on; server { listen 127.0.0.1:$PORT; root $d; } }
+NGX
+          taskset -c 0 nginx -c $d/ngx/nginx.conf -p $d/ngx 2>/dev/null & ;;
+      esac
+      SPID=$!
+      for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+      local c0; c0=$(cpu_ticks $SPID)
+      local out; out=$(taskset -c 1 wrk -t1 -c100 -d${DUR}s http://127.0.0.1:$PORT/f4k.bin 2>&1)
+      local c1; c1=$(cpu_ticks $SPID)
+      stop_server
+      local total; total=$(echo "$out" | awk '/requests in/ {print $1}')
+      RPS[$s]+="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"$'\n'
+      CPU[$s]+="$(awk -v a=$c0 -v b=$c1 -v n=$total -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n }')"$'\n'
+    done
+  done
+  local gr gc nr nc
+  gr=$(printf "%s" "${RPS[http.static]:-}" | grep -E '^[0-9.]+$' | median); gc=$(printf "%s" "${CPU[http.static]:-}" | grep -E '^[0-9.]+$' | median)
+  nr=$(printf "%s" "${RPS[nginx]:-}" | grep -E '^[0-9.]+$' | median); nc=$(printf "%s" "${CPU[nginx]:-}" | grep -E '^[0-9.]+$' | median)
+  printf "   %-12s %10s req/s %8s us/req\n" http.static "$gr" "$gc" nginx "$nr" "$nc"
+  echo "   http.static req/s / nginx: $(ratio "$gr" "$nr") (target >= 0.8)   CPU/req: $(ratio "$gc" "$nc")"
+  rm -rf $d
+}
+
 case $what in
   core) core ;;
+  static) static_bench ;;
   fs) fs_bench ;;
   prefork) prefork_bench ;;
   ws) ws_bench ;;
@@ -468,5 +507,5 @@ case $what in
   tls) tls_bench ;;
   resp) resp ;;
   httpmod) httpmod ;;
-  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod; ws_bench; prefork_bench; fs_bench ;;
+  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod; ws_bench; prefork_bench; fs_bench; static_bench ;;
 esac

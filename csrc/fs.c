@@ -18,7 +18,7 @@
 #include "greenhub.h"
 
 enum { OP_READ, OP_WRITE, OP_STAT, OP_REMOVE, OP_RENAME, OP_MKDIR, OP_DIR,
-       OP_OPEN, OP_FDREAD, OP_FDWRITE };
+       OP_OPEN, OP_FDREAD, OP_FDWRITE, OP_REALPATH, OP_OPENREAL };
 
 typedef struct fs_job {
   int op;
@@ -36,7 +36,7 @@ typedef struct fs_job {
 
 static void fs_free(void *arg) {
   fs_job *j = arg;
-  if (j->op == OP_OPEN && j->fd >= 0) close(j->fd); /* opened for a caller now gone */
+  if ((j->op == OP_OPEN || j->op == OP_OPENREAL) && j->fd >= 0) close(j->fd); /* opened for a caller now gone */
   free(j->path);
   free(j->path2);
   free(j->data);
@@ -161,6 +161,19 @@ static void fs_run(void *arg) {
     case OP_OPEN: op_open(j); break;
     case OP_FDREAD: op_fdread(j); break;
     case OP_FDWRITE: op_fdwrite(j); break;
+    case OP_OPENREAL: /* realpath, open, fstat in one trip (http.static) */
+      j->data = realpath(j->path, NULL);
+      if (!j->data) { j->err = errno; break; }
+      j->len = strlen(j->data);
+      j->fd = open(j->data, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+      if (j->fd < 0) { j->err = errno; break; }
+      if (fstat(j->fd, &j->st) < 0) { j->err = errno; close(j->fd); j->fd = -1; }
+      break;
+    case OP_REALPATH:
+      j->data = realpath(j->path, NULL);
+      if (!j->data) j->err = errno;
+      else j->len = strlen(j->data);
+      break;
   }
 }
 
@@ -182,10 +195,22 @@ static int fs_done(lua_State *L, int status, lua_KContext ctx) {
     n = push_err(L, j);
   } else {
     switch (j->op) {
-      case OP_READ: case OP_FDREAD:
+      case OP_READ: case OP_FDREAD: case OP_REALPATH:
         lua_pushlstring(L, j->data ? j->data : "", j->len);
         n = 1;
         break;
+      case OP_OPENREAL: { /* fd, real path, type, size, mtime */
+        const struct stat *st = &j->st;
+        hub_fd_forget(HUB(L), j->fd);
+        lua_pushinteger(L, j->fd);
+        j->fd = -1;
+        lua_pushlstring(L, j->data, j->len);
+        lua_pushstring(L, S_ISREG(st->st_mode) ? "file" : S_ISDIR(st->st_mode) ? "directory" : "other");
+        lua_pushinteger(L, (lua_Integer)st->st_size);
+        lua_pushinteger(L, (lua_Integer)st->st_mtim.tv_sec);
+        n = 5;
+        break;
+      }
       case OP_OPEN:
         hub_fd_forget(HUB(L), j->fd);
         lua_pushinteger(L, j->fd);
@@ -356,7 +381,14 @@ static int l_close(lua_State *L) {
   return 1;
 }
 
+/* _fs_openreal(path) -> fd, real path, type, size, mtime | nil, err, errno */
+static int l_openreal(lua_State *L) { return submit(L, job_new(L, OP_OPENREAL, 1)); }
+
+/* _fs_realpath(path) -> the path with every link and dot resolved */
+static int l_realpath(lua_State *L) { return submit(L, job_new(L, OP_REALPATH, 1)); }
+
 static const luaL_Reg fs_funcs[] = {
+  {"_fs_realpath", l_realpath}, {"_fs_openreal", l_openreal},
   {"_fs_open", l_open}, {"_fs_fdread", l_fdread}, {"_fs_fdwrite", l_fdwrite},
   {"_fs_seek", l_seek}, {"_fs_close", l_close},
   {"_fs_readfile", l_readfile}, {"_fs_writefile", l_writefile}, {"_fs_stat", l_stat},

@@ -87,6 +87,7 @@ int sock_more(lua_State *L, gh_sock *s, int64_t total, size_t want, size_t cap,
 int sock_receive(lua_State *L);
 int sock_receivepartial(lua_State *L);
 int sock_send(lua_State *L);
+int sock_sendfile(lua_State *L);
 
 /* sockaddr.c */
 int push_sockaddr(lua_State *L, const struct sockaddr *sa, socklen_t len);

@@ -770,6 +770,7 @@ static const luaL_Reg stream_methods[] = {
   {"shutdown", sock_shutdown}, {"flush", sock_flush},
   {"_httpchunk", sock_httpchunk}, {"_httpsend", sock_httpsend},
   {"_bind_reuse", sock_bind_reuse}, {"_wsframe", sock_wsframe},
+  {"_sendfile", sock_sendfile},
   {NULL, NULL}
 };
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -388,4 +389,87 @@ int sock_send(lua_State *L) {
   lua_pushinteger(L, j < i - 1 ? i - 1 : j);
   lua_pushinteger(L, i - 1);
   return send_step(L, s, call_deadline(s));
+}
+
+/* ---------------------------------------------------------------- sendfile */
+
+static int sendfile_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Stack: sock fd offset count sent head hsent. The head goes first, with
+   MSG_MORE, so head and body leave in full segments (no Nagle stall
+   between a small head and the file). Waits writable as send does. */
+static int sendfile_step(lua_State *L, gh_sock *s, int64_t total) {
+  int fd = (int)lua_tointeger(L, 2);
+  off_t off = (off_t)lua_tointeger(L, 3);
+  lua_Integer left = lua_tointeger(L, 4), sent = lua_tointeger(L, 5);
+  size_t hlen = 0;
+  const char *head = lua_tolstring(L, 6, &hlen);
+  size_t hsent = (size_t)lua_tointeger(L, 7);
+  while (hsent < hlen) {
+    if (s->fd < 0) return gh_fail(L, "closed");
+#ifdef MSG_MORE
+    int more = left > 0 ? MSG_MORE : 0;
+#else
+    int more = 0;
+#endif
+    ssize_t n = send(s->fd, head + hsent, hlen - hsent, gh_nosignal() | more);
+    if (n >= 0) { hsent += (size_t)n; s->nsent += (double)n; continue; }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
+    lua_pushinteger(L, (lua_Integer)hsent); lua_replace(L, 7);
+    hub_fd_drained(s->hub, s->fd, FD_W);
+    return sock_wait(L, s, FD_W, total, (lua_KContext)total, sendfile_k, "sendfile");
+  }
+  lua_pushinteger(L, (lua_Integer)hsent); lua_replace(L, 7);
+  while (left > 0) {
+    if (s->fd < 0) return gh_fail(L, "closed");
+    size_t chunk = left > (1 << 30) ? (size_t)1 << 30 : (size_t)left;
+    ssize_t n = sendfile(s->fd, fd, &off, chunk);
+    if (n > 0) {
+      s->nsent += (double)n;
+      sent += n;
+      left -= n;
+      continue;
+    }
+    if (n == 0) break; /* the file is shorter than asked: what there was */
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return push_errno(L, errno);
+    lua_pushinteger(L, (lua_Integer)off); lua_replace(L, 3);
+    lua_pushinteger(L, left); lua_replace(L, 4);
+    lua_pushinteger(L, sent); lua_replace(L, 5);
+    hub_fd_drained(s->hub, s->fd, FD_W);
+    return sock_wait(L, s, FD_W, total, (lua_KContext)total, sendfile_k, "sendfile");
+  }
+  lua_pushinteger(L, sent);
+  return 1;
+}
+
+static int sendfile_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  (void)status;
+  int r = gh_wait_failed(L, s->hub);
+  return r ? r : sendfile_step(L, s, (int64_t)ctx);
+}
+
+/*
+ * sock:_sendfile(fd, offset, count [, head]) -> file bytes sent (fewer
+ * when the file ends first), or nil, err. head (a response head, say) goes
+ * out first. The kernel copies from the page cache to the socket;
+ * coalesced output must have been flushed first.
+ */
+int sock_sendfile(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  if (s->kind != K_CLIENT || s->type != SOCK_STREAM || s->plain)
+    return luaL_error(L, "greenhub: sendfile is not available on %s", sock_class(s));
+  lua_Integer fd = luaL_checkinteger(L, 2), off = luaL_checkinteger(L, 3), count = luaL_checkinteger(L, 4);
+  luaL_argcheck(L, fd >= 0, 2, "invalid fd");
+  luaL_argcheck(L, off >= 0, 3, "must not be negative");
+  luaL_argcheck(L, count >= 0, 4, "must not be negative");
+  if (buf_len(&s->out) > 0) return luaL_error(L, "greenhub: sendfile with coalesced output pending (flush first)");
+  if (!lua_isnoneornil(L, 5)) luaL_checktype(L, 5, LUA_TSTRING);
+  lua_settop(L, 5);
+  lua_pushinteger(L, 0);   /* 5 -> sent (head moves to 6) */
+  lua_insert(L, 5);
+  lua_pushinteger(L, 0);   /* 7: head bytes sent */
+  return sendfile_step(L, s, call_deadline(s));
 }

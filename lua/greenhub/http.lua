@@ -909,4 +909,165 @@ function M.serve(listener, handler, opts)
   return M.server(handler, opts):serve(listener)
 end
 
+-- ---------------------------------------------------------------- static files
+
+local TYPES = {
+  html = "text/html; charset=utf-8", htm = "text/html; charset=utf-8", css = "text/css; charset=utf-8",
+  js = "text/javascript; charset=utf-8", mjs = "text/javascript; charset=utf-8",
+  json = "application/json", txt = "text/plain; charset=utf-8", md = "text/markdown; charset=utf-8",
+  csv = "text/csv; charset=utf-8", xml = "application/xml", svg = "image/svg+xml",
+  png = "image/png", jpg = "image/jpeg", jpeg = "image/jpeg", gif = "image/gif", webp = "image/webp",
+  ico = "image/x-icon", avif = "image/avif", woff = "font/woff", woff2 = "font/woff2", ttf = "font/ttf",
+  otf = "font/otf", pdf = "application/pdf", wasm = "application/wasm", zip = "application/zip",
+  gz = "application/gzip", tar = "application/x-tar", mp4 = "video/mp4", webm = "video/webm",
+  mp3 = "audio/mpeg", ogg = "audio/ogg", wav = "audio/wav", lua = "text/plain; charset=utf-8",
+}
+M.mime_types = TYPES
+
+local DAYS = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" }
+local MONTHS = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" }
+local MONTH_NO = {}
+for i, m in ipairs(MONTHS) do MONTH_NO[m] = i end
+
+-- IMF-fixdate, English whatever the locale
+local function imf_date(t)
+  local d = os.date("!*t", t)
+  return ("%s, %02d %s %04d %02d:%02d:%02d GMT"):format(DAYS[d.wday], d.day, MONTHS[d.month], d.year, d.hour, d.min, d.sec)
+end
+
+-- epoch seconds of an IMF-fixdate (nil for anything else)
+local function parse_imf(s)
+  local day, mon, year, h, mi, sec = (s or ""):match("^%a%a%a, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  local m = MONTH_NO[mon or ""]
+  if not m then return nil end
+  local y = tonumber(year) - (m <= 2 and 1 or 0) -- days from the civil date (H. Hinnant)
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local doy = (153 * (m + (m > 2 and -3 or 9)) + 2) // 5 + tonumber(day) - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local days = era * 146097 + doe - 719468
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec)
+end
+M._parse_imf, M._imf_date = parse_imf, imf_date
+
+local function unescape(p)
+  local bad = false
+  local out = p:gsub("%%(..)", function(h)
+    local n = tonumber(h, 16)
+    if not n or not h:match("^%x%x$") then bad = true; return "" end
+    return string.char(n)
+  end)
+  if bad or p:find("%%.?$") and not p:find("%%%x%x$") then return nil end
+  return out
+end
+
+-- the response for an open regular file (http.static): headers, 304,
+-- ranges, then the body by sendfile (plain TCP) or by 64 KiB reads
+local function serve_fd(req, res, fd, real, size, mtime, types)
+  local h = res.headers
+  h["last-modified"] = imf_date(mtime)
+  h["accept-ranges"] = "bytes"
+  h["content-type"] = types[(real:match("%.([%w]+)$") or ""):lower()] or "application/octet-stream"
+  local ims = parse_imf(req.headers["if-modified-since"])
+  if ims and mtime <= ims and not req.headers.range then
+    res.status = 304
+    return res:finish()
+  end
+  local from, count = 0, size
+  local range = req.headers.range
+  if range then
+    local a, b = range:match("^bytes=(%d*)%-(%d*)$")
+    if a and (a ~= "" or b ~= "") then
+      if a == "" then -- the last b bytes
+        local n = tonumber(b)
+        from, count = math.max(size - n, 0), math.min(n, size)
+      else
+        from = tonumber(a)
+        local last = b == "" and size - 1 or math.min(tonumber(b), size - 1)
+        if from >= size or last < from then count = 0 else count = last - from + 1 end
+      end
+      if count == 0 then
+        h["content-range"] = "bytes */" .. size
+        res.status = 416
+        return res:finish("range not satisfiable\n")
+      end
+      res.status = 206
+      h["content-range"] = ("bytes %d-%d/%d"):format(from, from + count - 1, size)
+    end -- a range set ("a-b,c-d") or another unit: the whole file, as allowed
+  end
+  h["content-length"] = tostring(count)
+  if req.method == "HEAD" or count == 0 then return res:finish() end
+  local sock = res._conn.sock
+  if sock._sendfile and not res.headers_sent and not res._buf then
+    local head = head_text(res, nil) -- the framing: the Content-Length above
+    res.headers_sent, res._sent = true, 0
+    local ok, err = sock:flush()
+    if ok then
+      local n, serr = sock:_sendfile(fd, from, count, head) -- head and body together
+      if n then res._sent = n else err = serr end
+    end
+    if err then res._failed = err; res._keep = false end
+    return res:finish()
+  end
+  core._fs_seek(fd, "set", from)
+  local left = count
+  while left > 0 do
+    local chunk = core._fs_fdread(fd, math.min(left, 65536))
+    if not chunk or #chunk == 0 then break end
+    left = left - #chunk
+    if not res:write(chunk) then break end
+  end
+  return res:finish()
+end
+
+--- static(root [, opts]) -> a handler serving the files under root: GET
+-- and HEAD, Content-Type by extension, Last-Modified / If-Modified-Since,
+-- single Range requests, index.html for a directory; never anything
+-- outside root (no "..", no link that leads out). opts.index (default
+-- "index.html", false: none), opts.types (extension -> type, added to the
+-- defaults). The body goes out with sendfile(2) on a plain TCP socket.
+function M.static(root, opts)
+  if type(root) ~= "string" then error("bad argument #1 to 'static' (string expected, got " .. type(root) .. ")", 2) end
+  opts = opts or {}
+  local index = opts.index == nil and "index.html" or opts.index
+  local types = setmetatable(opts.types or {}, { __index = TYPES })
+  local real_root
+  return function(req, res)
+    if req.method ~= "GET" and req.method ~= "HEAD" then
+      return 405, { allow = "GET, HEAD" }, "method not allowed\n"
+    end
+    if not real_root then
+      local r, err = core._fs_realpath(root)
+      if not r then return 500, nil, "static root: " .. tostring(err) .. "\n" end
+      real_root = r
+    end
+    local path = unescape(req.path)
+    if not path or path:find("%z") or path:find("\\", 1, true) then return 400, nil, "bad path\n" end
+    local parts = {}
+    for seg in path:gmatch("[^/]+") do
+      if seg == ".." then return 403, nil, "forbidden\n" end
+      if seg ~= "." then parts[#parts + 1] = seg end
+    end
+    local file = real_root .. "/" .. table.concat(parts, "/")
+    -- one trip to a worker: the real path (links resolved), open, fstat
+    local fd, real, kind, size, mtime = core._fs_openreal(file)
+    if fd and kind == "directory" then
+      core._fs_close(fd)
+      fd = nil
+      if index then fd, real, kind, size, mtime = core._fs_openreal(file:gsub("/$", "") .. "/" .. index) end
+    end
+    if not fd then return 404, nil, "not found\n" end
+    -- a link anywhere on the way must not lead out of root
+    if real ~= real_root and real:sub(1, #real_root + 1) ~= real_root .. "/" then
+      core._fs_close(fd)
+      return 403, nil, "forbidden\n"
+    end
+    if kind ~= "file" then core._fs_close(fd); return 404, nil, "not found\n" end
+    local ok, served = pcall(serve_fd, req, res, fd, real, size, mtime, types)
+    core._fs_close(fd)
+    if not ok then error(served, 0) end
+    return served
+  end
+end
+
 return M
