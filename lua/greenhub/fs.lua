@@ -121,6 +121,14 @@ local function read_count(f, n)
     if ok == nil then return nil, err, code end
     return ok and "" or nil
   end
+  if #f.buf == 0 and not f.eof then
+    -- the common case: one job reads the piece in place, no copy in Lua
+    local data, err, code = core._fs_fdread(f.fd, n)
+    if not data then return nil, err, code end
+    if #data == n then return data end
+    if #data == 0 then f.eof = true; return nil end
+    f.buf = data -- a short read: go on below
+  end
   while #f.buf < n do
     if #f.buf == 0 or n - #f.buf > CHUNK then
       -- a large count: one job reads the rest of it in place
