@@ -409,11 +409,13 @@ local function connection(s, sock)
   s.connections = s.connections + 1
   sock:settimeout(s.send_timeout) -- bounds each send wait (and body waits, reset below)
   local nreq = 0
-  while not s.closing do
+  -- a connection accepted before a shutdown began is served its first
+  -- request even if its thread starts after (closed only when silent)
+  while nreq == 0 or not s.closing do
     -- the head arrives as the request object (path, query, _conn, _expect
     -- and _done set in C, csrc/socket.c; _kind nil for no body)
     local req, err, x = sock:_httphead("request", s.max_request_line, s.max_header_size,
-      s.max_headers, nil, nreq == 0 and s.header_timeout or s.idle_timeout or -1,
+      s.max_headers, nil, nreq == 0 and (s.closing and 1 or s.header_timeout) or s.idle_timeout or -1,
       s.header_timeout or -1, false, Request, conn)
     conn.fresh = nil
     if not req then
