@@ -127,6 +127,27 @@ describe("http.static", function()
     assert.equal(400, (get("/a%zzb")))
   end)
 
+  it("shares an open file for cache_ttl seconds: a file replaced by rename is seen after it", function()
+    local l = assert(gh.listen("127.0.0.1", 0))
+    local _, p = l:getsockname()
+    local s = http.server(http.static(root, { cache_ttl = 0.2 }))
+    local t = gh.spawn(s.serve, s, l)
+    local function fetch()
+      local c = assert(gh.connect("127.0.0.1", p)); c:settimeout(5)
+      c:send("GET /swap.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+      local all = c:receive("*a"); c:close()
+      return all:match("\r\n\r\n(.*)$")
+    end
+    local f = io.open(root .. "/swap.txt", "wb"); f:write("old version"); f:close()
+    assert.equal("old version", fetch())
+    f = io.open(root .. "/swap.new", "wb"); f:write("the new one"); f:close()
+    assert(os.rename(root .. "/swap.new", root .. "/swap.txt"))
+    assert.equal("old version", fetch()) -- the shared open file, consistent
+    gh.sleep(0.25)
+    assert.equal("the new one", fetch())
+    s:shutdown(1); t:wait()
+  end)
+
   it("serves over TLS too (no sendfile there)", function()
     if not gh.tls.available then pending("lua-sec missing") return end
     local _, crt, dir = H.self_signed()

@@ -1033,6 +1033,8 @@ function M.static(root, opts)
   opts = opts or {}
   local index = opts.index == nil and "index.html" or opts.index
   local types = setmetatable(opts.types or {}, { __index = TYPES })
+  local ttl = opts.cache_ttl or 1 -- seconds an open file is shared (0: never)
+  local cache, ncached = {}, 0
   local real_root
   return function(req, res)
     if req.method ~= "GET" and req.method ~= "HEAD" then
@@ -1051,22 +1053,49 @@ function M.static(root, opts)
       if seg ~= "." then parts[#parts + 1] = seg end
     end
     local file = real_root .. "/" .. table.concat(parts, "/")
-    -- one trip to a worker: the real path (links resolved), open, fstat
-    local fd, real, kind, size, mtime = core._fs_openreal(file)
-    if fd and kind == "directory" then
-      core._fs_close(fd)
-      fd = nil
-      if index then fd, real, kind, size, mtime = core._fs_openreal(file:gsub("/$", "") .. "/" .. index) end
+    local sendfile = res._conn.sock._sendfile ~= nil
+    -- on plain TCP an open file is shared for ttl seconds (sendfile reads
+    -- at an offset of its own: the position is never moved); over TLS each
+    -- request opens its own
+    local e = sendfile and cache[file]
+    if e and core.clock() - e.t < ttl then
+      e.users = e.users + 1
+    else
+      -- one trip to a worker: the real path (links resolved), open, fstat
+      local fd, real, kind, size, mtime = core._fs_openreal(file)
+      if fd and kind == "directory" then
+        core._fs_close(fd)
+        fd = nil
+        if index then fd, real, kind, size, mtime = core._fs_openreal(file:gsub("/$", "") .. "/" .. index) end
+      end
+      if not fd then return 404, nil, "not found\n" end
+      -- a link anywhere on the way must not lead out of root
+      if real ~= real_root and real:sub(1, #real_root + 1) ~= real_root .. "/" then
+        core._fs_close(fd)
+        return 403, nil, "forbidden\n"
+      end
+      if kind ~= "file" then core._fs_close(fd); return 404, nil, "not found\n" end
+      e = { fd = fd, real = real, size = size, mtime = mtime, t = core.clock(), users = 1 }
+      if sendfile and ttl > 0 then
+        local old = cache[file]
+        if old then old.stale = true; if old.users == 0 then core._fs_close(old.fd) end end
+        if ncached >= 1000 then -- bounded: let the idle ones go
+          for k, v in pairs(cache) do
+            if v.users == 0 then core._fs_close(v.fd); cache[k] = nil; ncached = ncached - 1 end
+          end
+        end
+        if not old then ncached = ncached + 1 end
+        cache[file] = e
+      else
+        e.stale = true -- this request's alone
+      end
     end
-    if not fd then return 404, nil, "not found\n" end
-    -- a link anywhere on the way must not lead out of root
-    if real ~= real_root and real:sub(1, #real_root + 1) ~= real_root .. "/" then
-      core._fs_close(fd)
-      return 403, nil, "forbidden\n"
+    local ok, served = pcall(serve_fd, req, res, e.fd, e.real, e.size, e.mtime, types)
+    e.users = e.users - 1
+    if e.users == 0 and (e.stale or core.clock() - e.t >= ttl) then
+      core._fs_close(e.fd)
+      if cache[file] == e then cache[file] = nil; ncached = ncached - 1 end
     end
-    if kind ~= "file" then core._fs_close(fd); return 404, nil, "not found\n" end
-    local ok, served = pcall(serve_fd, req, res, fd, real, size, mtime, types)
-    core._fs_close(fd)
     if not ok then error(served, 0) end
     return served
   end
