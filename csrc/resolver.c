@@ -379,6 +379,18 @@ static int lookup_k(lua_State *L, int status, lua_KContext ctx) {
   return k(L, LUA_YIELD, kctx);
 }
 
+/* Park the caller on its queued job j: the hub is not idle meanwhile (a
+   reference per job), and the job's waiters list holds the caller. */
+static int job_park(lua_State *L, gh_hub *h, gh_pool *p, gh_thread *self, gh_job *j,
+                    int64_t deadline, int waitcode, lua_KFunction k) {
+  hub_ref(h);
+  p->nrefs++;
+  link_push(&j->waiters, &self->link);
+  self->where = TW_LIST;
+  self->waitcode = (uint8_t)waitcode;
+  return hub_park(L, h, self, deadline, (lua_KContext)j, k);
+}
+
 /*
  * Resolve host (NULL or "*" with passive: any address) and serv. Pushes
  * two values, a table of binary sockaddrs and nil, or nil and an error
@@ -447,12 +459,7 @@ int resolver_lookup(lua_State *L, gh_hub *h, const char *host, const char *serv,
     return k(L, LUA_YIELD, ctx);
   }
   pthread_mutex_unlock(&p->mu);
-  hub_ref(h);
-  p->nrefs++;
-  link_push(&j->waiters, &self->link);
-  self->where = TW_LIST;
-  self->waitcode = WC_RESOLVE;
-  return hub_park(L, h, self, deadline, (lua_KContext)j, lookup_k);
+  return job_park(L, h, p, self, j, deadline, WC_RESOLVE, lookup_k);
 }
 
 /* ---------------------------------------------------------------- work */
@@ -509,12 +516,7 @@ int work_run(lua_State *L, gh_hub *h, int lua, void (*run)(void *), void (*clean
     return k(L, LUA_YIELD, ctx);
   }
   pthread_mutex_unlock(&p->mu);
-  hub_ref(h);
-  p->nrefs++;
-  link_push(&j->waiters, &self->link);
-  self->where = TW_LIST;
-  self->waitcode = WC_READY;
-  return hub_park(L, h, self, -1, (lua_KContext)j, work_k);
+  return job_park(L, h, p, self, j, -1, WC_READY, work_k);
 }
 
 /* gh.tpool.size([n]) -> the most Lua workers at once (default 4) */
