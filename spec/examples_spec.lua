@@ -8,12 +8,7 @@ local function start(script, ...)
   return assert(gh.popen(argv, { stdin = "null", stdout = "pipe", stderr = "pipe" }))
 end
 
-local function free_port()
-  local s = assert(gh.listen("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local free_port = H.free_port
 
 local function connect_retry(port)
   for _ = 1, 100 do

@@ -39,6 +39,14 @@ end
 
 H.now = H.gh.clock
 
+-- A loopback port free now (for a server another process will start).
+function H.free_port()
+  local s = assert(H.gh.listen("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
 -- A self-signed certificate for localhost and 127.0.0.1 in a fresh
 -- directory: key, cert, dir (the caller removes dir).
 function H.self_signed()

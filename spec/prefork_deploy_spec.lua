@@ -7,12 +7,7 @@ local gh = H.gh
 local NGINX = os.execute("env -u LD_PRELOAD sh -c 'command -v nginx' >/dev/null 2>&1")
 local cpath = package.cpath:match("^([^;]*)")
 
-local function free_port()
-  local s = assert(gh.listen("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local free_port = H.free_port
 
 local function supervisor(port)
   return assert(gh.popen({ "lua5.4", "-e", "package.cpath='" .. cpath .. ";'..package.cpath",

@@ -5,12 +5,7 @@ local core = require "greenhub.core"
 
 local cpath = package.cpath:match("^([^;]*)")
 
-local function free_port()
-  local s = assert(gh.listen("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local free_port = H.free_port
 
 local function start(port, workers, timeout, mode, env)
   local argv = { "lua5.4", "-e", "package.cpath='" .. cpath .. ";'..package.cpath",
