@@ -15,6 +15,13 @@ SRCS := csrc/poller.c csrc/hub.c csrc/timer.c csrc/thread.c csrc/timeout.c csrc/
 HDRS := csrc/compat.h csrc/sock.h csrc/poller.h csrc/greenhub.h csrc/buffer.h csrc/http.h csrc/wsframe.h
 LUAS := lua/greenhub.lua $(wildcard lua/greenhub/*.lua)
 
+# greenhub.pgcore (PostgreSQL) is built only where libpq's header is
+PG_SRCS := csrc/pg.c
+PQ_INC  := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
+HAVE_PQ := $(shell for d in $(patsubst -I%,%,$(filter -I%,$(PQ_INC))) /usr/include; do [ -f $$d/libpq-fe.h ] && echo 1 && break; done)
+PG_SO   := $(if $(HAVE_PQ),build/greenhub/pgcore.so)
+PG_SO_ASAN := $(if $(HAVE_PQ),build-asan/greenhub/pgcore.so)
+
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow
 ALL_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden $(LUA_INC) $(CFLAGS)
@@ -26,11 +33,19 @@ BUSTED = $(LUA) /usr/bin/busted
 
 .PHONY: all test test-poll asan valgrind stress fuzz install uninstall clean demo bench deps check-rockspec
 
-all: build/greenhub/core.so
+all: build/greenhub/core.so $(PG_SO)
 
 build/greenhub/core.so: $(SRCS) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SRCS) $(LDFLAGS) $(LIBS)
+
+build/greenhub/pgcore.so: $(PG_SRCS) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PQ_INC) -shared -o $@ $(PG_SRCS) $(LDFLAGS) -lpq -lm
+
+build-asan/greenhub/pgcore.so: $(PG_SRCS) $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -fPIC -fvisibility=hidden $(LUA_INC) $(PQ_INC) $(SAN_FLAGS) -shared -o $@ $(PG_SRCS) -lpq -lm
 
 build-asan/greenhub/core.so: $(SRCS) $(HDRS)
 	@mkdir -p $(dir $@)
@@ -46,7 +61,7 @@ test: deps all
 test-poll: deps all
 	@GREENHUB_BACKEND=poll sh scripts/run-specs.sh build
 
-asan: deps build-asan/greenhub/core.so
+asan: deps build-asan/greenhub/core.so $(PG_SO_ASAN)
 	@GH_SAN=1 sh scripts/run-specs.sh build-asan
 
 valgrind: deps all
@@ -90,6 +105,7 @@ check-rockspec:
 install: all
 	install -d $(DESTDIR)$(LUA_CDIR)/greenhub $(DESTDIR)$(LUA_LDIR)/greenhub
 	install -m 0755 build/greenhub/core.so $(DESTDIR)$(LUA_CDIR)/greenhub/core.so
+	$(if $(PG_SO),install -m 0755 $(PG_SO) $(DESTDIR)$(LUA_CDIR)/greenhub/pgcore.so)
 	install -m 0644 lua/greenhub.lua $(DESTDIR)$(LUA_LDIR)/greenhub.lua
 	for f in $(wildcard lua/greenhub/*.lua); do install -m 0644 $$f $(DESTDIR)$(LUA_LDIR)/greenhub/; done
 

@@ -378,4 +378,36 @@ void thread_open(lua_State *L, int mod, int hub);
 /* timeout.c */
 void timeout_open(lua_State *L, int mod, int hub);
 
+/* ---------------------------------------------------------------- C API */
+
+/*
+ * What a separately built C module (greenhub.pgcore) may call: the hub's
+ * own functions, reached through this table (core._capi, a light
+ * userdata), since Lua loads C modules with RTLD_LOCAL. A client checks
+ * version and the two sizes: it must come from the same build.
+ */
+#define GH_CAPI_VERSION 1
+typedef struct gh_capi {
+  unsigned version;
+  size_t hub_size, thread_size;
+  gh_hub *(*get)(lua_State *L);
+  gh_thread *(*self)(lua_State *L, gh_hub *h, const char *what);
+  int (*wait_fd)(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
+                 int64_t deadline, lua_KContext ctx, lua_KFunction k);
+  int (*park)(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
+              lua_KContext ctx, lua_KFunction k);
+  void (*wake)(gh_hub *h, gh_thread *t, int why);
+  void (*anchor)(lua_State *L, gh_hub *h, gh_thread *self, int idx);
+  int (*check_intr)(lua_State *L, gh_hub *h, gh_thread *self);
+  int (*wait_failed)(lua_State *L, gh_hub *h);
+  void (*fd_forget)(gh_hub *h, int fd);
+  int (*fd_rearm)(gh_hub *h, int fd);
+  int64_t (*clock)(void);
+  int64_t (*after)(double s);
+  int64_t (*deadline)(lua_State *L, int arg);
+  int (*fail)(lua_State *L, const char *word);
+  int (*work)(lua_State *L, gh_hub *h, int lua, void (*run)(void *), void (*cleanup)(void *),
+              void *arg, lua_KContext ctx, lua_KFunction k);
+} gh_capi;
+
 #endif

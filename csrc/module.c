@@ -123,6 +123,13 @@ static void pin_library(void) {
   if (dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE)) pinned = 1;
 }
 
+static const gh_capi capi = {
+  GH_CAPI_VERSION, sizeof(gh_hub), sizeof(gh_thread),
+  hub_get, hub_self, hub_wait_fd, hub_park, hub_wake, hub_anchor, hub_check_intr,
+  gh_wait_failed, hub_fd_forget, hub_fd_rearm, hub_clock, hub_after, hub_deadline,
+  gh_fail, work_run,
+};
+
 GH_EXPORT int luaopen_greenhub_core(lua_State *L) {
   pin_library();
   lua_newtable(L);
@@ -135,6 +142,8 @@ GH_EXPORT int luaopen_greenhub_core(lua_State *L) {
   lua_setfield(L, mod, "Killed");
   lua_pushliteral(L, "greenhub 0.1");
   lua_setfield(L, mod, "_VERSION");
+  lua_pushlightuserdata(L, (void *)&capi);
+  lua_setfield(L, mod, "_capi");
   lua_settop(L, mod);
   return 1;
 }
