@@ -429,6 +429,7 @@ static int query_read_k(lua_State *L, int status, lua_KContext ctx) {
   int r = query_woken(L, h, c, 0);
   if (r) return r;
   if (!PQconsumeInput(c->pg)) return query_lost(L, h, c);
+  hub_fd_drained(h, c->fd, FD_R);
   return query_read(L, h, c);
 }
 
@@ -439,8 +440,14 @@ static int query_read(lua_State *L, gh_hub *h, pgconn *c) {
       if (!r) return query_end(L, h, c);
       keep(L, c, r);
     }
-    if (c->fresh) { c->fresh = 0; break; }  /* just sent: nothing yet */
-    if (!readable_now(c->fd)) break;
+    /* just sent: nothing can have come back yet, unless input (a FATAL
+       notice, the server's EOF) came while the connection was idle --
+       the hub's edge bits say so (cleared whenever libpq reads) */
+    if (c->fresh) {
+      c->fresh = 0;
+      if (!hub_fd_maybe_ready(h, c->fd, FD_R)) break;
+    }
+    if (!readable_now(c->fd)) { hub_fd_drained(h, c->fd, FD_R); break; }
     if (!PQconsumeInput(c->pg)) return query_lost(L, h, c);
   }
   gh_thread *self = G->self(L, h, "pg");
