@@ -62,6 +62,8 @@ build = {
     ["greenhub.prefork"] = "lua/greenhub/prefork.lua",
     ["greenhub.fs"] = "lua/greenhub/fs.lua",
     ["greenhub.tpool"] = "lua/greenhub/tpool.lua",
+    -- its C part is greenhub-pg (rockspec/greenhub-pg-scm-1.rockspec: needs libpq)
+    ["greenhub.pg"] = "lua/greenhub/pg.lua",
   },
 }
 test = {
