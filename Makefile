@@ -31,7 +31,7 @@ SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sa
 
 BUSTED = $(LUA) /usr/bin/busted
 
-.PHONY: all test test-poll asan valgrind stress fuzz install uninstall clean demo bench deps check-rockspec
+.PHONY: build-asan-all all test test-poll asan valgrind stress fuzz install uninstall clean demo bench deps check-rockspec
 
 all: build/greenhub/core.so $(PG_SO)
 
@@ -47,6 +47,8 @@ build-asan/greenhub/pgcore.so: $(PG_SRCS) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -fPIC -fvisibility=hidden $(LUA_INC) $(PQ_INC) $(SAN_FLAGS) -shared -o $@ $(PG_SRCS) -lpq -lm
 
+build-asan-all: build-asan/greenhub/core.so $(PG_SO_ASAN)
+
 build-asan/greenhub/core.so: $(SRCS) $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -fPIC -fvisibility=hidden $(LUA_INC) $(SAN_FLAGS) -shared -o $@ $(SRCS) $(LIBS)
@@ -54,17 +56,23 @@ build-asan/greenhub/core.so: $(SRCS) $(HDRS)
 deps:
 	@sh scripts/deps.sh test
 
-test: deps all
+# (deps first, then a fresh make: what it installed, libpq-dev, decides
+# what gets built)
+test: deps
+	@$(MAKE) --no-print-directory all
 	@sh scripts/run-specs.sh build
 
 # the whole suite again on the portable poll(2) backend
-test-poll: deps all
+test-poll: deps
+	@$(MAKE) --no-print-directory all
 	@GREENHUB_BACKEND=poll sh scripts/run-specs.sh build
 
-asan: deps build-asan/greenhub/core.so $(PG_SO_ASAN)
+asan: deps
+	@$(MAKE) --no-print-directory build-asan-all
 	@GH_SAN=1 sh scripts/run-specs.sh build-asan
 
-valgrind: deps all
+valgrind: deps
+	@$(MAKE) --no-print-directory all
 	@GH_VALGRIND=1 sh scripts/run-specs.sh build
 
 stress: deps all

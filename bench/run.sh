@@ -2,7 +2,7 @@
 # make bench: greenhub next to its peers, measured side by side in one run,
 # reported as ratios. Server pinned to CPU 0, load generator to CPU 1;
 # every figure is the median of $RUNS runs.
-#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|ws|prefork|fs|static|all]
+#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|ws|prefork|fs|static|pg|all]
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -500,8 +500,38 @@ NGX
   rm -rf $d
 }
 
+# ---------------------------------------------------------------- pg
+pg_bench() {
+  echo "== pg: 10,000 'SELECT \$1::int' round trips over the Unix socket (server on CPU 0, client on CPU 1; s, lower is better)"
+  if [ ! -f /usr/include/postgresql/libpq-fe.h ] || [ ! -f build/greenhub/pgcore.so ]; then echo "   skipped: needs libpq-dev and postgresql"; return; fi
+  cc -O2 -I/usr/include/postgresql -o $B/pg_loop bench/pg_loop.c -lpq || return
+  local dir; dir=$(lua5.4 bench/pg_server.lua start 0) || { echo "   skipped: cannot start PostgreSQL"; return; }
+  local ci="host=$dir user=postgres dbname=postgres" N=10000
+  declare -A T=()
+  for _ in $(seq $RUNS); do
+    T[libpq_C_1]+="$(taskset -c 1 $B/pg_loop "$ci" $N)"$'\n'
+    T[greenhub_1]+="$(taskset -c 1 lua5.4 bench/pg_bench.lua "$ci" $N 1)"$'\n'
+    T[greenhub_10]+="$(taskset -c 1 lua5.4 bench/pg_bench.lua "$ci" $N 10)"$'\n'
+    if have_py psycopg2; then
+      T[psycopg2_1]+="$(taskset -c 1 $PY bench/peers/pg_py.py plain "$ci" $N 1)"$'\n'
+      have_py gevent && T[gevent_10]+="$(taskset -c 1 $PY bench/peers/pg_py.py gevent "$ci" $N 10)"$'\n'
+      have_py eventlet && T[eventlet_10]+="$(taskset -c 1 $PY bench/peers/pg_py.py eventlet "$ci" $N 10)"$'\n'
+    fi
+  done
+  lua5.4 bench/pg_server.lua stop "$dir"
+  declare -A M=()
+  for k in libpq_C_1 greenhub_1 greenhub_10 psycopg2_1 gevent_10 eventlet_10; do
+    M[$k]=$(printf "%s" "${T[$k]:-}" | grep -E '^[0-9.]+$' | median)
+    printf "   %-22s %8s s  (%s us per query)\n" "${k//_/ } conn" "${M[$k]}" "$(awk -v t="${M[$k]}" -v n=$N 'BEGIN { if (t+0 > 0) printf "%.1f", t / n * 1e6; else print "n/a" }')"
+  done
+  echo "   greenhub 1 conn rate / libpq C loop: $(ratio ${M[libpq_C_1]} ${M[greenhub_1]}) (target >= 0.9)"
+  echo "   greenhub 10 conns / 1 conn: $(ratio ${M[greenhub_1]} ${M[greenhub_10]})x (target >= 3)"
+  echo "   greenhub vs psycopg2 (1 conn): $(ratio ${M[psycopg2_1]:-0} ${M[greenhub_1]})x   vs gevent (10): $(ratio ${M[gevent_10]:-0} ${M[greenhub_10]})x   vs eventlet (10): $(ratio ${M[eventlet_10]:-0} ${M[greenhub_10]})x"
+}
+
 case $what in
   core) core ;;
+  pg) pg_bench ;;
   static) static_bench ;;
   fs) fs_bench ;;
   prefork) prefork_bench ;;
@@ -513,5 +543,5 @@ case $what in
   tls) tls_bench ;;
   resp) resp ;;
   httpmod) httpmod ;;
-  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod; ws_bench; prefork_bench; fs_bench; static_bench ;;
+  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod; ws_bench; prefork_bench; fs_bench; static_bench; pg_bench ;;
 esac

@@ -266,6 +266,7 @@ int hub_wait_fd(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
 void hub_fd_forget(gh_hub *h, int fd);  /* fd just opened or closing */
 gh_fd *hub_fd(gh_hub *h, int fd);
 int hub_fd_rearm(gh_hub *h, int fd);            /* watch fd afresh */
+int hub_fd_interest(gh_hub *h, int fd, unsigned events); /* ... for these only */
 int hub_source_add(gh_hub *h, gh_source *s);     /* 0, or -1 (errno) */
 void hub_source_remove(gh_hub *h, gh_source *s);
 static inline void hub_ref(gh_hub *h) { h->nrefs++; }
@@ -402,6 +403,7 @@ typedef struct gh_capi {
   int (*wait_failed)(lua_State *L, gh_hub *h);
   void (*fd_forget)(gh_hub *h, int fd);
   int (*fd_rearm)(gh_hub *h, int fd);
+  int (*fd_interest)(gh_hub *h, int fd, unsigned events);
   int64_t (*clock)(void);
   int64_t (*after)(double s);
   int64_t (*deadline)(lua_State *L, int arg);

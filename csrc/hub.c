@@ -419,15 +419,26 @@ static int fd_register(gh_hub *h, int fd, gh_fd *r) {
 /* Watch fd again from scratch (its owner may have changed what the poller
    knows of it, as with a foreign fd between two trampolines). */
 int hub_fd_rearm(gh_hub *h, int fd) {
+  return hub_fd_interest(h, fd, GH_IN | GH_OUT);
+}
+
+/* Watch fd, edge-triggered, for events (GH_IN and/or GH_OUT) only: a
+   foreign fd whose owner mostly reads (libpq) is then not woken each time
+   the peer drains its send buffer. A number reused by a new file is added
+   afresh. */
+int hub_fd_interest(gh_hub *h, int fd, unsigned events) {
   hub_check_fork(h);
   gh_fd *r = hub_fd(h, fd);
   if (!r) return -1;
-  if (!r->registered) return fd_register(h, fd, r);
-  if (poller_modify(&h->poller, fd, GH_IN | GH_OUT, 1, fd_data(fd, r)) < 0) {
+  if (r->registered) {
+    if (poller_modify(&h->poller, fd, events, 1, fd_data(fd, r)) == 0) return 0;
     r->registered = 0;
     h->nregistered--;
-    return -1;
+    if (errno != ENOENT) return -1;
   }
+  if (poller_add(&h->poller, fd, events, 1, fd_data(fd, r)) < 0) return -1;
+  r->registered = 1;
+  h->nregistered++;
   return 0;
 }
 

@@ -47,6 +47,7 @@ typedef struct pgconn {
   int busy;                /* a thread has its turn (or recovery does) */
   int recovering;          /* interrupted query: results still to drain */
   int fresh;               /* a query was just sent: park without peeking */
+  int wide;                /* watched for output too (a flush waits) */
   gh_link waiters;         /* threads waiting for their turn */
   PGresult *res;           /* the result a running query keeps */
   PGresult *err;           /* ... or its first error */
@@ -180,7 +181,7 @@ static void push_rows(lua_State *L, PGresult *r) {
   lua_createtable(L, nrows, 1);
   int rows = lua_gettop(L);
   const char *aff = PQcmdTuples(r);
-  if (aff && *aff) {
+  if (aff && *aff && strncmp(PQcmdStatus(r), "SELECT", 6) != 0) { /* commands only */
     lua_pushinteger(L, (lua_Integer)strtoll(aff, NULL, 10));
     lua_setfield(L, rows, "affected");
   }
@@ -189,15 +190,14 @@ static void push_rows(lua_State *L, PGresult *r) {
     return;
   }
   luaL_checkstack(L, ncols + 4, "too many columns");
-  int names = lua_gettop(L) + 1;
-  Oid *types = lua_newuserdatauv(L, sizeof(Oid) * (size_t)ncols, 0);
+  Oid small[32];
+  Oid *types = ncols <= 32 ? small : lua_newuserdatauv(L, sizeof(Oid) * (size_t)ncols, 0);
   int tidx = lua_gettop(L);
   for (int j = 0; j < ncols; j++) {
     lua_pushstring(L, PQfname(r, j));
     types[j] = PQftype(r, j);
   }
   /* names are at tidx+1 .. tidx+ncols */
-  (void)names;
   for (int i = 0; i < nrows; i++) {
     lua_createtable(L, 0, ncols);
     for (int j = 0; j < ncols; j++) {
@@ -469,7 +469,11 @@ static int query_flush_k(lua_State *L, int status, lua_KContext ctx) {
 static int query_flush(lua_State *L, gh_hub *h, pgconn *c) {
   int r = PQflush(c->pg);
   if (r < 0) return query_lost(L, h, c);
-  if (r == 0) return query_read(L, h, c);
+  if (r == 0) {
+    if (c->wide) { c->wide = 0; G->fd_interest(h, c->fd, GH_IN); }
+    return query_read(L, h, c);
+  }
+  if (!c->wide) { c->wide = 1; G->fd_interest(h, c->fd, GH_IN | GH_OUT); }
   /* more to send: take in what the server says meanwhile (notices) */
   if (!PQconsumeInput(c->pg)) return query_lost(L, h, c);
   gh_thread *self = G->self(L, h, "pg");
@@ -478,8 +482,8 @@ static int query_flush(lua_State *L, gh_hub *h, pgconn *c) {
 }
 
 /* parameters 3.. as text (NULL for nil and pg.null); strings stay on the stack */
-static const char **query_params(lua_State *L, int n) {
-  const char **v = lua_newuserdatauv(L, sizeof(char *) * (size_t)(n ? n : 1), 0);
+static const char **query_params(lua_State *L, int n, const char **small, int nsmall) {
+  const char **v = n <= nsmall ? small : lua_newuserdatauv(L, sizeof(char *) * (size_t)n, 0);
   for (int i = 0; i < n; i++) {
     int a = 3 + i;
     switch (lua_type(L, a)) {
@@ -534,7 +538,8 @@ static int query_start(lua_State *L, gh_hub *h, pgconn *c) {
   if (PQstatus(c->pg) != CONNECTION_OK) return conn_fail(L, c);
   int n = lua_gettop(L) - 2;
   const char *sql = lua_tostring(L, 2);
-  const char **v = query_params(L, n);
+  const char *small[16];
+  const char **v = query_params(L, n, small, 16);
   int ok = n == 0 ? PQsendQuery(c->pg, sql)
                   : PQsendQueryParams(c->pg, sql, n, NULL, v, NULL, NULL, 0);
   if (!ok) return conn_fail(L, c);
@@ -634,6 +639,10 @@ static int connect_poll(lua_State *L, gh_hub *h, pgconn *c, PostgresPollingStatu
   if (st == PGRES_POLLING_OK) {
     conn_fd(h, c);
     if (PQsetnonblocking(c->pg, 1) != 0) goto failed;
+    /* from now on libpq's socket is waited on for input, and for output
+       only while a flush waits: no wake-up each time the server drains
+       what was sent (one loop turn per query, not two) */
+    G->fd_interest(h, c->fd, GH_IN);
     lua_settop(L, 1);
     return 1;
   }

@@ -274,6 +274,42 @@ describe("greenhub.pg", function()
     assert.matches("apt%-get install libpq%-dev", out)
   end)
 
+  it("examples/pg_http.lua: notes over HTTP in PostgreSQL, /wait through LISTEN/NOTIFY", function()
+    local http = require "greenhub.http"
+    local cpath = package.cpath:match("^([^;]*)")
+    local port = H.free_port()
+    local p = assert(gh.popen({ "lua5.4", "-e", "package.cpath='" .. cpath .. ";'..package.cpath",
+      "examples/pg_http.lua", srv.conninfo, tostring(port) }, { stdin = "null", stdout = "pipe", stderr = "pipe" }))
+    local base = "http://127.0.0.1:" .. port
+    local up
+    for _ = 1, 200 do
+      local c = gh.connect("127.0.0.1", port)
+      if c then c:close(); up = true; break end
+      gh.sleep(0.02)
+    end
+    assert(up, "pg_http did not start")
+    local r = assert(http.fetch { url = base .. "/notes", method = "POST", body = "first note" })
+    assert.equal(201, r.status)
+    local id = tonumber(r.body)
+    assert.is_number(id)
+    assert.equal("first note", http.fetch(base .. "/notes/" .. id).body)
+    assert.equal(404, http.fetch(base .. "/notes/99999").status)
+    -- a waiter gets the next note posted
+    local w = gh.spawn(function() return http.fetch(base .. "/wait") end)
+    gh.sleep(0.2)
+    assert.equal(201, http.fetch { url = base .. "/notes", method = "POST", body = "second, with 'quotes'" }.status)
+    local wr = H.bounded(10, w.wait, w)
+    assert.equal(200, wr.status); assert.equal("second, with 'quotes'", wr.body)
+    assert.matches("\tfirst note\n.*\tsecond, with 'quotes'\n", http.fetch(base .. "/notes").body)
+    assert.matches("second", http.fetch(base .. "/notes?q=quo").body)
+    assert.equal("", http.fetch(base .. "/notes?q=nothing+like+it").body)
+    assert.equal(204, http.fetch { url = base .. "/notes/" .. id, method = "DELETE" }.status)
+    assert.equal(404, http.fetch { url = base .. "/notes/" .. id, method = "DELETE" }.status)
+    p:kill("TERM")
+    assert.same({ true, "exit", 0 }, { p:wait(10) })
+    p:close()
+  end)
+
   it("gives clean errors while the server restarts, then the pool reconnects", function()
     local pool = pg.pool { conninfo = srv.conninfo, size = 4 }
     for _ = 1, 4 do assert(pool:query("select 1")) end

@@ -21,7 +21,9 @@ end
 local Server = {}
 Server.__index = Server
 
-function S.start(extra)
+-- extra: more server options ("-c name=value ..."); pin: a CPU list for
+-- the server and its backends (benchmarks)
+function S.start(extra, pin)
   local B = bindir()
   if not B then return nil, "PostgreSQL server binaries not found (apt-get install postgresql)" end
   local p = io.popen("mktemp -d /tmp/ghpg.XXXXXX")
@@ -32,7 +34,8 @@ function S.start(extra)
     sh("chown postgres: " .. dir)
     as = "runuser -u postgres -- "
   end
-  local self = setmetatable({ dir = dir, bin = B, as = as, extra = extra or "" }, Server)
+  local self = setmetatable({ dir = dir, bin = B, as = as, extra = extra or "",
+    pin = pin and ("taskset -c " .. pin .. " ") or "" }, Server)
   local ok, out = sh(as .. B .. "/initdb -D " .. dir .. "/data -A trust -U postgres --no-sync -E UTF8 --locale=C.UTF-8")
   if not ok then sh("rm -rf " .. dir); return nil, "initdb failed: " .. out end
   ok, out = self:start_again()
@@ -42,13 +45,13 @@ function S.start(extra)
 end
 
 function Server:start_again()
-  return sh(self.as .. self.bin .. "/pg_ctl -D " .. self.dir .. "/data -l " .. self.dir
+  return sh(self.pin .. self.as .. self.bin .. "/pg_ctl -D " .. self.dir .. "/data -l " .. self.dir
     .. "/log -w -t 30 start -o \"-k " .. self.dir .. " -c listen_addresses='' -c fsync=off"
     .. " -c full_page_writes=off -c max_connections=300 " .. self.extra .. "\"")
 end
 
 function Server:halt(mode)
-  return sh(self.as .. self.bin .. "/pg_ctl -D " .. self.dir .. "/data -m " .. (mode or "fast") .. " -w -t 30 stop")
+  return sh(self.pin .. self.as .. self.bin .. "/pg_ctl -D " .. self.dir .. "/data -m " .. (mode or "fast") .. " -w -t 30 stop")
 end
 
 function Server:psql(sql)
