@@ -48,6 +48,8 @@ typedef struct pgconn {
   int recovering;          /* interrupted query: results still to drain */
   int fresh;               /* a query was just sent: park without peeking */
   int wide;                /* watched for output too (a flush waits) */
+  int copy_out;            /* in COPY TO STDOUT: data to read and drop */
+  int copy_refused;        /* ... which the query's outcome reports */
   gh_link waiters;         /* threads waiting for their turn */
   PGresult *res;           /* the result a running query keeps */
   PGresult *err;           /* ... or its first error */
@@ -64,6 +66,7 @@ static pgconn *conn_check(lua_State *L) {
 }
 
 static void keep_clear(pgconn *c) {
+  c->copy_out = 0;
   if (c->res) { PQclear(c->res); c->res = NULL; }
   if (c->err) { PQclear(c->err); c->err = NULL; }
 }
@@ -213,6 +216,14 @@ static void push_rows(lua_State *L, PGresult *r) {
 
 /* the query's outcome: rows, or nil, message, sqlstate */
 static int push_outcome(lua_State *L, pgconn *c) {
+  if (c->copy_refused) {
+    c->copy_refused = 0;
+    keep_clear(c);
+    lua_pushnil(L);
+    lua_pushliteral(L, "COPY TO STDOUT is not supported by greenhub.pg");
+    lua_pushliteral(L, "0A000");
+    return 3;
+  }
   if (c->err) {
     PGresult *e = c->err;
     c->err = NULL;
@@ -235,27 +246,55 @@ static int push_outcome(lua_State *L, pgconn *c) {
   return 1;
 }
 
-/* keep what a result says for the outcome (the last rows, the first error) */
-static void keep(lua_State *L, pgconn *c, PGresult *r) {
-  (void)L;
+/* End a COPY FROM STDIN the server started: it answers with an error
+   carrying our message. Blocking for this one short message (a full
+   socket buffer here would be a server not reading at all). */
+static void refuse_copy_in(pgconn *c) {
+  PQsetnonblocking(c->pg, 0);
+  PQputCopyEnd(c->pg, "COPY FROM STDIN is not supported by greenhub.pg");
+  PQflush(c->pg);
+  PQsetnonblocking(c->pg, 1);
+}
+
+/* keep what a result says for the outcome (the last rows, the first
+   error); COPY is not spoken here: refused, its data dropped */
+static void keep(pgconn *c, PGresult *r, int discard) {
   switch (PQresultStatus(r)) {
     case PGRES_TUPLES_OK: case PGRES_COMMAND_OK: case PGRES_EMPTY_QUERY:
+      if (discard) { PQclear(r); return; }
       if (c->res) PQclear(c->res);
       c->res = r;
       return;
-    case PGRES_COPY_IN:  /* COPY is not spoken here: refuse it */
-      PQputCopyEnd(c->pg, "COPY FROM STDIN is not supported by greenhub.pg");
+    case PGRES_COPY_IN:
       PQclear(r);
+      refuse_copy_in(c);
       return;
-    case PGRES_COPY_OUT: {
-      char *buf;
-      while (PQgetCopyData(c->pg, &buf, 1) > 0) PQfreemem(buf);
+    case PGRES_COPY_OUT:
       PQclear(r);
+      c->copy_out = 1;
+      if (!discard) c->copy_refused = 1;
       return;
-    }
     default:
-      if (!c->err) c->err = r; else PQclear(r);
+      if (discard || c->err) PQclear(r); else c->err = r;
       return;
+  }
+}
+
+/* Take in what libpq has read: results (kept, or dropped when discard),
+   COPY data (dropped). 1: the last result is in; 0: more input is needed. */
+static int pump(pgconn *c, int discard) {
+  for (;;) {
+    if (c->copy_out) {
+      char *buf;
+      int n;
+      while ((n = PQgetCopyData(c->pg, &buf, 1)) > 0) PQfreemem(buf);
+      if (n == 0) return 0;
+      c->copy_out = 0; /* -1 done, -2 broken: the result says which */
+    }
+    if (PQisBusy(c->pg)) return 0;
+    PGresult *r = PQgetResult(c->pg);
+    if (!r) return 1;
+    keep(c, r, discard);
   }
 }
 
@@ -346,12 +385,7 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
 /* read and drop results until none is left, then the line moves on */
 static int drain(lua_State *L, gh_hub *h, pgconn *c, int64_t deadline) {
   for (;;) {
-    while (!PQisBusy(c->pg)) {
-      PGresult *r = PQgetResult(c->pg);
-      if (!r) return recover_end(L, h, c, PQstatus(c->pg) == CONNECTION_OK);
-      if (PQresultStatus(r) == PGRES_COPY_OUT || PQresultStatus(r) == PGRES_COPY_IN) keep(L, c, r);
-      else PQclear(r);
-    }
+    if (pump(c, 1)) return recover_end(L, h, c, PQstatus(c->pg) == CONNECTION_OK);
     if (!readable_now(c->fd)) break;
     if (!PQconsumeInput(c->pg)) return recover_end(L, h, c, 0);
   }
@@ -435,11 +469,7 @@ static int query_read_k(lua_State *L, int status, lua_KContext ctx) {
 
 static int query_read(lua_State *L, gh_hub *h, pgconn *c) {
   for (;;) {
-    while (!PQisBusy(c->pg)) {
-      PGresult *r = PQgetResult(c->pg);
-      if (!r) return query_end(L, h, c);
-      keep(L, c, r);
-    }
+    if (pump(c, 0)) return query_end(L, h, c);
     /* just sent: nothing can have come back yet, unless input (a FATAL
        notice, the server's EOF) came while the connection was idle --
        the hub's edge bits say so (cleared whenever libpq reads) */
