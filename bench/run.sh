@@ -505,11 +505,12 @@ pg_bench() {
   echo "== pg: 10,000 'SELECT \$1::int' round trips over the Unix socket (server on CPU 0, client on CPU 1; s, lower is better)"
   if [ ! -f /usr/include/postgresql/libpq-fe.h ] || [ ! -f build/greenhub/pgcore.so ]; then echo "   skipped: needs libpq-dev and postgresql"; return; fi
   cc -O2 -I/usr/include/postgresql -o $B/pg_loop bench/pg_loop.c -lpq || return
-  local dir; dir=$(lua5.4 bench/pg_server.lua start 0) || { echo "   skipped: cannot start PostgreSQL"; return; }
+  local dir; dir=$(lua5.4 bench/pg_server.lua start ${PG_CPUS:-0}) || { echo "   skipped: cannot start PostgreSQL"; return; }
   local ci="host=$dir user=postgres dbname=postgres" N=10000
   declare -A T=()
   for _ in $(seq $RUNS); do
     T[libpq_C_1]+="$(taskset -c 1 $B/pg_loop "$ci" $N)"$'\n'
+    T[libpq_C_prepared_1]+="$(taskset -c 1 $B/pg_loop "$ci" $N prepared)"$'\n'
     T[greenhub_1]+="$(taskset -c 1 lua5.4 bench/pg_bench.lua "$ci" $N 1)"$'\n'
     T[greenhub_10]+="$(taskset -c 1 lua5.4 bench/pg_bench.lua "$ci" $N 10)"$'\n'
     if have_py psycopg2; then
@@ -520,11 +521,11 @@ pg_bench() {
   done
   lua5.4 bench/pg_server.lua stop "$dir"
   declare -A M=()
-  for k in libpq_C_1 greenhub_1 greenhub_10 psycopg2_1 gevent_10 eventlet_10; do
+  for k in libpq_C_1 libpq_C_prepared_1 greenhub_1 greenhub_10 psycopg2_1 gevent_10 eventlet_10; do
     M[$k]=$(printf "%s" "${T[$k]:-}" | grep -E '^[0-9.]+$' | median)
     printf "   %-22s %8s s  (%s us per query)\n" "${k//_/ } conn" "${M[$k]}" "$(awk -v t="${M[$k]}" -v n=$N 'BEGIN { if (t+0 > 0) printf "%.1f", t / n * 1e6; else print "n/a" }')"
   done
-  echo "   greenhub 1 conn rate / libpq C loop: $(ratio ${M[libpq_C_1]} ${M[greenhub_1]}) (target >= 0.9)"
+  echo "   greenhub 1 conn rate / libpq C loop: $(ratio ${M[libpq_C_1]} ${M[greenhub_1]}) (target >= 0.9; greenhub prepares on first use, the C loop with PQexecParams does not)   / C loop on a prepared statement: $(ratio ${M[libpq_C_prepared_1]} ${M[greenhub_1]})"
   echo "   greenhub 10 conns / 1 conn: $(ratio ${M[greenhub_1]} ${M[greenhub_10]})x (target >= 3)"
   echo "   greenhub vs psycopg2 (1 conn): $(ratio ${M[psycopg2_1]:-0} ${M[greenhub_1]})x   vs gevent (10): $(ratio ${M[gevent_10]:-0} ${M[greenhub_10]})x   vs eventlet (10): $(ratio ${M[eventlet_10]:-0} ${M[greenhub_10]})x"
 }

@@ -34,6 +34,7 @@
 #define CONN_MT "greenhub.pg.connection"
 #define DRAIN_SECONDS 5.0
 #define MAX_PARAMS 65535
+#define STMT_CACHE 128     /* prepared statements kept per connection */
 
 static const gh_capi *G;
 
@@ -50,6 +51,12 @@ typedef struct pgconn {
   int wide;                /* watched for output too (a flush waits) */
   int copy_out;            /* in COPY TO STDOUT: data to read and drop */
   int copy_refused;        /* ... which the query's outcome reports */
+  int phase;               /* PH_*: what the query in flight is */
+  int nparams;             /* its parameters: stack slots 3.. */
+  int retried;             /* re-prepared once after a stale statement */
+  int ncached, cache_max;  /* statements in the cache (user value 1) */
+  unsigned stmt_seq;
+  char stmt[16];           /* the name being prepared */
   gh_link waiters;         /* threads waiting for their turn */
   PGresult *res;           /* the result a running query keeps */
   PGresult *err;           /* ... or its first error */
@@ -422,9 +429,59 @@ static int l_recover(lua_State *L) {
 
 /* ---------------------------------------------------------------- query */
 
+/*
+ * A query with parameters runs as a prepared statement, prepared on its
+ * first use on this connection and kept (sql -> name, up to cache_max,
+ * in the connection's user value): later uses send Bind/Execute only, and
+ * the server skips parsing and planning. Without parameters the simple
+ * protocol is used (several statements allowed). A cached statement gone
+ * stale (DISCARD ALL, a changed result type) is dropped and, outside a
+ * transaction, prepared again once.
+ */
+enum { PH_PLAIN, PH_PREPARE, PH_CACHED };
+
 static int query_read(lua_State *L, gh_hub *h, pgconn *c);
 
+static int query_send(lua_State *L, gh_hub *h, pgconn *c);
+
+/* sql's cached statement name pushed (or nil); the cache table stays below */
+static const char *stmt_lookup(lua_State *L) {
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return lua_tostring(L, -1);
+}
+
+static void stmt_forget(lua_State *L, pgconn *c) {
+  lua_getiuservalue(L, 1, 1);
+  lua_pushvalue(L, 2);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  c->ncached--;
+}
+
 static int query_end(lua_State *L, gh_hub *h, pgconn *c) {
+  if (c->phase == PH_PREPARE && !c->err && !c->copy_refused) {
+    lua_getiuservalue(L, 1, 1);
+    lua_pushvalue(L, 2);
+    lua_pushstring(L, c->stmt);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    c->ncached++;
+    return query_send(L, h, c); /* now run it */
+  }
+  if (c->phase == PH_CACHED && c->err && !c->retried) {
+    const char *st = PQresultErrorField(c->err, PG_DIAG_SQLSTATE);
+    if (st && (strcmp(st, "26000") == 0 || strcmp(st, "0A000") == 0)) {
+      stmt_forget(L, c);
+      if (PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
+        c->retried = 1;
+        return query_send(L, h, c);
+      }
+    }
+  }
+  c->phase = PH_PLAIN;
   turn_release(h, c);
   return push_outcome(L, c);
 }
@@ -481,7 +538,7 @@ static int query_read(lua_State *L, gh_hub *h, pgconn *c) {
     if (!PQconsumeInput(c->pg)) return query_lost(L, h, c);
   }
   gh_thread *self = G->self(L, h, "pg");
-  lua_settop(L, 1);
+  lua_settop(L, 2 + c->nparams); /* the query and its parameters stay */
   return G->wait_fd(L, h, self, c->fd, FD_R, -1, 0, query_read_k);
 }
 
@@ -507,7 +564,7 @@ static int query_flush(lua_State *L, gh_hub *h, pgconn *c) {
   /* more to send: take in what the server says meanwhile (notices) */
   if (!PQconsumeInput(c->pg)) return query_lost(L, h, c);
   gh_thread *self = G->self(L, h, "pg");
-  lua_settop(L, 1);
+  lua_settop(L, 2 + c->nparams);
   return G->wait_fd(L, h, self, c->fd, FD_W, -1, 0, query_flush_k);
 }
 
@@ -567,15 +624,45 @@ static int query_start(lua_State *L, gh_hub *h, pgconn *c) {
   if (c->busy) return turn_wait(L, h, c, -1, 0, query_turn_k);
   if (PQstatus(c->pg) != CONNECTION_OK) return conn_fail(L, c);
   int n = lua_gettop(L) - 2;
+  const char *small[16];
+  query_params(L, n, small, 16); /* raises on a bad one: nothing done yet */
+  c->busy = 1;
+  c->nparams = n;
+  c->retried = 0;
+  return query_send(L, h, c);
+}
+
+/* send the query (or its preparation, or its prepared execution) */
+static int query_send(lua_State *L, gh_hub *h, pgconn *c) {
+  int n = c->nparams, ok, top = lua_gettop(L);
   const char *sql = lua_tostring(L, 2);
   const char *small[16];
-  const char **v = query_params(L, n, small, 16);
-  int ok = n == 0 ? PQsendQuery(c->pg, sql)
-                  : PQsendQueryParams(c->pg, sql, n, NULL, v, NULL, NULL, 0);
-  if (!ok) return conn_fail(L, c);
-  c->busy = 1;
-  c->fresh = 1;
   keep_clear(c);
+  if (n == 0) {
+    c->phase = PH_PLAIN;
+    ok = PQsendQuery(c->pg, sql);
+  } else {
+    const char **v = query_params(L, n, small, 16);
+    const char *name = c->cache_max > 0 ? stmt_lookup(L) : NULL;
+    if (name) {
+      c->phase = PH_CACHED;
+      ok = PQsendQueryPrepared(c->pg, name, n, v, NULL, NULL, 0);
+    } else if (c->phase != PH_PREPARE && c->ncached < c->cache_max) {
+      c->phase = PH_PREPARE;
+      snprintf(c->stmt, sizeof c->stmt, "gh%u", ++c->stmt_seq);
+      ok = PQsendPrepare(c->pg, c->stmt, sql, 0, NULL);
+    } else {
+      c->phase = PH_PLAIN;
+      ok = PQsendQueryParams(c->pg, sql, n, NULL, v, NULL, NULL, 0);
+    }
+  }
+  lua_settop(L, top);
+  if (!ok) {
+    c->phase = PH_PLAIN;
+    turn_release(h, c);
+    return conn_fail(L, c);
+  }
+  c->fresh = 1;
   return query_flush(L, h, c);
 }
 
@@ -713,9 +800,12 @@ static int l_connect(lua_State *L) {
   }
   keys[n] = vals[n] = NULL;
   G->self(L, h, "pg.connect"); /* may it block here? (raises if not) */
-  pgconn *c = lua_newuserdatauv(L, sizeof *c, 0);
+  pgconn *c = lua_newuserdatauv(L, sizeof *c, 1);
   memset(c, 0, sizeof *c);
   c->fd = -1;
+  c->cache_max = STMT_CACHE;
+  lua_newtable(L); /* sql -> prepared statement name */
+  lua_setiuservalue(L, -2, 1);
   link_init(&c->waiters);
   luaL_setmetatable(L, CONN_MT);
   c->pg = PQconnectStartParams(keys, vals, 0); /* copies them */
@@ -805,6 +895,20 @@ static int escape(lua_State *L, int ident) {
 static int l_escape_literal(lua_State *L) { return escape(L, 0); }
 static int l_escape_identifier(lua_State *L) { return escape(L, 1); }
 
+/* c:statement_cache([n]) -> the limit before; n = 0 stops preparing
+   (poolers in transaction mode cannot keep prepared statements) */
+static int l_statement_cache(lua_State *L) {
+  pgconn *c = conn_check(L);
+  int before = c->cache_max;
+  if (!lua_isnoneornil(L, 2)) {
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 0 && n <= 100000, 2, "must be 0..100000");
+    c->cache_max = (int)n;
+  }
+  lua_pushinteger(L, before);
+  return 1;
+}
+
 static int l_fd(lua_State *L) {
   pgconn *c = conn_check(L);
   lua_pushinteger(L, c->pg ? c->fd : -1);
@@ -840,6 +944,7 @@ static const luaL_Reg conn_methods[] = {
   {"status", l_status}, {"escape_literal", l_escape_literal},
   {"escape_identifier", l_escape_identifier}, {"getfd", l_fd},
   {"backend_pid", l_backend_pid}, {"_recover", l_recover},
+  {"statement_cache", l_statement_cache},
   {NULL, NULL}
 };
 

@@ -118,6 +118,47 @@ describe("greenhub.pg", function()
     assert.equal(10000000, #v)
   end)
 
+  it("prepares a query with parameters once per connection and recovers stale statements", function()
+    local c = assert(pg.connect(srv.conninfo, 10))
+    local function nprep() return c:query("select count(*) as n from pg_prepared_statements")[1].n end
+    assert.equal(0, nprep())
+    for i = 1, 5 do assert.equal(i, c:query("select $1::int as v", i)[1].v) end
+    assert.equal(1, nprep())
+    assert.equal("x", c:query("select $1::text as v", "x")[1].v)
+    assert.equal(2, nprep())
+    -- DISCARD ALL drops them on the server: the next use prepares again
+    assert(c:query("discard all"))
+    assert.equal(0, nprep())
+    assert.equal(7, c:query("select $1::int as v", 7)[1].v)
+    assert.equal(1, nprep())
+    -- a changed result type: outside a transaction it is prepared again at once
+    assert(c:query("create table shape (a int)"))
+    assert(c:query("insert into shape values (1)"))
+    assert.equal(1, c:query("select * from shape where a = $1", 1)[1].a)
+    assert(c:query("alter table shape add column b text default 'new'"))
+    local r = c:query("select * from shape where a = $1", 1)
+    assert.equal("new", r[1].b)
+    -- inside a transaction the error is the caller's (the transaction is aborted)
+    assert(c:query("alter table shape add column c int default 3"))
+    assert(c:query("begin"))
+    local r2, _, st = c:query("select * from shape where a = $1", 1)
+    assert.is_nil(r2); assert.equal("0A000", st)
+    assert(c:query("rollback"))
+    assert.equal(3, c:query("select * from shape where a = $1", 1)[1].c)
+    -- a syntax error is not cached; statement_cache(0) stops preparing
+    assert.equal("42601", select(3, c:query("selec $1::int", 1)))
+    assert.equal(128, c:statement_cache(0))
+    local before = nprep()
+    assert.equal(9, c:query("select $1::int + 0 as v", 9)[1].v)
+    assert.equal(before, nprep())
+    assert.has_error(function() c:statement_cache(-1) end)
+    -- past the limit queries still run, unprepared
+    c:statement_cache(3)
+    for i = 1, 10 do assert.equal(i, c:query("select $1::int + " .. i .. " - " .. i .. " as v", i)[1].v) end
+    assert.is_true(nprep() <= before + 3)
+    c:close()
+  end)
+
   it("raises on arguments it cannot send", function()
     assert.has_error(function() db:query("select $1", {}) end, "bad argument #2 to 'query' (cannot send a table as a parameter)")
     assert.has_error(function() db:query("select $1", print) end)

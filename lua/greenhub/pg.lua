@@ -93,7 +93,7 @@ end
 local Pool = {}
 Pool.__index = Pool
 
---- pool{conninfo = ..., size = 10 [, timeout = s]} : connections made on
+--- pool{conninfo = ..., size = 10 [, timeout = s] [, statement_cache = n]} : connections made on
 -- demand, at most size at once; queries borrow one each.
 function M.pool(opts)
   if type(opts) ~= "table" then error("greenhub.pg.pool: expects a table of options", 2) end
@@ -104,7 +104,7 @@ function M.pool(opts)
   local size = opts.size or 10
   if math.type(size) ~= "integer" or size < 1 then error("greenhub.pg.pool: size must be a positive integer", 2) end
   return setmetatable({
-    conninfo = conninfo, size = size, timeout = opts.timeout,
+    conninfo = conninfo, size = size, timeout = opts.timeout, statement_cache = opts.statement_cache,
     sem = gh.semaphore(size), idle = {}, closed = false,
   }, Pool)
 end
@@ -127,6 +127,7 @@ function Pool:acquire(timeout)
     self.sem:release()
     return nil, cerr, "08001"
   end
+  if self.statement_cache then db:statement_cache(self.statement_cache) end
   return db
 end
 
