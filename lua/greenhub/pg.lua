@@ -22,24 +22,45 @@ local function is_numeric(h)
   return h:match("^%d+%.%d+%.%d+%.%d+$") or h:find(":", 1, true)
 end
 
--- every host name to an address (libpq would ask getaddrinfo on the hub's
--- thread): host stays (TLS, GSS), hostaddr gets the addresses
+local function split(v)
+  local out = {}
+  for x in (v .. ","):gmatch("([^,]*),") do out[#out + 1] = x end
+  return out
+end
+
+-- every host name to its addresses (libpq would ask getaddrinfo on the
+-- hub's thread): a name with several addresses becomes as many entries of
+-- host (kept for TLS and GSS) with hostaddr set, tried in order by libpq
+-- as it would have; a per-host port list is stretched to match
 local function resolve_hosts(opts, timeout)
   if not opts.host or opts.hostaddr then return true end
-  local addrs, any = {}, false
-  for h in (opts.host .. ","):gmatch("([^,]*),") do
+  local hosts, ports = split(opts.host), opts.port and split(opts.port)
+  if ports and #ports ~= #hosts then ports = nil end -- one port for all (or libpq's error)
+  local H, A, P, any = {}, {}, {}, false
+  for i, h in ipairs(hosts) do
+    local addrs
     if h == "" or h:sub(1, 1) == "/" or h:sub(1, 1) == "@" or is_numeric(h) then
-      addrs[#addrs + 1] = ""
+      addrs = { "" }
     else
       local list, err = gh.getaddrinfo(h, "any", timeout)
       if not list or not list[1] then
         return nil, ("could not translate host name \"%s\" to address: %s"):format(h, err or "host not found")
       end
-      addrs[#addrs + 1] = list[1].addr
-      any = true
+      addrs, any = {}, true
+      local seen = {}
+      for _, a in ipairs(list) do
+        if not seen[a.addr] then seen[a.addr] = true; addrs[#addrs + 1] = a.addr end
+      end
+    end
+    for _, a in ipairs(addrs) do
+      H[#H + 1], A[#A + 1] = h, a
+      if ports then P[#P + 1] = ports[i] end
     end
   end
-  if any then opts.hostaddr = table.concat(addrs, ",") end
+  if any then
+    opts.host, opts.hostaddr = table.concat(H, ","), table.concat(A, ",")
+    if ports then opts.port = table.concat(P, ",") end
+  end
   return true
 end
 
