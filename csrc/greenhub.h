@@ -135,10 +135,37 @@ typedef struct gh_thread {
   uint8_t granted;         /* woken by a hand-over (semaphore unit, queue
                               item); an interrupted waiter passes it on */
   uint8_t waitcode;        /* WC_*: what it waits on, for gh.threads() */
+  uint8_t scope_hit;       /* its wait's deadline is its scope's: a
+                              WK_TIMEOUT then is the scope's (sleep raises) */
+  struct gh_scope *scope;  /* the innermost gh.scope it runs in, or NULL */
   lua_Hook uhook;          /* a user's hook saved while greenhub's own
                               interrupt hook is set (bare yields) */
   int umask, ucount;
 } gh_thread;
+
+/*
+ * A gh.scope (scope.c): a deadline and a cancelled flag, checked where a
+ * thread parks (hub_park): the sooner of the wait's own deadline and
+ * every enclosing scope's becomes the wait's one timer, so a scope costs
+ * no timer of its own. Past its deadline or cancelled, every wait in it
+ * times out at once (sticky). Lives in a userdata the Lua side keeps
+ * alive while a thread points at it.
+ */
+typedef struct gh_scope {
+  struct gh_scope *parent;
+  int64_t deadline;        /* -1: none of its own */
+  int cancelled;
+} gh_scope;
+
+/* The deadline a scope chain imposes: -1 none, 0 when cancelled. */
+static inline int64_t scope_deadline(const gh_scope *sc) {
+  int64_t d = -1;
+  for (; sc; sc = sc->parent) {
+    if (sc->cancelled) return 0;
+    if (sc->deadline >= 0 && (d < 0 || sc->deadline < d)) d = sc->deadline;
+  }
+  return d;
+}
 
 /* what a parked thread waits on (diagnostics only) */
 enum { WC_NONE, WC_SLEEP, WC_READ, WC_WRITE, WC_EVENT, WC_SEM, WC_QGET,
@@ -378,6 +405,11 @@ void thread_open(lua_State *L, int mod, int hub);
 
 /* timeout.c */
 void timeout_open(lua_State *L, int mod, int hub);
+
+/* scope.c (gh.scope's C part, gh.testing's virtual clock) */
+void scope_open(lua_State *L, int mod, int hub);
+void scope_close(gh_hub *h);
+extern int64_t hub_vclock;       /* virtual time in ns, -1: the real clock */
 
 /* ---------------------------------------------------------------- C API */
 

@@ -25,14 +25,19 @@ static inline uint64_t fd_data(int fd, const gh_fd *r) {
   return (uint64_t)(uint32_t)fd | ((uint64_t)r->gen << 32);
 }
 
+/* gh.testing.virtual_clock: while >= 0, the time every part sees */
+int64_t hub_vclock = -1;
+
 int64_t hub_clock(void) {
   struct timespec ts;
+  if (hub_vclock >= 0) return hub_vclock;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int64_t hub_clock_coarse(void) {
   struct timespec ts;
+  if (hub_vclock >= 0) return hub_vclock;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
@@ -326,6 +331,13 @@ int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
              lua_KContext ctx, lua_KFunction k) {
   /* a thread about to block: coalesced output goes out now */
   if (!link_empty(&h->flushq)) h->flush_all(h);
+  /* an enclosing scope's deadline, when sooner, is this wait's (past or
+     cancelled: it times out on the next turn) */
+  self->scope_hit = 0;
+  if (self->scope) {
+    int64_t sd = scope_deadline(self->scope);
+    if (sd >= 0 && (deadline < 0 || sd < deadline)) { deadline = sd; self->scope_hit = 1; }
+  }
   if (self->where == TW_NONE) self->where = deadline < 0 ? TW_FOREVER : TW_SLEEP;
   if (deadline >= 0) timer_start(&h->timers, &self->timer, deadline);
   self->wake = WK_OK;
@@ -633,6 +645,16 @@ int hub_turn(lua_State *L, gh_hub *h, int may_block) {
     }
   }
   int waiters = h->nfdwait || h->nrefs;
+  if (hub_vclock >= 0 && timeout != 0 && (tm = timer_peek(&h->timers))) {
+    /* virtual time, nothing to run: what fds have ready comes first
+       (outside events get a moment of real time), then time jumps to the
+       next timer ("autojump") */
+    int n = poller_wait(&h->poller, ev, POLL_BATCH, waiters ? 2 : 0);
+    if (n > 0) poll_dispatch(h, ev, n);
+    else if (n == 0 && tm->deadline > hub_vclock) hub_vclock = tm->deadline;
+    h->in_loop = 0;
+    return 0;
+  }
   int idle = 0;
   if (timeout < 0 && !waiters) {
     idle = 1;

@@ -18,7 +18,7 @@ static const struct {
   void (*open)(lua_State *L, int mod, int hub);
   void (*close)(gh_hub *h);
 } parts[] = {
-  {thread_open, NULL}, {timeout_open, NULL}, {socket_open, NULL}, {sync_open, NULL},
+  {thread_open, NULL}, {timeout_open, NULL}, {scope_open, scope_close}, {socket_open, NULL}, {sync_open, NULL},
   {diag_open, diag_close}, {proc_open, proc_close}, {websocket_open, NULL}, {fs_open, NULL}, {tpool_open, NULL}, {NULL, resolver_close},
 };
 #define NPARTS (sizeof parts / sizeof parts[0])

@@ -321,7 +321,7 @@ static int turn_wait(lua_State *L, gh_hub *h, pgconn *c, int64_t deadline,
 /* After a wait in line: pass a wake-up on if interrupted; 1 if our turn. */
 static int turn_woken(lua_State *L, gh_hub *h, pgconn *c) {
   gh_thread *self = hub_me(L, h);
-  if (self->wake == WK_INTR) {
+  if (self->wake == WK_INTR || self->wake == WK_TIMEOUT) {
     if (!c->busy && !link_empty(&c->waiters))
       G->wake(h, container_of(c->waiters.next, gh_thread, link), WK_OK);
     G->check_intr(L, h, self);
@@ -492,10 +492,12 @@ static int query_lost(lua_State *L, gh_hub *h, pgconn *c) {
   return conn_fail(L, c);
 }
 
-/* woken in a query's read or flush phase */
+/* woken in a query's read or flush phase; interrupted (kill, with_timeout)
+   or timed out (its gh.scope's deadline: these waits have none of their
+   own), the query is cancelled on the server, or the connection closed */
 static int query_woken(lua_State *L, gh_hub *h, pgconn *c, int sending) {
   gh_thread *self = hub_me(L, h);
-  if (self->wake == WK_INTR) {
+  if (self->wake == WK_INTR || self->wake == WK_TIMEOUT) {
     if (c->pg && !sending) {
       start_recovery(L, c); /* the turn goes with it */
     } else {
@@ -504,6 +506,7 @@ static int query_woken(lua_State *L, gh_hub *h, pgconn *c, int sending) {
       turn_release(h, c);
     }
     G->check_intr(L, h, self);
+    return G->fail(L, "timeout");
   }
   if (!c->pg || self->wake == WK_CLOSED) {
     keep_clear(c);
@@ -615,7 +618,7 @@ static int query_turn_k(lua_State *L, int status, lua_KContext ctx) {
   gh_hub *h = HUB(L);
   pgconn *c = lua_touserdata(L, 1);
   (void)status; (void)ctx;
-  turn_woken(L, h, c);
+  if (!turn_woken(L, h, c)) return G->fail(L, "timeout"); /* its gh.scope's deadline */
   return query_start(L, h, c);
 }
 

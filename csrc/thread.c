@@ -372,10 +372,20 @@ static int l_spawn_after(lua_State *L) {
   return 1;
 }
 
+/* a wait that returns nothing cut short by its scope: raise "timeout" */
+static void scope_raise(lua_State *L, gh_thread *self) {
+  if (self->wake == WK_TIMEOUT && self->scope_hit) {
+    lua_pushliteral(L, "timeout");
+    lua_error(L);
+  }
+}
+
 static int sleep_k(lua_State *L, int status, lua_KContext ctx) {
   gh_hub *h = HUB(L);
+  gh_thread *self = hub_me(L, h);
   (void)status; (void)ctx;
-  hub_check_intr(L, h, hub_me(L, h));
+  hub_check_intr(L, h, self);
+  scope_raise(L, self);
   return 0;
 }
 
@@ -448,8 +458,10 @@ static int wait_result(lua_State *L, gh_thread *t) {
 
 static int wait_k(lua_State *L, int status, lua_KContext ctx) {
   gh_hub *h = HUB(L);
+  gh_thread *self = hub_me(L, h);
   (void)status; (void)ctx;
-  hub_check_intr(L, h, hub_me(L, h));
+  hub_check_intr(L, h, self);
+  scope_raise(L, self);
   return wait_result(L, thread_check(L, 1));
 }
 

@@ -38,6 +38,15 @@ function M.with_timeout(s, f, ...)
   return finish(tok, pcall(f, ...))
 end
 
+-- Structured concurrency, virtual time ------------------------------------
+
+local scope = require "greenhub.scope"
+--- scope([timeout] | {timeout =, deadline =}) -> sc: deadlines and
+-- cancellation for the calling thread and sc:spawn's children
+M.scope = scope.scope
+--- testing.virtual_clock() -> vc (advance, close): timers on virtual time
+M.testing = { virtual_clock = scope.virtual_clock }
+
 -- Coordination --------------------------------------------------------------
 
 --- lock(): a semaphore of one; releasing it while unheld raises

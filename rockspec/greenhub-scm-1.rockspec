@@ -44,6 +44,7 @@ build = {
         "csrc/wsframe.c",
         "csrc/fs.c",
         "csrc/tpool.c",
+        "csrc/scope.c",
       },
       libraries = { "pthread", "m", "dl" },
       defines = {},

@@ -259,6 +259,7 @@ describe("greenhub.pg", function()
     -- killed while connecting to a server that never answers: no fd left behind
     local l = assert(gh.listen("127.0.0.1", 0))
     local _, port = l:getsockname()
+    collectgarbage(); collectgarbage()
     local fds = open_fds()
     local k = gh.spawn(function() return pg.connect("host=127.0.0.1 port=" .. port, 10) end)
     gh.sleep(0.05)
