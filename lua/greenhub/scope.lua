@@ -124,12 +124,18 @@ function Scope:wait()
     self.waiter = self.waiter or core.event()
     self.waiter:wait() -- in the scope: its deadline and cancel cut it short
   end
+  -- children whose calls just failed with the deadline are runnable: let
+  -- them end (and say what they got) before the owner goes on
+  for _ = 1, 3 do
+    if self.n == 0 or self.failed or self.cancelled then break end
+    core.sleep(0)
+  end
   if self.failed and not self.raised then
     self.raised = true
     error(self.err, 0)
   end
   if self.cancelled then return nil, "cancelled" end
-  if self.n > 0 then return nil, "timeout" end
+  if self.n > 0 or core._scope_expired(self.c) then return nil, "timeout" end
   return true
 end
 
