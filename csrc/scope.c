@@ -30,14 +30,16 @@ static gh_thread *thread_or_main(lua_State *L, gh_hub *h, int arg) {
   return lua_isnoneornil(L, arg) ? &h->main : thread_check(L, arg);
 }
 
-/* _scope_new(parent, deadline_seconds) -> a scope (its parent kept alive) */
+/* _scope_new(parent, deadline_seconds [, deadline_ns]) -> a scope (its
+   parent kept alive); deadline_ns: exact (with_timeout's token's) */
 static int l_scope_new(lua_State *L) {
   gh_scope *parent = scope_opt(L, 1);
   double d = lua_isnoneornil(L, 2) ? -1 : gh_checkseconds(L, 2, "deadline");
+  lua_Integer ns = luaL_optinteger(L, 3, -1);
   gh_scope *sc = lua_newuserdatauv(L, sizeof *sc, 1);
   sc->parent = parent;
   sc->cancelled = 0;
-  sc->deadline = d < 0 ? -1 : d >= 9.0e9 ? INT64_MAX : (int64_t)ceil(d * 1e9);
+  sc->deadline = ns >= 0 ? (int64_t)ns : d < 0 ? -1 : d >= 9.0e9 ? INT64_MAX : (int64_t)ceil(d * 1e9);
   luaL_setmetatable(L, SCOPE_MT);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);

@@ -39,7 +39,7 @@ static void timeout_fire(gh_hub *h, gh_timer *tm) {
   hub_interrupt(h, L, t);
 }
 
-/* timeout_start(seconds) -> token, armed on the calling thread */
+/* timeout_start(seconds) -> token, deadline_ns: armed on the calling thread */
 static int l_timeout_start(lua_State *L) {
   gh_hub *h = HUB(L);
   double s = gh_checkseconds(L, 1, "seconds");
@@ -63,7 +63,9 @@ static int l_timeout_start(lua_State *L) {
     to->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     timer_start(&h->timers, &to->timer, hub_after(s));
   }
-  return 1;
+  /* its deadline in ns, for the scope with_timeout opens with it */
+  lua_pushinteger(L, s != HUGE_VAL ? (lua_Integer)to->timer.deadline : -1);
+  return 2;
 }
 
 static int l_timeout_cancel(lua_State *L) {

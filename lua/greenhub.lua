@@ -15,17 +15,25 @@ end
 
 local timeout_start, timeout_cancel = core.timeout_start, core.timeout_cancel
 
-local function finish(tok, ok, ...)
+local scope = require "greenhub.scope"
+local scope_enter, scope_leave = scope._enter, scope._leave
+
+local function finish(tok, sc, ok, ...)
   timeout_cancel(tok)
+  local expired = scope_leave(sc)
   if ok then return ... end
   local err = ...
   if err == tok then return nil, "timeout" end
+  -- a later call, failing at once after f swallowed the timeout (sticky)
+  if err == "timeout" and expired then return nil, "timeout" end
   error(err, 0)
 end
 
 --- Run f(...) in the calling thread; if it has not returned after s
 -- seconds it is interrupted at its blocking point and this returns
--- nil, "timeout". Other errors pass through unchanged.
+-- nil, "timeout". Other errors pass through unchanged. It is a scope with
+-- that deadline too: once it passed, f's blocking calls fail at once, so
+-- a pcall that swallowed the interrupt cannot make f hang.
 -- nil, a negative number or math.huge: no limit (f just runs).
 function M.with_timeout(s, f, ...)
   if s == nil then return f(...) end
@@ -34,13 +42,12 @@ function M.with_timeout(s, f, ...)
   end
   if s ~= s then error("bad argument #1 to 'with_timeout' (seconds is NaN)", 2) end
   if s < 0 or s == math.huge then return f(...) end
-  local tok = timeout_start(s)
-  return finish(tok, pcall(f, ...))
+  local tok, ns = timeout_start(s)
+  return finish(tok, scope_enter(ns), pcall(f, ...))
 end
 
 -- Structured concurrency, virtual time ------------------------------------
 
-local scope = require "greenhub.scope"
 --- scope([timeout] | {timeout =, deadline =}) -> sc: deadlines and
 -- cancellation for the calling thread and sc:spawn's children
 M.scope = scope.scope

@@ -66,6 +66,31 @@ describe("gh.scope", function()
     assert.is_true(dt < H.scale(0.3), "took " .. dt)
   end)
 
+  it("with_timeout is a scope too: after a swallowed interrupt, f's calls fail at once", function()
+    local dt, r, e = elapsed(gh.with_timeout, 0.05, function()
+      pcall(gh.sleep, 1)    -- the interrupt, swallowed
+      gh.sleep(5)           -- fails at once: "timeout" raised
+      return "never"
+    end)
+    assert.same({ nil, "timeout" }, { r, e })
+    assert.is_true(dt < H.scale(0.3), "took " .. dt)
+    local dt2, r2, e2 = elapsed(gh.with_timeout, 0.05, function()
+      pcall(gh.sleep, 1)
+      return gh.event():wait(10) -- nil, "timeout" at once: f's own results
+    end)
+    assert.same({ nil, "timeout" }, { r2, e2 })
+    assert.is_true(dt2 < H.scale(0.3))
+    -- nested both ways, results and errors unchanged
+    assert.same({ nil, "timeout" }, { gh.with_timeout(0.2, function() return gh.with_timeout(0.05, gh.sleep, 1) end) })
+    assert.same({ nil, "timeout" }, { gh.with_timeout(0.05, function() return gh.with_timeout(0.2, gh.sleep, 1) end) })
+    assert.same({ 1, 2 }, { gh.with_timeout(1, function() return 1, 2 end) })
+    assert.has_error(function() gh.with_timeout(1, error, "mine") end, "mine")
+    -- inside a scope, with_timeout's deadline and the scope's both apply
+    local sc <close> = gh.scope(0.05)
+    local dt3 = elapsed(gh.with_timeout, 10, pcall, gh.sleep, 5)
+    assert.is_true(dt3 < H.scale(0.3))
+  end)
+
   it("children blocked in DNS, connect, TLS handshake and receive all return by the deadline", function()
     core._resolver_delay("slow.scope.test", 2) -- a worker takes 2 s, then "not found"
     local l, port, fillers = full_listener()

@@ -178,6 +178,42 @@ function Scope:__tostring()
     self.cancelled and ", cancelled" or "", self)
 end
 
+-- with_timeout's scope: the deadline of its token, exactly (the token,
+-- armed first, fires first: f is interrupted as before; the scope makes
+-- what f does after swallowing that fail at once)
+function M._enter(deadline_ns)
+  local who = me()
+  local parent = current[who]
+  local sc = setmetatable({
+    c = core._scope_new(parent and parent.c, nil, deadline_ns), parent = parent, owner = who,
+    children = {}, n = 0, subs = setmetatable({}, { __mode = "k" }),
+    closed = false, failed = false, cancelled = false, raised = false,
+  }, Scope)
+  if parent then parent.subs[sc] = true end
+  core._scope_enter(sc.c)
+  current[who] = sc
+  return sc
+end
+
+function M._leave(sc)
+  if sc.closed then return end
+  sc.closed = true
+  local who = sc.owner
+  -- inner scopes left open by an error unwinding past them go too
+  while current[who] and current[who] ~= sc do
+    local inner = current[who]
+    inner.closed = true
+    core._scope_leave(inner.c)
+    current[who] = inner.parent
+  end
+  if current[who] == sc then
+    core._scope_leave(sc.c)
+    current[who] = sc.parent
+  end
+  if sc.parent then sc.parent.subs[sc] = nil end
+  return core._scope_expired(sc.c)
+end
+
 -- ---------------------------------------------------------------- testing
 
 local VC = {}
