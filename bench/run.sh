@@ -2,7 +2,7 @@
 # make bench: greenhub next to its peers, measured side by side in one run,
 # reported as ratios. Server pinned to CPU 0, load generator to CPU 1;
 # every figure is the median of $RUNS runs.
-#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|ws|prefork|fs|static|pg|all]
+#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|ws|prefork|fs|static|pg|scope|all]
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -530,9 +530,40 @@ pg_bench() {
   echo "   greenhub vs psycopg2 (1 conn): $(ratio ${M[psycopg2_1]:-0} ${M[greenhub_1]})x   vs gevent (10): $(ratio ${M[gevent_10]:-0} ${M[greenhub_10]})x   vs eventlet (10): $(ratio ${M[eventlet_10]:-0} ${M[greenhub_10]})x"
 }
 
+# ---------------------------------------------------------------- scope
+scope_bench() {
+  echo "== gh.scope: a blocking call inside two scopes vs outside any (median of $RUNS, interleaved; target <= 1.05)"
+  local sp="" ss=""
+  for _ in $(seq $RUNS); do
+    sp+="$(taskset -c 0 lua5.4 bench/scope.lua switch plain)"$'\n'
+    ss+="$(taskset -c 0 lua5.4 bench/scope.lua switch scope)"$'\n'
+  done
+  local mp ms
+  mp=$(printf "%s" "$sp" | grep -E '^[0-9.]+$' | median); ms=$(printf "%s" "$ss" | grep -E '^[0-9.]+$' | median)
+  echo "   switch (queue ping-pong, every switch parks): plain $mp ns, in scope $ms ns: $(ratio "$ms" "$mp")"
+  declare -A RT=() CPU=()
+  for _ in $(seq $RUNS); do
+    for m in plain scope; do
+      taskset -c 0 lua5.4 bench/scope.lua echo $m $PORT & SPID=$!
+      for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+      local c0; c0=$(cpu_ticks $SPID)
+      local r; r=$(taskset -c 1 $B/echo_client $PORT 100 $DUR)
+      local c1; c1=$(cpu_ticks $SPID)
+      stop_server
+      RT[$m]+="$r"$'\n'
+      CPU[$m]+="$(awk -v a=$c0 -v b=$c1 -v r=$r -v d=$DUR -v hz=$(getconf CLK_TCK) 'BEGIN { if (r > 0) printf "%.2f", (b - a) / hz * 1e6 / (r * d) }')"$'\n'
+    done
+  done
+  local rp rs cp cs
+  rp=$(printf "%s" "${RT[plain]}" | grep -E '^[0-9.]+$' | median); rs=$(printf "%s" "${RT[scope]}" | grep -E '^[0-9.]+$' | median)
+  cp=$(printf "%s" "${CPU[plain]}" | grep -E '^[0-9.]+$' | median); cs=$(printf "%s" "${CPU[scope]}" | grep -E '^[0-9.]+$' | median)
+  echo "   echo (100 connections, 64 B): plain $rp trips/s at $cp us/trip, in scope $rs trips/s at $cs us/trip: CPU $(ratio "$cs" "$cp"), rate $(ratio "$rs" "$rp")"
+}
+
 case $what in
   core) core ;;
   pg) pg_bench ;;
+  scope) scope_bench ;;
   static) static_bench ;;
   fs) fs_bench ;;
   prefork) prefork_bench ;;
@@ -544,5 +575,5 @@ case $what in
   tls) tls_bench ;;
   resp) resp ;;
   httpmod) httpmod ;;
-  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod; ws_bench; prefork_bench; fs_bench; static_bench; pg_bench ;;
+  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod; ws_bench; prefork_bench; fs_bench; static_bench; pg_bench; scope_bench ;;
 esac
