@@ -244,6 +244,44 @@ describe("gh.scope", function()
     assert.has_error(function() closed:spawn(print) end)
   end)
 
+  it("the guide's patterns: fan-out with a deadline, the first connection wins", function()
+    -- fan-out: two answer in time, one is late and killed
+    local function fetch_all(delays, budget)
+      local results = {}
+      local sc <close> = gh.scope(budget)
+      for i, d in ipairs(delays) do
+        sc:spawn(function() gh.sleep(d); results[i] = "r" .. i end)
+      end
+      local ok, err = sc:wait()
+      return results, ok, err
+    end
+    local dt, results, ok, err = elapsed(fetch_all, { 0.01, 0.02, 5 }, 0.2)
+    assert.same({ "r1", "r2" }, results)
+    assert.same({ nil, "timeout" }, { ok, err })
+    assert.is_true(dt < H.scale(0.6))
+    -- happy eyeballs: the first connection cancels the staggered others
+    local l = assert(gh.listen("127.0.0.1", 0))
+    local _, port = l:getsockname()
+    local function connect_first(addrs, p, budget)
+      local winner
+      local sc <close> = gh.scope(budget)
+      for i, ip in ipairs(addrs) do
+        sc:spawn(function()
+          gh.sleep((i - 1) * 0.25)
+          local c = gh.connect(ip, p)
+          if c and not winner then winner = c; sc:cancel()
+          elseif c then c:close() end
+        end)
+      end
+      local r, e = sc:wait()
+      return winner, r, e
+    end
+    local dt2, c, r, e = elapsed(connect_first, { "127.0.0.1", "127.0.0.1", "127.0.0.1" }, port, 5)
+    assert.is_truthy(c); assert.same({ nil, "cancelled" }, { r, e })
+    assert.is_true(dt2 < H.scale(0.2), "took " .. dt2)
+    c:close(); l:close()
+  end)
+
   it("bounds a PostgreSQL query and cancels it on the server", function()
     local S = require "helpers.pg_server"
     local pg = require "greenhub.pg"
@@ -299,6 +337,25 @@ describe("gh.testing.virtual_clock", function()
     assert.same({ 0.5, 60, 600, 1800, 3599 }, order)
     assert.is_true(os.clock() - cpu0 < 1)
     assert.is_true(os.time() - real0 <= 2)
+  end)
+
+  it("the guide's retry with back-off runs on virtual time", function()
+    local function with_retries(f, tries)
+      local backoff = 0.5
+      for _ = 1, tries do
+        local r = f()
+        if r then return r end
+        gh.sleep(backoff)
+        backoff = math.min(backoff * 2, 60)
+      end
+      return nil, "gave up"
+    end
+    local vc <close> = gh.testing.virtual_clock()
+    local t0, calls = gh.clock(), {}
+    local r, err = with_retries(function() calls[#calls + 1] = gh.clock() - t0 end, 5)
+    assert.is_nil(r); assert.equal("gave up", err)
+    for i, want in ipairs({ 0, 0.5, 1.5, 3.5, 7.5 }) do near(want, calls[i]) end
+    near(15.5, gh.clock() - t0)
   end)
 
   it("advance fires due timers in order, each at its own instant", function()
