@@ -138,36 +138,47 @@ typedef struct gh_thread {
   uint8_t scope_hit;       /* its wait's deadline is its scope's: a
                               WK_TIMEOUT then is the scope's (sleep raises) */
   struct gh_scope *scope;  /* the innermost gh.scope it runs in, or NULL */
+  gh_link scope_link;      /* in a scope's parked list while its wait ends
+                              at that scope's deadline (no timer of its own) */
   lua_Hook uhook;          /* a user's hook saved while greenhub's own
                               interrupt hook is set (bare yields) */
   int umask, ucount;
 } gh_thread;
 
 /*
- * A gh.scope (scope.c): a deadline and a cancelled flag, checked where a
- * thread parks (hub_park): the sooner of the wait's own deadline and
- * every enclosing scope's becomes the wait's one timer, so a scope costs
- * no timer of its own. Past its deadline or cancelled, every wait in it
- * times out at once (sticky). Lives in a userdata the Lua side keeps
- * alive while a thread points at it.
+ * A gh.scope (scope.c): a deadline and a cancelled flag, applied where a
+ * thread parks (hub_park) through the chain of enclosing scopes. A scope
+ * with a deadline has one timer; a wait that would end at that deadline
+ * (none of its own, or a later one) is linked into the scope's parked
+ * list instead of arming a timer, and the scope's timer wakes the list.
+ * Past its deadline or cancelled, every wait in it times out at once
+ * (sticky). Lives in a userdata the Lua side keeps alive while a thread
+ * points at it.
  */
 typedef struct gh_scope {
   struct gh_scope *parent;
   int64_t deadline;        /* -1: none of its own */
   int cancelled;
+  int expired;             /* its timer fired (or it never had one) */
+  gh_timer timer;          /* armed at the deadline (the virtual clock
+                              moves it: its deadline is the one to use) */
+  gh_link parked;          /* threads whose waits end at this deadline */
 } gh_scope;
 
-/* The deadline a scope chain imposes: -1 none, 0 when cancelled. */
-static inline int64_t scope_deadline(const gh_scope *sc) {
+/* The deadline a scope chain imposes: -1 none, 0 when cancelled or past;
+   *best: the scope whose armed timer ends it (NULL when 0 or none). */
+static inline int64_t scope_deadline(gh_scope *sc, gh_scope **best) {
   int64_t d = -1;
+  gh_scope *b = NULL;
   for (; sc; sc = sc->parent) {
-    if (sc->cancelled) return 0;
-    if (sc->deadline >= 0 && (d < 0 || sc->deadline < d)) d = sc->deadline;
+    if (sc->cancelled || sc->expired) { d = 0; b = NULL; break; }
+    if (sc->timer.idx && (d < 0 || sc->timer.deadline < d)) { d = sc->timer.deadline; b = sc; }
   }
+  if (best) *best = b;
   return d;
 }
 
-/* what a parked thread waits on (diagnostics only) */
+/* what a parked thread waits on (diagnostics only) *//* what a parked thread waits on (diagnostics only) */
 enum { WC_NONE, WC_SLEEP, WC_READ, WC_WRITE, WC_EVENT, WC_SEM, WC_QGET,
        WC_QPUT, WC_JOIN, WC_RESOLVE, WC_READY, WC_CHILD };
 

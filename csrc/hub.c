@@ -237,6 +237,7 @@ void hub_enqueue(gh_hub *h, gh_thread *t) {
 /* Undo whatever a parked thread is registered in. */
 void hub_unwait(gh_hub *h, gh_thread *t) {
   timer_cancel(&h->timers, &t->timer);
+  if (link_linked(&t->scope_link)) link_remove(&t->scope_link);
   switch (t->where) {
     case TW_RUNQ:
       link_remove(&t->link);
@@ -335,8 +336,18 @@ int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
      cancelled: it times out on the next turn) */
   self->scope_hit = 0;
   if (self->scope) {
-    int64_t sd = scope_deadline(self->scope);
-    if (sd >= 0 && (deadline < 0 || sd < deadline)) { deadline = sd; self->scope_hit = 1; }
+    gh_scope *best;
+    int64_t sd = scope_deadline(self->scope, &best);
+    if (sd >= 0 && (deadline < 0 || sd < deadline)) {
+      self->scope_hit = 1;
+      if (best) { /* the scope's timer will wake it */
+        link_push(&best->parked, &self->scope_link);
+        deadline = -1;
+        if (self->where == TW_NONE) self->where = TW_SLEEP;
+      } else {
+        deadline = sd; /* cancelled or past: its own timer, at once */
+      }
+    }
   }
   if (self->where == TW_NONE) self->where = deadline < 0 ? TW_FOREVER : TW_SLEEP;
   if (deadline >= 0) timer_start(&h->timers, &self->timer, deadline);

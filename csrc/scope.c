@@ -4,14 +4,16 @@
  *
  * A scope is a deadline and a cancelled flag (gh_scope, greenhub.h) that
  * hub_park applies to every wait of a thread pointing at it, through the
- * chain of enclosing scopes: no timer of its own. Which thread points at
- * which scope, children, errors and cancelling them are the Lua side's.
+ * chain of enclosing scopes: one timer per scope, none per wait. Which
+ * thread points at which scope, children, errors and cancelling them are
+ * the Lua side's.
  *
  * The virtual clock is hub_vclock: while it is set, hub_clock returns it,
  * so every deadline and gh.clock() follow it; hub_turn jumps it to the
  * next timer when nothing else can happen ("autojump").
  */
 #include <math.h>
+#include <string.h>
 
 #include "greenhub.h"
 
@@ -30,16 +32,38 @@ static gh_thread *thread_or_main(lua_State *L, gh_hub *h, int arg) {
   return lua_isnoneornil(L, arg) ? &h->main : thread_check(L, arg);
 }
 
+/* the deadline: every wait parked on it times out */
+static void scope_wake_parked(gh_hub *h, gh_scope *sc) {
+  while (!link_empty(&sc->parked)) {
+    gh_thread *t = container_of(sc->parked.next, gh_thread, scope_link);
+    hub_wake(h, t, WK_TIMEOUT); /* unlinks it */
+  }
+}
+
+static void scope_fire(gh_hub *h, gh_timer *tm) {
+  gh_scope *sc = container_of(tm, gh_scope, timer);
+  sc->expired = 1;
+  scope_wake_parked(h, sc);
+}
+
 /* _scope_new(parent, deadline_seconds [, deadline_ns]) -> a scope (its
    parent kept alive); deadline_ns: exact (with_timeout's token's) */
 static int l_scope_new(lua_State *L) {
+  gh_hub *h = HUB(L);
   gh_scope *parent = scope_opt(L, 1);
   double d = lua_isnoneornil(L, 2) ? -1 : gh_checkseconds(L, 2, "deadline");
   lua_Integer ns = luaL_optinteger(L, 3, -1);
+  if (timer_reserve(&h->timers) < 0) return gh_nomem(L);
   gh_scope *sc = lua_newuserdatauv(L, sizeof *sc, 1);
+  memset(sc, 0, sizeof *sc);
   sc->parent = parent;
-  sc->cancelled = 0;
   sc->deadline = ns >= 0 ? (int64_t)ns : d < 0 ? -1 : d >= 9.0e9 ? INT64_MAX : (int64_t)ceil(d * 1e9);
+  sc->timer.fire = scope_fire;
+  link_init(&sc->parked);
+  if (sc->deadline >= 0 && sc->deadline != INT64_MAX) {
+    if (sc->deadline <= hub_clock()) sc->expired = 1; /* already past */
+    else timer_start(&h->timers, &sc->timer, sc->deadline);
+  }
   luaL_setmetatable(L, SCOPE_MT);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, -2, 1);
@@ -63,19 +87,35 @@ static int l_scope_leave(lua_State *L) {
   if (t->scope != sc)
     return luaL_error(L, "greenhub: scopes closed out of order (close the inner one first)");
   t->scope = sc->parent;
+  /* closed: its timer must not keep the loop (gh.run) waiting */
+  if (sc->timer.idx) timer_cancel(&h->timers, &sc->timer);
+  scope_wake_parked(h, sc);
   return 0;
 }
 
 static int l_scope_cancel(lua_State *L) {
-  scope_check(L, 1)->cancelled = 1;
+  gh_scope *sc = scope_check(L, 1);
+  sc->cancelled = 1;
+  scope_wake_parked(HUB(L), sc); /* sticky from now on; waits on it end */
+  return 0;
+}
+
+/* a scope no longer referenced: its timer goes (no wait is parked on it:
+   a thread in it keeps it alive) */
+static int scope_gc(lua_State *L) {
+  gh_scope *sc = luaL_checkudata(L, 1, SCOPE_MT);
+  lua_getfield(L, LUA_REGISTRYINDEX, HUB_KEY);
+  gh_hub *h = lua_touserdata(L, -1);
+  if (h && !h->closed && sc->timer.idx) timer_cancel(&h->timers, &sc->timer);
+  while (!link_empty(&sc->parked)) link_remove(sc->parked.next);
   return 0;
 }
 
 /* _scope_expired(sc) -> true when it or an enclosing scope is cancelled
    or past its deadline */
 static int l_scope_expired(lua_State *L) {
-  int64_t d = scope_deadline(scope_check(L, 1));
-  lua_pushboolean(L, d >= 0 && d <= hub_clock());
+  int64_t d = scope_deadline(scope_check(L, 1), NULL);
+  lua_pushboolean(L, d == 0 || (d > 0 && d <= hub_clock()));
   return 1;
 }
 
@@ -156,6 +196,8 @@ void scope_close(gh_hub *h) {
 
 void scope_open(lua_State *L, int mod, int hub) {
   luaL_newmetatable(L, SCOPE_MT);
+  lua_pushcfunction(L, scope_gc);
+  lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   gh_setfuncs(L, mod, hub, scope_funcs);
 }
