@@ -65,6 +65,7 @@ build = {
     ["greenhub.tpool"] = "lua/greenhub/tpool.lua",
     -- its C part is greenhub-pg (rockspec/greenhub-pg-scm-1.rockspec: needs libpq)
     ["greenhub.pg"] = "lua/greenhub/pg.lua",
+    ["greenhub.scope"] = "lua/greenhub/scope.lua",
   },
 }
 test = {
