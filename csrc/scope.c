@@ -162,21 +162,27 @@ static int l_vclock(lua_State *L) {
   return 1;
 }
 
-/* _vclock_set(seconds): move virtual time (forward only) */
+/* _vclock_set(ns): move virtual time (forward only); whole nanoseconds,
+   so a timer is never missed by a rounding */
 static int l_vclock_set(lua_State *L) {
-  double s = gh_checkseconds(L, 1, "time");
+  lua_Integer t = luaL_checkinteger(L, 1);
   if (hub_vclock < 0) return luaL_error(L, "greenhub: the virtual clock is not on");
-  int64_t t = (int64_t)ceil(s * 1e9);
-  if (t > hub_vclock) hub_vclock = t;
+  if (t > hub_vclock) hub_vclock = (int64_t)t;
   HUB(L)->now = hub_vclock;
   return 0;
 }
 
-/* _next_timer() -> the earliest armed deadline in seconds, or nil */
+/* _vclock_now() -> the time in ns (virtual or not) */
+static int l_vclock_now(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)hub_clock());
+  return 1;
+}
+
+/* _next_timer() -> the earliest armed deadline in ns, or nil */
 static int l_next_timer(lua_State *L) {
   gh_timer *tm = timer_peek(&HUB(L)->timers);
   if (!tm) return 0;
-  lua_pushnumber(L, (double)tm->deadline / 1e9);
+  lua_pushinteger(L, (lua_Integer)tm->deadline);
   return 1;
 }
 
@@ -184,7 +190,8 @@ static const luaL_Reg scope_funcs[] = {
   {"_scope_new", l_scope_new}, {"_scope_enter", l_scope_enter},
   {"_scope_leave", l_scope_leave}, {"_scope_cancel", l_scope_cancel},
   {"_scope_expired", l_scope_expired}, {"_scope_poke", l_scope_poke},
-  {"_vclock", l_vclock}, {"_vclock_set", l_vclock_set}, {"_next_timer", l_next_timer},
+  {"_vclock", l_vclock}, {"_vclock_set", l_vclock_set}, {"_vclock_now", l_vclock_now},
+  {"_next_timer", l_next_timer},
   {NULL, NULL}
 };
 

@@ -233,7 +233,7 @@ end
 function VC:advance(s)
   if not self.on then error("greenhub: the virtual clock is closed", 2) end
   if type(s) ~= "number" or s ~= s or s < 0 then error("bad argument #1 to 'advance' (seconds >= 0 expected)", 2) end
-  local target = core.clock() + s
+  local target = core._vclock_now() + math.floor(s * 1e9 + 0.5) -- ns: exact
   while true do
     core.sleep(0) -- threads ready now run first (and arm their timers)
     local nxt = core._next_timer()
