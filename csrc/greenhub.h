@@ -160,6 +160,9 @@ typedef struct gh_scope {
   int64_t deadline;        /* -1: none of its own */
   int cancelled;
   int expired;             /* its timer fired (or it never had one) */
+  int light;               /* with_timeout's: no timer (its token's timer
+                              interrupts); only makes waits after its
+                              deadline fail at once */
   gh_timer timer;          /* armed at the deadline (the virtual clock
                               moves it: its deadline is the one to use) */
   gh_link parked;          /* threads whose waits end at this deadline */
@@ -167,11 +170,11 @@ typedef struct gh_scope {
 
 /* The deadline a scope chain imposes: -1 none, 0 when cancelled or past;
    *best: the scope whose armed timer ends it (NULL when 0 or none). */
-static inline int64_t scope_deadline(gh_scope *sc, gh_scope **best) {
+static inline int64_t scope_deadline(gh_scope *sc, gh_scope **best, int64_t now) {
   int64_t d = -1;
   gh_scope *b = NULL;
   for (; sc; sc = sc->parent) {
-    if (sc->cancelled || sc->expired) { d = 0; b = NULL; break; }
+    if (sc->cancelled || sc->expired || (sc->light && sc->deadline <= now)) { d = 0; b = NULL; break; }
     if (sc->timer.idx && (d < 0 || sc->timer.deadline < d)) { d = sc->timer.deadline; b = sc; }
   }
   if (best) *best = b;

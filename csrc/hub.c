@@ -337,7 +337,7 @@ int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
   self->scope_hit = 0;
   if (self->scope) {
     gh_scope *best;
-    int64_t sd = scope_deadline(self->scope, &best);
+    int64_t sd = scope_deadline(self->scope, &best, h->now);
     if (sd >= 0 && (deadline < 0 || sd < deadline)) {
       self->scope_hit = 1;
       if (best) { /* the scope's timer will wake it */

@@ -46,18 +46,18 @@ static void scope_fire(gh_hub *h, gh_timer *tm) {
   scope_wake_parked(h, sc);
 }
 
-/* _scope_new(parent, deadline_seconds [, deadline_ns]) -> a scope (its
-   parent kept alive); deadline_ns: exact (with_timeout's token's) */
+/* _scope_new(parent, deadline_seconds) -> a scope on the caller's chain
+   (parent: the enclosing gh.scope's, kept alive) */
 static int l_scope_new(lua_State *L) {
   gh_hub *h = HUB(L);
-  gh_scope *parent = scope_opt(L, 1);
+  scope_opt(L, 1); /* the Lua parent's: anchored below */
+  gh_scope *parent = hub_me(L, h)->scope; /* the chain it opens on (with_timeout's included) */
   double d = lua_isnoneornil(L, 2) ? -1 : gh_checkseconds(L, 2, "deadline");
-  lua_Integer ns = luaL_optinteger(L, 3, -1);
   if (timer_reserve(&h->timers) < 0) return gh_nomem(L);
   gh_scope *sc = lua_newuserdatauv(L, sizeof *sc, 1);
   memset(sc, 0, sizeof *sc);
   sc->parent = parent;
-  sc->deadline = ns >= 0 ? (int64_t)ns : d < 0 ? -1 : d >= 9.0e9 ? INT64_MAX : (int64_t)ceil(d * 1e9);
+  sc->deadline = d < 0 ? -1 : d >= 9.0e9 ? INT64_MAX : (int64_t)ceil(d * 1e9);
   sc->timer.fire = scope_fire;
   link_init(&sc->parked);
   if (sc->deadline >= 0 && sc->deadline != INT64_MAX) {
@@ -79,7 +79,8 @@ static int l_scope_enter(lua_State *L) {
   return 0;
 }
 
-/* _scope_leave(sc): the caller leaves sc for its parent */
+/* _scope_leave(sc) -> whether it had expired: the caller leaves sc for
+   its parent */
 static int l_scope_leave(lua_State *L) {
   gh_hub *h = HUB(L);
   gh_scope *sc = scope_check(L, 1);
@@ -87,10 +88,13 @@ static int l_scope_leave(lua_State *L) {
   if (t->scope != sc)
     return luaL_error(L, "greenhub: scopes closed out of order (close the inner one first)");
   t->scope = sc->parent;
+  int64_t now = hub_clock();
+  int64_t d = scope_deadline(sc, NULL, now);
+  lua_pushboolean(L, d == 0 || (d > 0 && d <= now));
   /* closed: its timer must not keep the loop (gh.run) waiting */
   if (sc->timer.idx) timer_cancel(&h->timers, &sc->timer);
   scope_wake_parked(h, sc);
-  return 0;
+  return 1;
 }
 
 static int l_scope_cancel(lua_State *L) {
@@ -114,8 +118,9 @@ static int scope_gc(lua_State *L) {
 /* _scope_expired(sc) -> true when it or an enclosing scope is cancelled
    or past its deadline */
 static int l_scope_expired(lua_State *L) {
-  int64_t d = scope_deadline(scope_check(L, 1), NULL);
-  lua_pushboolean(L, d == 0 || (d > 0 && d <= hub_clock()));
+  int64_t now = hub_clock();
+  int64_t d = scope_deadline(scope_check(L, 1), NULL, now);
+  lua_pushboolean(L, d == 0 || (d > 0 && d <= now));
   return 1;
 }
 

@@ -4,8 +4,11 @@
  * A token is armed on the calling thread; when it fires, the token itself
  * is raised inside that thread at its blocking point, so with_timeout can
  * tell its own timeout from any other error (nested timeouts stay apart).
+ * The token is also a light gh.scope in the thread's chain while f runs:
+ * once its deadline passed, f's waits fail at once.
  */
 #include <math.h>
+#include <string.h>
 
 #include "greenhub.h"
 
@@ -15,6 +18,10 @@ typedef struct gh_timeout {
   gh_thread *target;       /* anchored by the token's user value */
   int ref;                 /* registry anchor while armed */
   uint64_t seq;            /* arming order: outer timeouts are older */
+  gh_scope scope;          /* a light scope in target's chain while it
+                              runs f: once the deadline passed, f's waits
+                              fail at once (sticky); no timer of its own */
+  int entered;
 } gh_timeout;
 
 static uint64_t timeout_seq;
@@ -39,7 +46,7 @@ static void timeout_fire(gh_hub *h, gh_timer *tm) {
   hub_interrupt(h, L, t);
 }
 
-/* timeout_start(seconds) -> token, deadline_ns: armed on the calling thread */
+/* timeout_start(seconds) -> token, armed on the calling thread (and its light scope entered) */
 static int l_timeout_start(lua_State *L) {
   gh_hub *h = HUB(L);
   double s = gh_checkseconds(L, 1, "seconds");
@@ -58,16 +65,23 @@ static int l_timeout_start(lua_State *L) {
     lua_setiuservalue(L, -3, 1);
     lua_pop(L, 1);
   }
+  to->entered = 0;
   if (s != HUGE_VAL) {
     lua_pushvalue(L, -1);
     to->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     timer_start(&h->timers, &to->timer, hub_after(s));
+    memset(&to->scope, 0, sizeof to->scope);
+    to->scope.parent = self->scope;
+    to->scope.deadline = to->timer.deadline;
+    to->scope.light = 1;
+    link_init(&to->scope.parked);
+    self->scope = &to->scope;
+    to->entered = 1;
   }
-  /* its deadline in ns, for the scope with_timeout opens with it */
-  lua_pushinteger(L, s != HUGE_VAL ? (lua_Integer)to->timer.deadline : -1);
-  return 2;
+  return 1;
 }
 
+/* timeout_cancel(token) -> whether its deadline had passed */
 static int l_timeout_cancel(lua_State *L) {
   gh_timeout *to = luaL_checkudata(L, 1, TIMEOUT_MT);
   gh_hub *h = to->hub;
@@ -76,7 +90,23 @@ static int l_timeout_cancel(lua_State *L) {
   to->ref = LUA_NOREF;
   /* a token that already fired was raised in its target before the target
      could run again (every loop-running call checks), so nothing to undo */
-  return 0;
+  int expired = to->entered && to->scope.deadline <= hub_clock();
+  if (to->entered) {
+    to->entered = 0;
+    gh_thread *t = to->target;
+    if (t->scope == &to->scope) {
+      t->scope = to->scope.parent;
+    } else {
+      /* a scope f opened is still open above it: stay in the chain,
+         harmless (no deadline), and alive as long as the process */
+      to->scope.light = 0;
+      to->scope.deadline = -1;
+      lua_pushvalue(L, 1);
+      luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+  }
+  lua_pushboolean(L, expired);
+  return 1;
 }
 
 static int timeout_tostring(lua_State *L) {

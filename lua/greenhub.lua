@@ -16,11 +16,9 @@ end
 local timeout_start, timeout_cancel = core.timeout_start, core.timeout_cancel
 
 local scope = require "greenhub.scope"
-local scope_enter, scope_leave = scope._enter, scope._leave
 
-local function finish(tok, sc, ok, ...)
-  timeout_cancel(tok)
-  local expired = scope_leave(sc)
+local function finish(tok, ok, ...)
+  local expired = timeout_cancel(tok)
   if ok then return ... end
   local err = ...
   if err == tok then return nil, "timeout" end
@@ -42,8 +40,8 @@ function M.with_timeout(s, f, ...)
   end
   if s ~= s then error("bad argument #1 to 'with_timeout' (seconds is NaN)", 2) end
   if s < 0 or s == math.huge then return f(...) end
-  local tok, ns = timeout_start(s)
-  return finish(tok, scope_enter(ns), pcall(f, ...))
+  local tok = timeout_start(s)
+  return finish(tok, pcall(f, ...))
 end
 
 -- Structured concurrency, virtual time ------------------------------------

@@ -85,6 +85,20 @@ describe("gh.scope", function()
     assert.same({ nil, "timeout" }, { gh.with_timeout(0.05, function() return gh.with_timeout(0.2, gh.sleep, 1) end) })
     assert.same({ 1, 2 }, { gh.with_timeout(1, function() return 1, 2 end) })
     assert.has_error(function() gh.with_timeout(1, error, "mine") end, "mine")
+    -- a scope opened inside with_timeout is on its chain: its children
+    -- fail at once too once the with_timeout's deadline passed
+    local dt4 = elapsed(gh.with_timeout, 0.05, function()
+      local inner <close> = gh.scope()
+      local c = inner:spawn(function() pcall(gh.sleep, 5); pcall(gh.sleep, 5) end)
+      pcall(gh.sleep, 1)
+      pcall(c.wait, c)
+    end)
+    assert.is_true(dt4 < H.scale(0.3), "took " .. dt4)
+    -- a scope leaked out of with_timeout unclosed: closing it later is fine
+    local leaked
+    gh.with_timeout(1, function() leaked = gh.scope() end)
+    leaked:close()
+    assert.is_true(pcall(gh.sleep, 0.01))
     -- inside a scope, with_timeout's deadline and the scope's both apply
     local sc <close> = gh.scope(0.05)
     local dt3 = elapsed(gh.with_timeout, 10, pcall, gh.sleep, 5)

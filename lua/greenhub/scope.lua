@@ -16,6 +16,18 @@ local Scope = {}
 Scope.__index = Scope
 Scope.__name = "greenhub.scope"
 
+local WEAK = { __mode = "k" }
+
+-- the inner scopes of p, made on first use
+local function subs_of(p)
+  local subs = p.subs
+  if not subs then
+    subs = setmetatable({}, WEAK)
+    p.subs = subs
+  end
+  return subs
+end
+
 local function seconds(v, what)
   if v == nil then return nil end
   if type(v) ~= "number" then error(("bad argument #1 to 'scope' (%s must be a number)"):format(what), 3) end
@@ -44,10 +56,10 @@ function M.scope(opts)
   local parent = current[who]
   local sc = setmetatable({
     c = core._scope_new(parent and parent.c, deadline), parent = parent, owner = who,
-    children = {}, n = 0, subs = setmetatable({}, { __mode = "k" }),
+    children = {}, n = 0, subs = nil,
     closed = false, failed = false, err = nil, raised = false, cancelled = false,
   }, Scope)
-  if parent then parent.subs[sc] = true end
+  if parent then subs_of(parent)[sc] = true end
   core._scope_enter(sc.c)
   current[who] = sc
   return sc
@@ -83,9 +95,9 @@ function Scope:_cancel()
   self.cancelled = true
   core._scope_cancel(self.c)
   local running = core.current()
-  for sub in pairs(self.subs) do sub:_cancel() end
+  if self.subs then for sub in pairs(self.subs) do sub:_cancel() end end
   local list = {}
-  for t in pairs(self.children) do list[#list + 1] = t end
+  if self.children then for t in pairs(self.children) do list[#list + 1] = t end end
   for _, t in ipairs(list) do
     if t ~= running and t:status() ~= "dead" then t:kill() end
   end
@@ -162,7 +174,7 @@ function Scope:close(err)
   end
   core._scope_leave(self.c)
   current[self.owner] = self.parent
-  if self.parent then self.parent.subs[self] = nil end
+  if self.parent and self.parent.subs then self.parent.subs[self] = nil end
   for _, t in ipairs(list) do
     if t:status() ~= "dead" then pcall(t.wait, t) end
   end
@@ -176,42 +188,6 @@ Scope.__close = Scope.close
 function Scope:__tostring()
   return ("greenhub.scope (%d children%s): %p"):format(self.n,
     self.cancelled and ", cancelled" or "", self)
-end
-
--- with_timeout's scope: the deadline of its token, exactly (the token,
--- armed first, fires first: f is interrupted as before; the scope makes
--- what f does after swallowing that fail at once)
-function M._enter(deadline_ns)
-  local who = me()
-  local parent = current[who]
-  local sc = setmetatable({
-    c = core._scope_new(parent and parent.c, nil, deadline_ns), parent = parent, owner = who,
-    children = {}, n = 0, subs = setmetatable({}, { __mode = "k" }),
-    closed = false, failed = false, cancelled = false, raised = false,
-  }, Scope)
-  if parent then parent.subs[sc] = true end
-  core._scope_enter(sc.c)
-  current[who] = sc
-  return sc
-end
-
-function M._leave(sc)
-  if sc.closed then return end
-  sc.closed = true
-  local who = sc.owner
-  -- inner scopes left open by an error unwinding past them go too
-  while current[who] and current[who] ~= sc do
-    local inner = current[who]
-    inner.closed = true
-    core._scope_leave(inner.c)
-    current[who] = inner.parent
-  end
-  if current[who] == sc then
-    core._scope_leave(sc.c)
-    current[who] = sc.parent
-  end
-  if sc.parent then sc.parent.subs[sc] = nil end
-  return core._scope_expired(sc.c)
 end
 
 -- ---------------------------------------------------------------- testing
