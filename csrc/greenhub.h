@@ -292,6 +292,9 @@ void hub_interrupt(gh_hub *h, lua_State *L, gh_thread *t);
 int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
              lua_KContext ctx, lua_KFunction k);
 int hub_check_intr(lua_State *L, gh_hub *h, gh_thread *self);
+int hub_park_list(lua_State *L, gh_hub *h, gh_link *list, int front,
+                  int64_t deadline, lua_KContext ctx, lua_KFunction k,
+                  const char *what, int code);
 void hub_anchor(lua_State *L, gh_hub *h, gh_thread *self, int idx);
 int hub_pending_intr(gh_hub *h, lua_State *L, gh_thread *t);
 void hub_check_fork(gh_hub *h);
@@ -441,14 +444,11 @@ typedef struct gh_capi {
   gh_thread *(*self)(lua_State *L, gh_hub *h, const char *what);
   int (*wait_fd)(lua_State *L, gh_hub *h, gh_thread *self, int fd, int dir,
                  int64_t deadline, lua_KContext ctx, lua_KFunction k);
-  int (*park)(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
-              lua_KContext ctx, lua_KFunction k);
+  int (*park_list)(lua_State *L, gh_hub *h, gh_link *list, int front, int64_t deadline,
+                   lua_KContext ctx, lua_KFunction k, const char *what, int code);
   void (*wake)(gh_hub *h, gh_thread *t, int why);
-  void (*anchor)(lua_State *L, gh_hub *h, gh_thread *self, int idx);
   int (*check_intr)(lua_State *L, gh_hub *h, gh_thread *self);
-  int (*wait_failed)(lua_State *L, gh_hub *h);
   void (*fd_forget)(gh_hub *h, int fd);
-  int (*fd_rearm)(gh_hub *h, int fd);
   int (*fd_interest)(gh_hub *h, int fd, unsigned events);
   int64_t (*clock)(void);
   int64_t (*after)(double s);

@@ -366,6 +366,21 @@ int hub_park(lua_State *L, gh_hub *h, gh_thread *self, int64_t deadline,
   return lua_yieldk(L, 0, ctx, k);
 }
 
+/* Park the caller on a wait list (at the front when it lost a race it was
+   woken for), the object at stack index 1 kept alive while it waits. */
+int hub_park_list(lua_State *L, gh_hub *h, gh_link *list, int front,
+                  int64_t deadline, lua_KContext ctx, lua_KFunction k,
+                  const char *what, int code) {
+  gh_thread *self = hub_self(L, h, what);
+  self->waitcode = (uint8_t)code;
+  if (front) link_push_front(list, &self->link);
+  else link_push(list, &self->link);
+  self->where = TW_LIST;
+  self->granted = 0;
+  hub_anchor(L, h, self, 1);
+  return hub_park(L, h, self, deadline, ctx, k);
+}
+
 /* Let every other ready thread run once, then continue in k. */
 int hub_yield(lua_State *L, gh_hub *h, gh_thread *self, lua_KContext ctx,
               lua_KFunction k) {

@@ -125,8 +125,8 @@ static void pin_library(void) {
 
 static const gh_capi capi = {
   GH_CAPI_VERSION, sizeof(gh_hub), sizeof(gh_thread),
-  hub_get, hub_self, hub_wait_fd, hub_park, hub_wake, hub_anchor, hub_check_intr,
-  gh_wait_failed, hub_fd_forget, hub_fd_rearm, hub_fd_interest, hub_clock, hub_after, hub_deadline,
+  hub_get, hub_self, hub_wait_fd, hub_park_list, hub_wake, hub_check_intr,
+  hub_fd_forget, hub_fd_interest, hub_clock, hub_after, hub_deadline,
   gh_fail, work_run,
 };
 

@@ -310,12 +310,7 @@ static int pump(pgconn *c, int discard) {
 /* Park self in c's line; k re-checks c->busy when it runs. */
 static int turn_wait(lua_State *L, gh_hub *h, pgconn *c, int64_t deadline,
                      lua_KContext ctx, lua_KFunction k) {
-  gh_thread *self = G->self(L, h, "pg");
-  self->waitcode = WC_SEM;
-  link_push(&c->waiters, &self->link);
-  self->where = TW_LIST;
-  G->anchor(L, h, self, 1);
-  return G->park(L, h, self, deadline, ctx, k);
+  return G->park_list(L, h, &c->waiters, 0, deadline, ctx, k, "pg", WC_SEM);
 }
 
 /* After a wait in line: pass a wake-up on if interrupted; 1 if our turn. */
@@ -348,6 +343,13 @@ static void cancel_free(void *arg) {
   free(j);
 }
 
+/* recovery over: c usable again (ok) or closed; the line moves on */
+static void recover_done(gh_hub *h, pgconn *c, int ok) {
+  c->recovering = 0;
+  if (!ok) conn_close(h, c);
+  turn_release(h, c);
+}
+
 /* hand c (taken, results pending) to a recovery thread (pg.lua spawns it) */
 static void start_recovery(lua_State *L, pgconn *c) {
   c->recovering = 1;
@@ -355,20 +357,14 @@ static void start_recovery(lua_State *L, pgconn *c) {
   int top = lua_gettop(L);
   lua_getfield(L, UV_ENV, "recover");
   lua_pushvalue(L, 1);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) { /* cannot spawn: give up on c */
-    conn_close(HUB(L), c);
-    c->recovering = 0;
-    turn_release(HUB(L), c);
-  }
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) recover_done(HUB(L), c, 0); /* cannot spawn: give up on c */
   lua_settop(L, top);
 }
 
 static int drain(lua_State *L, gh_hub *h, pgconn *c, int64_t deadline);
 
 static int recover_end(lua_State *L, gh_hub *h, pgconn *c, int ok) {
-  c->recovering = 0;
-  if (!ok) conn_close(h, c);
-  turn_release(h, c);
+  recover_done(h, c, ok);
   lua_pushboolean(L, ok);
   return 1;
 }
@@ -379,9 +375,7 @@ static int drain_k(lua_State *L, int status, lua_KContext ctx) {
   gh_thread *self = hub_me(L, h);
   (void)status;
   if (self->wake == WK_INTR) {
-    c->recovering = 0;
-    conn_close(h, c);
-    turn_release(h, c);
+    recover_done(h, c, 0); /* nothing pushed: the interrupt is on top */
     G->check_intr(L, h, self);
   }
   if (self->wake != WK_OK || !c->pg) return recover_end(L, h, c, 0);
@@ -772,7 +766,7 @@ static int connect_poll(lua_State *L, gh_hub *h, pgconn *c, PostgresPollingStatu
   if (expired(deadline)) { conn_close(h, c); return G->fail(L, "timeout"); }
   /* libpq may have closed a socket and opened another with the same
      number: watch it afresh each round (connecting is not a hot path) */
-  G->fd_rearm(h, c->fd);
+  G->fd_interest(h, c->fd, GH_IN | GH_OUT);
   gh_thread *self = G->self(L, h, "pg.connect");
   lua_settop(L, 1);
   return G->wait_fd(L, h, self, c->fd, st == PGRES_POLLING_READING ? FD_R : FD_W, deadline,

@@ -32,6 +32,12 @@ static gh_thread *thread_or_main(lua_State *L, gh_hub *h, int arg) {
   return lua_isnoneornil(L, arg) ? &h->main : thread_check(L, arg);
 }
 
+/* cancelled, or it or an enclosing scope past its deadline */
+static int scope_is_expired(gh_scope *sc) {
+  int64_t now = hub_clock(), d = scope_deadline(sc, NULL, now);
+  return d == 0 || (d > 0 && d <= now);
+}
+
 /* the deadline: every wait parked on it times out */
 static void scope_wake_parked(gh_hub *h, gh_scope *sc) {
   while (!link_empty(&sc->parked)) {
@@ -88,9 +94,7 @@ static int l_scope_leave(lua_State *L) {
   if (t->scope != sc)
     return luaL_error(L, "greenhub: scopes closed out of order (close the inner one first)");
   t->scope = sc->parent;
-  int64_t now = hub_clock();
-  int64_t d = scope_deadline(sc, NULL, now);
-  lua_pushboolean(L, d == 0 || (d > 0 && d <= now));
+  lua_pushboolean(L, scope_is_expired(sc));
   /* closed: its timer must not keep the loop (gh.run) waiting */
   if (sc->timer.idx) timer_cancel(&h->timers, &sc->timer);
   scope_wake_parked(h, sc);
@@ -118,9 +122,7 @@ static int scope_gc(lua_State *L) {
 /* _scope_expired(sc) -> true when it or an enclosing scope is cancelled
    or past its deadline */
 static int l_scope_expired(lua_State *L) {
-  int64_t now = hub_clock();
-  int64_t d = scope_deadline(scope_check(L, 1), NULL, now);
-  lua_pushboolean(L, d == 0 || (d > 0 && d <= now));
+  lua_pushboolean(L, scope_is_expired(scope_check(L, 1)));
   return 1;
 }
 

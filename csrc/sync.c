@@ -95,20 +95,6 @@ static int e_tostring(lua_State *L) {
 
 /* ---------------------------------------------------------------- waits */
 
-/* Park self on list (at the front when it lost a race it was woken for). */
-static int list_park(lua_State *L, gh_hub *h, gh_link *list, int front,
-                     int64_t deadline, lua_KContext ctx, lua_KFunction k,
-                     const char *what, int code) {
-  gh_thread *self = hub_self(L, h, what);
-  self->waitcode = (uint8_t)code;
-  if (front) link_push_front(list, &self->link);
-  else link_push(list, &self->link);
-  self->where = TW_LIST;
-  self->granted = 0;
-  hub_anchor(L, h, self, 1);
-  return hub_park(L, h, self, deadline, ctx, k);
-}
-
 /* Wake the first waiter of list as the receiver of a hand-over. */
 static int list_grant(gh_hub *h, gh_link *list) {
   if (link_empty(list)) return 0;
@@ -171,7 +157,7 @@ static int sem_acquire(lua_State *L) {
     return 1;
   }
   if (hub_expired(d)) return gh_fail(L, "timeout");
-  return list_park(L, HUB(L), &m->waiters, 0, d, 0, sem_acquire_k, "acquire", WC_SEM);
+  return hub_park_list(L, HUB(L), &m->waiters, 0, d, 0, sem_acquire_k, "acquire", WC_SEM);
 }
 
 static int sem_release(lua_State *L) {
@@ -303,7 +289,7 @@ static int queue_put_step(lua_State *L, gh_hub *h, gh_queue *q, int64_t d, int f
     return 1;
   }
   if (hub_expired(d)) return gh_fail(L, "timeout");
-  return list_park(L, h, &q->putters, front, d, (lua_KContext)d, queue_put_k, "put", WC_QPUT);
+  return hub_park_list(L, h, &q->putters, front, d, (lua_KContext)d, queue_put_k, "put", WC_QPUT);
 }
 
 static int queue_put_k(lua_State *L, int status, lua_KContext ctx) {
@@ -340,7 +326,7 @@ static int queue_get_step(lua_State *L, gh_hub *h, gh_queue *q, int64_t d, int f
     return 2;
   }
   if (hub_expired(d)) return gh_fail(L, "timeout");
-  return list_park(L, h, &q->getters, front, d, (lua_KContext)d, queue_get_k, "get", WC_QGET);
+  return hub_park_list(L, h, &q->getters, front, d, (lua_KContext)d, queue_get_k, "get", WC_QGET);
 }
 
 static int queue_get_k(lua_State *L, int status, lua_KContext ctx) {

@@ -87,6 +87,17 @@ function Scope:_ended(t, ok, err)
   end
 end
 
+-- kill every child but the running thread (a copy of the list: a dying
+-- child leaves it); -> that list
+local function kill_children(sc, running)
+  local list = {}
+  for t in pairs(sc.children) do list[#list + 1] = t end
+  for _, t in ipairs(list) do
+    if t ~= running and t:status() ~= "dead" then t:kill() end
+  end
+  return list
+end
+
 -- cancel: sticky in C (every later wait inside times out at once), the
 -- children killed (not the caller), inner scopes too, the owner's current
 -- wait cut short
@@ -96,11 +107,7 @@ function Scope:_cancel()
   core._scope_cancel(self.c)
   local running = core.current()
   if self.subs then for sub in pairs(self.subs) do sub:_cancel() end end
-  local list = {}
-  if self.children then for t in pairs(self.children) do list[#list + 1] = t end end
-  for _, t in ipairs(list) do
-    if t ~= running and t:status() ~= "dead" then t:kill() end
-  end
+  kill_children(self, running)
   if self.owner ~= running and not self.closed then
     core._scope_poke(self.owner ~= MAIN and self.owner or nil)
   end
@@ -167,11 +174,7 @@ function Scope:close(err)
   self.closed = true
   local running = core.current()
   core._scope_cancel(self.c) -- what children do while dying fails at once
-  local list = {}
-  for t in pairs(self.children) do list[#list + 1] = t end
-  for _, t in ipairs(list) do
-    if t ~= running and t:status() ~= "dead" then t:kill() end
-  end
+  local list = kill_children(self, running)
   core._scope_leave(self.c)
   current[self.owner] = self.parent
   if self.parent and self.parent.subs then self.parent.subs[self] = nil end
