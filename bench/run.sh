@@ -65,6 +65,7 @@ start_server() { # name mode -> sets SPID
     raw) if [ $mode = echo ]; then taskset -c 0 $B/raw_http $PORT -e & else taskset -c 0 $B/raw_http $PORT & fi ;;
     greenhub) if [ $mode = echo ]; then taskset -c 0 lua5.4 examples/echo.lua $PORT >/dev/null & else taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null & fi ;;
     greenhub-http) [ $mode = echo ] && return 1; taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>/dev/null & ;;
+    scope-plain|scope-scope) taskset -c 0 lua5.4 bench/scope.lua $mode ${name#scope-} $PORT & ;;
     cqueues) taskset -c 0 lua5.4 bench/peers/cqueues_server.lua $PORT $mode & ;;
     luv) taskset -c 0 lua5.4 bench/peers/luv_server.lua $PORT $mode & ;;
     eventlet|gevent) have_py $name || return 1; taskset -c 0 $PY bench/peers/py_server.py $name $PORT $mode 2>/dev/null & ;;
@@ -108,19 +109,26 @@ http() {
   done
 }
 
+# one echo round against server $1: sets ROUND_RT (trips/s) and
+# ROUND_CPU (server us per trip); 1 when the server did not start
+echo_round() {
+  start_server $1 echo || return 1
+  local c0; c0=$(cpu_ticks $SPID)
+  ROUND_RT=$(taskset -c 1 $B/echo_client $PORT 100 $DUR)
+  local c1; c1=$(cpu_ticks $SPID)
+  stop_server
+  ROUND_CPU=$(awk -v a=$c0 -v b=$c1 -v r=$ROUND_RT -v d=$DUR -v hz=$(getconf CLK_TCK) 'BEGIN { if (r > 0) printf "%.2f", (b - a) / hz * 1e6 / (r * d) }')
+}
+
 echo_bench() {
   echo "== echo ping-pong, 64 B, 100 connections, ${DUR}s (round trips/s, median of $RUNS)"
   local base="" basecpu=""
   for s in raw greenhub cqueues luv eventlet gevent; do
     local rt="" cpu=""
     for _ in $(seq $RUNS); do
-      start_server $s echo || continue
-      local c0; c0=$(cpu_ticks $SPID)
-      local r; r=$(taskset -c 1 $B/echo_client $PORT 100 $DUR)
-      local c1; c1=$(cpu_ticks $SPID)
-      stop_server
-      rt="$rt$r"$'\n'
-      cpu="$cpu$(awk -v a=$c0 -v b=$c1 -v r=$r -v d=$DUR -v hz=$(getconf CLK_TCK) 'BEGIN { if (r > 0) printf "%.2f", (b - a) / hz * 1e6 / (r * d) }')"$'\n'
+      echo_round $s || continue
+      rt="$rt$ROUND_RT"$'\n'
+      cpu="$cpu$ROUND_CPU"$'\n'
     done
     local m mc
     m=$(printf "%s" "$rt" | grep -E '^[0-9.]+$' | median)
@@ -544,14 +552,9 @@ scope_bench() {
   declare -A RT=() CPU=()
   for _ in $(seq $RUNS); do
     for m in plain scope; do
-      taskset -c 0 lua5.4 bench/scope.lua echo $m $PORT & SPID=$!
-      for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
-      local c0; c0=$(cpu_ticks $SPID)
-      local r; r=$(taskset -c 1 $B/echo_client $PORT 100 $DUR)
-      local c1; c1=$(cpu_ticks $SPID)
-      stop_server
-      RT[$m]+="$r"$'\n'
-      CPU[$m]+="$(awk -v a=$c0 -v b=$c1 -v r=$r -v d=$DUR -v hz=$(getconf CLK_TCK) 'BEGIN { if (r > 0) printf "%.2f", (b - a) / hz * 1e6 / (r * d) }')"$'\n'
+      echo_round scope-$m || continue
+      RT[$m]+="$ROUND_RT"$'\n'
+      CPU[$m]+="$ROUND_CPU"$'\n'
     done
   done
   local rp rs cp cs
