@@ -168,6 +168,36 @@ describe("greenhub.pg", function()
     assert.equal(1, H.bounded(10, db.query, db, "select 1 as one")[1].one) -- nothing was left half-done
   end)
 
+  it("keeps the documented small promises: repeated columns, getfd, status busy, unlisten, pool acquire/release", function()
+    assert.same({ a = 2 }, H.bounded(10, db.query, db, "select 1 as a, 2 as a")[1]) -- the last wins
+    assert.is_true(db:getfd() >= 0)
+    local c = assert(pg.connect(srv.conninfo, 10))
+    local t = gh.spawn(function() return c:query("select pg_sleep(0.1)") end)
+    gh.sleep(0.02)
+    assert.equal("busy", c:status())
+    assert(H.bounded(5, t.wait, t))
+    assert.equal("ok", c:status())
+    assert(c:listen("a chan"))
+    assert(c:unlisten("a chan"))
+    assert(c:unlisten())
+    db:query("notify \"a chan\", 'x'")
+    assert.same({ nil, "timeout" }, { c:wait_notify(0.1) }) -- no longer listening
+    c:close()
+    assert.equal(-1, c:getfd())
+    local pool = pg.pool { conninfo = srv.conninfo, size = 1 }
+    local one = assert(pool:acquire(1))
+    assert.same({ nil, "timeout" }, { pool:acquire(0.05) }) -- the only one is out
+    assert(one:query("begin")); assert(one:query("select 1")); assert(one:query("commit"))
+    pool:release(one)
+    local again = assert(pool:acquire(1))
+    assert.equal(one, again) -- the same connection, back from the pool
+    pool:release(again)
+    pool:close()
+    assert.same({ nil, "closed" }, { pool:acquire(1) })
+    assert.has_error(function() pg.pool { conninfo = srv.conninfo, size = 0 } end)
+    assert.has_error(function() pg.pool {} end)
+  end)
+
   it("escapes literals and identifiers", function()
     assert.equal("'it''s'", db:escape_literal("it's"))
     assert.equal(" E'a\\\\b'", db:escape_literal("a\\b")) -- libpq's own leading space
