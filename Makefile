@@ -11,7 +11,8 @@ LUA_INC  := $(shell pkg-config --cflags $(PKG) 2>/dev/null || echo -I/usr/includ
 SRCS := csrc/poller.c csrc/hub.c csrc/timer.c csrc/thread.c csrc/timeout.c csrc/buffer.c \
         csrc/compat.c csrc/socket.c csrc/stream.c csrc/sockaddr.c csrc/udp.c csrc/sockhttp.c \
         csrc/resolver.c csrc/sync.c csrc/diag.c csrc/proc.c csrc/module.c \
-        csrc/http.c csrc/websocket.c csrc/wsframe.c csrc/fs.c csrc/tpool.c csrc/scope.c
+        csrc/http.c csrc/websocket.c csrc/wsframe.c csrc/fs.c csrc/tpool.c csrc/scope.c \
+        csrc/tls.c
 HDRS := csrc/compat.h csrc/sock.h csrc/poller.h csrc/greenhub.h csrc/buffer.h csrc/http.h csrc/wsframe.h
 LUAS := lua/greenhub.lua $(wildcard lua/greenhub/*.lua)
 
@@ -25,7 +26,7 @@ PG_SO_ASAN := $(if $(HAVE_PQ),build-asan/greenhub/pgcore.so)
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wshadow
 ALL_CFLAGS := -std=gnu11 $(WARN) -fPIC -fvisibility=hidden $(LUA_INC) $(CFLAGS)
-LIBS    := -lpthread -lm -ldl
+LIBS    := -lssl -lcrypto -lpthread -lm -ldl
 
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 

@@ -18,12 +18,15 @@
 #include "http.h"
 #include "greenhub.h"
 #include "compat.h"
+#include <unistd.h>
 
 #define LINE_MAX_DEFAULT (1024 * 1024)
 #define UDP_DATAGRAMSIZE 8192
 
 enum { K_MASTER, K_CLIENT, K_SERVER, K_UNCONNECTED, K_CONNECTED };
 enum { P_LINE = PAT_LINE, P_ALL = PAT_ALL, P_COUNT = PAT_COUNT };
+
+typedef struct gh_tls gh_tls; /* tls.c */
 
 typedef struct gh_sock {
   int fd;                  /* -1 when closed, or tcp() not yet created */
@@ -51,6 +54,9 @@ typedef struct gh_sock {
   int out_err;             /* errno of a background flush that failed */
   gh_buf out;
   gh_link flushq;          /* in the hub's flushq while out is not empty */
+  /* a TLS socket (tls.c): reads and writes go through OpenSSL; out holds
+     ciphertext the kernel has not taken yet */
+  gh_tls *tls;
 } gh_sock;
 
 #define COALESCE_MAX (64 * 1024)
@@ -109,6 +115,33 @@ int sock_setpeername(lua_State *L);
 
 /* websocket.c */
 int sock_wsframe(lua_State *L);
+
+/* tls.c */
+#define GH_ETLS 0x10000    /* an "errno" for OpenSSL's errors: tls_errstr() */
+const char *tls_errstr(void);
+ssize_t tls_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap);
+ssize_t tls_write(gh_sock *s, const char *p, size_t n);
+int tls_has_pending(const gh_sock *s);
+int tls_ready(const gh_sock *s);
+int tls_server(const gh_sock *s);
+int tls_handshake_then(lua_State *L, gh_sock *s, lua_CFunction then, int shape, int64_t d);
+void tls_close_notify(gh_sock *s);
+void tls_free(gh_sock *s);
+void tls_release(lua_State *L, gh_sock *s);
+int l_tlswrap(lua_State *L);
+int l_tlsctxsize(lua_State *L);
+extern const luaL_Reg tls_methods[];
+enum { TLS_SH_PLAIN, TLS_SH_RECV, TLS_SH_SEND, TLS_SH_HEAD };
+/* A call on a TLS socket whose handshake has not run: that first, then
+   the call itself (fn) on the same stack; d: the handshake's deadline
+   when no handshake_timeout was given. */
+#define TLS_FIRST(L, s, fn, shape, d) \
+  do { if ((s)->tls && !tls_ready(s)) return tls_handshake_then(L, s, fn, shape, d); } while (0)
+/* One non-blocking write: bytes taken or -1 (errno). */
+static inline ssize_t sock_write_some(gh_sock *s, const char *p, size_t n) {
+  if (s->tls) return tls_write(s, p, n);
+  return s->plain ? write(s->fd, p, n) : send(s->fd, p, n, gh_nosignal());
+}
 
 /* sockhttp.c */
 void push_head_keys(lua_State *L);

@@ -39,6 +39,7 @@ const char *sock_strerror(int err) {
     case EPIPE: case ECONNRESET: case ECONNABORTED: case ENOTCONN:
     case ESHUTDOWN: case EBADF: return "closed";
     case EADDRINUSE: return "address already in use";
+    case GH_ETLS: return tls_errstr();
     case EISCONN: return "already connected";
     case EACCES: return "permission denied";
     case EAFNOSUPPORT: return "address family not supported";
@@ -61,11 +62,12 @@ static const char *const class_names[] = {
   "unix{master}", "unix{client}", "unix{server}",
   "udp{unconnected}", "udp{connected}",
   "unixdgram{unconnected}", "unixdgram{connected}",
-  "fd{stream}", NULL
+  "fd{stream}", "tls{client}", NULL
 };
-enum { SC_UDP = 6, SC_UNIXDGRAM = 8, SC_FD = 10, SC_NCLASS = 11 };
+enum { SC_UDP = 6, SC_UNIXDGRAM = 8, SC_FD = 10, SC_TLS = 11, SC_NCLASS = 12 };
 
 static int class_index(const gh_sock *s) {
+  if (s->tls) return SC_TLS;
   if (s->plain) return SC_FD;
   if (s->type == SOCK_DGRAM)
     return (s->family == AF_UNIX ? SC_UNIXDGRAM : SC_UDP) + (s->kind == K_CONNECTED);
@@ -208,10 +210,12 @@ void sock_close_fd(gh_sock *s) {
     s->fd = -1;
   }
   buf_free(&s->buf);
+  if (s->tls) tls_free(s);
 }
 
 static int sock_gc(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
+  if (s->tls) tls_release(L, s);
   if (s->fd >= 0 && s->hub->closed) { close(s->fd); s->fd = -1; }
   sock_close_fd(s);
   return 0;
@@ -219,6 +223,11 @@ static int sock_gc(lua_State *L) {
 
 static int sock_tostring(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
+  if (s->tls) { /* LuaSec's prefix: copas and others tell TLS from TCP by it */
+    lua_pushfstring(L, "SSL connection: greenhub.tls{%s}: %p%s", tls_server(s) ? "server" : "client",
+                    (void *)s, s->fd < 0 ? " (closed)" : "");
+    return 1;
+  }
   if (s->fd < 0 && s->kind != K_MASTER && s->kind != K_UNCONNECTED)
     lua_pushfstring(L, "%s (closed): %p", sock_class(s), (void *)s);
   else
@@ -323,6 +332,10 @@ static int sock_flush(lua_State *L) {
 static int sock_close(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
   lua_settop(L, 1);
+  if (s->tls) {
+    tls_release(L, s);
+    tls_close_notify(s);
+  }
   if (buf_len(&s->out) > 0 && s->fd >= 0) return flush_step(L, s, call_deadline(s), 1);
   sock_close_fd(s);
   lua_pushinteger(L, 1);
@@ -792,6 +805,7 @@ static const luaL_Reg sock_funcs[] = {
   {"_httpchunkstr", l_httpchunkstr},
   {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
   {"_resolver_delay", resolver_set_delay}, {"fdopen", l_fdopen},
+  {"_tlswrap", l_tlswrap}, {"_tlsctxsize", l_tlsctxsize},
   {NULL, NULL}
 };
 
@@ -819,6 +833,13 @@ void socket_open(lua_State *L, int mod, int hub) {
       lua_pushvalue(L, hub); lua_pushvalue(L, keys);
       lua_pushcclosure(L, sock_httphead, 2);
       lua_setfield(L, methods, "_httphead");
+    }
+    if (i == SC_TLS) { /* a TCP client's methods, TLS's own, and none that
+                          would act on the fd behind OpenSSL's back */
+      gh_setfuncs(L, methods, hub, tls_methods);
+      static const char *const gone[] = {"accept", "listen", "bind", "connect", "setfd",
+                                         "_sendfile", "_bind_reuse", NULL};
+      for (int g = 0; gone[g]; g++) { lua_pushnil(L); lua_setfield(L, methods, gone[g]); }
     }
     lua_pushstring(L, class_names[i]);
     lua_setfield(L, -2, "class");

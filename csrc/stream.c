@@ -88,6 +88,7 @@ int recv_done(lua_State *L) {
 /* Worth trying a read now: the fd may hold data, or the call will not wait
    anyway (a settimeout(0) poll must still see new data). */
 int worth_reading(gh_sock *s, int64_t total) {
+  if (s->tls && tls_has_pending(s)) return 1;
   return hub_fd_maybe_ready(s->hub, s->fd, FD_R) || hub_expired(wait_deadline(s, total));
 }
 
@@ -99,6 +100,7 @@ int worth_reading(gh_sock *s, int64_t total) {
  * raises.
  */
 ssize_t sock_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap) {
+  if (s->tls) return tls_read_more(L, s, want, cap);
   if (!buf_reserve(&s->buf, want)) gh_nomem(L);
   size_t room = buf_room(&s->buf);
   if (cap && room > cap) room = cap;
@@ -232,6 +234,7 @@ int sock_receive(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
   if (s->kind != K_CLIENT || s->type != SOCK_STREAM)
     return luaL_error(L, "greenhub: receive is not available on %s", sock_class(s));
+  TLS_FIRST(L, s, sock_receive, TLS_SH_RECV, wait_deadline(s, call_deadline(s)));
   int mode;
   size_t count;
   parse_pattern(L, &mode, &count);
@@ -278,6 +281,7 @@ int sock_receivepartial(lua_State *L) {
     return luaL_error(L, "greenhub: receivepartial is not available on %s", sock_class(s));
   lua_Integer max = luaL_optinteger(L, 2, 65536);
   if (max < 1) return luaL_argerror(L, 2, "max must be positive");
+  TLS_FIRST(L, s, sock_receivepartial, TLS_SH_PLAIN, wait_deadline(s, call_deadline(s)));
   lua_settop(L, 1);
   lua_pushinteger(L, max);
   return partial_step(L, s, call_deadline(s));
@@ -318,7 +322,10 @@ static int send_step(lua_State *L, gh_sock *s, int64_t total) {
   if (s->coalesce && s->fd >= 0) {
     size_t n = (size_t)(end - done);
     if (buf_len(&s->out) + n <= COALESCE_MAX) {
-      if (n > 0) {
+      if (n > 0 && s->tls) { /* encrypted now; the records collect in out */
+        if (tls_write(s, data + done, n) < 0) return send_fail(L, sock_strerror(errno), done);
+        s->nsent += (double)n;
+      } else if (n > 0) {
         if (!buf_reserve(&s->out, n)) return gh_nomem(L);
         memcpy(s->out.data + s->out.last, data + done, n);
         buf_commit(&s->out, n);
@@ -341,8 +348,7 @@ static int send_step(lua_State *L, gh_sock *s, int64_t total) {
   }
   while (done < end) {
     if (s->fd < 0) goto fail_closed;
-    ssize_t n = s->plain ? write(s->fd, data + done, (size_t)(end - done))
-                         : send(s->fd, data + done, (size_t)(end - done), gh_nosignal());
+    ssize_t n = sock_write_some(s, data + done, (size_t)(end - done));
     if (n >= 0) {
       done += n;
       s->nsent += (double)n;
@@ -377,6 +383,7 @@ int sock_send(lua_State *L) {
     return luaL_error(L, "greenhub: send is not available on %s", sock_class(s));
   size_t len;
   luaL_checklstring(L, 2, &len);
+  TLS_FIRST(L, s, sock_send, TLS_SH_SEND, wait_deadline(s, call_deadline(s)));
   lua_Integer i = luaL_optinteger(L, 3, 1);
   lua_Integer j = luaL_optinteger(L, 4, -1);
   lua_Integer n = (lua_Integer)len;
@@ -459,7 +466,7 @@ static int sendfile_k(lua_State *L, int status, lua_KContext ctx) {
  */
 int sock_sendfile(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
-  if (s->kind != K_CLIENT || s->type != SOCK_STREAM || s->plain)
+  if (s->kind != K_CLIENT || s->type != SOCK_STREAM || s->plain || s->tls)
     return luaL_error(L, "greenhub: sendfile is not available on %s", sock_class(s));
   lua_Integer fd = luaL_checkinteger(L, 2), off = luaL_checkinteger(L, 3), count = luaL_checkinteger(L, 4);
   luaL_argcheck(L, fd >= 0, 2, "invalid fd");
