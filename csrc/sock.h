@@ -127,6 +127,7 @@ int tls_server(const gh_sock *s);
 int tls_handshake_then(lua_State *L, gh_sock *s, lua_CFunction then, int shape, int64_t d);
 void tls_close_notify(gh_sock *s);
 void tls_free(gh_sock *s);
+void tls_drain(gh_sock *s);
 void tls_release(lua_State *L, gh_sock *s);
 int l_tlswrap(lua_State *L);
 int l_tlsctxsize(lua_State *L);

@@ -206,6 +206,7 @@ void sock_close_fd(gh_sock *s) {
   buf_free(&s->out);
   if (s->fd >= 0) {
     hub_fd_forget(s->hub, s->fd); /* wakes waiters with "closed" */
+    if (s->tls) tls_drain(s);
     close(s->fd);
     s->fd = -1;
   }

@@ -41,6 +41,9 @@ struct gh_tls {
   int done;                /* handshake finished (and the host checked) */
   int err;                 /* errno of the BIO's last failed send/recv */
   int lsec_full;           /* LuaSec's context has the layout below */
+  int rd_end;              /* the read side ended (1: EOF, 2: error rd_err)
+                              behind data already returned: said next */
+  int rd_err;
   double hs_timeout;       /* < 0: the call's own timeouts */
   char *host;              /* name to check the certificate against */
   char hs_error[160];      /* sticky: the handshake failed this way */
@@ -162,7 +165,8 @@ static BIO_METHOD *bio_meth(void) {
 
 int tls_has_pending(const gh_sock *s) {
   const gh_tls *t = s->tls;
-  return buf_len(&t->pre) > 0 || (t->ssl && (SSL_pending(t->ssl) > 0 || SSL_has_pending(t->ssl)));
+  return t->rd_end || buf_len(&t->pre) > 0 ||
+         (t->ssl && (SSL_pending(t->ssl) > 0 || SSL_has_pending(t->ssl)));
 }
 
 int tls_ready(const gh_sock *s) { return s->tls->done; }
@@ -195,6 +199,11 @@ ssize_t tls_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap) {
   size_t room = buf_room(&s->buf);
   if (cap && room > cap) room = cap;
   size_t total = 0;
+  if (t->rd_end) { /* the end seen behind the last data */
+    if (t->rd_end == 1) return 0;
+    errno = t->rd_err;
+    return -2;
+  }
   while (total < room) {
     size_t got = 0;
     ERR_clear_error();
@@ -202,8 +211,11 @@ ssize_t tls_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap) {
     if (r > 0) { buf_commit(&s->buf, got); total += got; continue; }
     int e = SSL_get_error(t->ssl, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
-    if (total > 0) break; /* this data first; the end or the error again next call */
-    return io_error(s, r);
+    ssize_t x = io_error(s, r);
+    if (x == 0) t->rd_end = 1;
+    else { t->rd_end = 2; t->rd_err = errno; }
+    if (total > 0) break; /* this data first; the end next call */
+    return x;
   }
   if (total == 0) return -1;
   s->nrecv += (double)total;
@@ -241,6 +253,18 @@ void tls_close_notify(gh_sock *s) {
     ERR_clear_error();
     SSL_shutdown(t->ssl);
     ERR_clear_error();
+  }
+}
+
+/* The fd is about to close: what the peer sent and nobody read (TLS 1.3
+   session tickets, typically) is read and dropped first, or the kernel
+   answers the close with a reset that can destroy our own last records
+   on their way. */
+void tls_drain(gh_sock *s) {
+  char sink[16384];
+  for (int i = 0; i < 16; i++) {
+    ssize_t n = recv(s->fd, sink, sizeof sink, MSG_DONTWAIT);
+    if (n <= 0 && !(n < 0 && errno == EINTR)) break;
   }
 }
 
