@@ -165,24 +165,15 @@ http_client() {
   printf "   gh.patch(), 10 green threads     %8.0f req/s  ratio %s\n" "$green10" "$(ratio "$green10" "$plain")"
 }
 
-tls_bench() {
-  echo "== HTTPS keep-alive hello world, wrk -t1 -c100 -d${DUR}s, same certificate (median of $RUNS)"
-  local d=$B/tls
-  mkdir -p $d
-  [ -f $d/server.crt ] || openssl req -x509 -newkey rsa:2048 -nodes -keyout $d/server.key -out $d/server.crt \
-      -days 30 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1
-  local results=""
-  for s in greenhub-tcp greenhub-tls nginx-tls; do
-    local vals="" cpu=""
-    for _ in $(seq $RUNS); do
-      local url
-      case $s in
-        greenhub-tcp) taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null & url=http://127.0.0.1:$PORT/ ;;
-        greenhub-tls) taskset -c 0 lua5.4 examples/hello_https.lua $PORT $d/server.crt $d/server.key 2>/dev/null & url=https://127.0.0.1:$PORT/ ;;
-        nginx-tls)
-          command -v nginx >/dev/null || { echo "   nginx not installed"; break; }
-          mkdir -p $d/nginx
-          cat > $d/nginx/nginx.conf <<NGX
+# start one of the TLS bench servers on $PORT (pinned to CPU 0): sets SPID, URL
+tls_start() {
+  local s=$1 d=$2
+  case $s in
+    greenhub-tcp) taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null & URL=http://127.0.0.1:$PORT/ ;;
+    greenhub-tls) taskset -c 0 lua5.4 examples/hello_https.lua $PORT $d/server.crt $d/server.key 2>/dev/null & URL=https://127.0.0.1:$PORT/ ;;
+    nginx-tls)
+      mkdir -p $d/nginx
+      cat > $d/nginx/nginx.conf <<NGX
 worker_processes 1;
 daemon off;
 master_process off;
@@ -200,25 +191,70 @@ http {
   }
 }
 NGX
-          taskset -c 0 nginx -c $d/nginx/nginx.conf -p $d/nginx 2>/dev/null & url=https://127.0.0.1:$PORT/ ;;
-      esac
-      SPID=$!
-      for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+      taskset -c 0 nginx -c $d/nginx/nginx.conf -p $d/nginx 2>/dev/null & URL=https://127.0.0.1:$PORT/ ;;
+  esac
+  SPID=$!
+  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+}
+
+tls_bench() {
+  echo "== HTTPS keep-alive hello world, wrk -t1 -c100 -d${DUR}s, same certificate (median of $RUNS)"
+  local d=$B/tls
+  mkdir -p $d
+  [ -f $d/server.crt ] || openssl req -x509 -newkey rsa:2048 -nodes -keyout $d/server.key -out $d/server.crt \
+      -days 30 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1
+  command -v nginx >/dev/null || echo "   nginx not installed"
+  # interleaved: run i of every server, then run i+1 (drift on this VM hits all alike)
+  local s i
+  for s in greenhub-tcp greenhub-tls nginx-tls; do eval "v_${s//-/_}=''; c_${s//-/_}=''"; done
+  for i in $(seq $RUNS); do
+    for s in greenhub-tcp greenhub-tls nginx-tls; do
+      [ $s = nginx-tls ] && ! command -v nginx >/dev/null && continue
+      tls_start $s $d
       local c0; c0=$(cpu_ticks $SPID)
-      local out; out=$(taskset -c 1 wrk -t1 -c100 -d${DUR}s $url 2>&1)
+      local out; out=$(taskset -c 1 wrk -t1 -c100 -d${DUR}s $URL 2>&1)
       local c1; c1=$(cpu_ticks $SPID)
       stop_server
       local total; total=$(echo "$out" | awk '/requests in/ {print $1}')
-      vals="$vals$(echo "$out" | awk '/Requests\/sec/ {print $2}')"$'\n'
-      cpu="$cpu$(awk -v a=$c0 -v b=$c1 -v n=$total -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n }')"$'\n'
+      eval "v_${s//-/_}=\"\$v_${s//-/_} $(echo "$out" | awk '/Requests\/sec/ {print $2}')\""
+      eval "c_${s//-/_}=\"\$c_${s//-/_} $(awk -v a=$c0 -v b=$c1 -v n=$total -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n }')\""
     done
+  done
+  for s in greenhub-tcp greenhub-tls nginx-tls; do
     local m mc
-    m=$(printf "%s" "$vals" | grep -E '^[0-9.]+$' | median)
-    mc=$(printf "%s" "$cpu" | grep -E '^[0-9.]+$' | median)
-    eval "r_${s//-/_}=$m"
+    eval "m=\$(printf '%s\n' \$v_${s//-/_} | grep -E '^[0-9.]+\$' | median)"
+    eval "mc=\$(printf '%s\n' \$c_${s//-/_} | grep -E '^[0-9.]+\$' | median)"
+    eval "r_${s//-/_}=$m; u_${s//-/_}=$mc"
     printf "   %-13s %10s req/s   server us/req %s\n" $s "$m" "$mc"
   done
-  echo "   greenhub TLS / greenhub TCP: $(ratio ${r_greenhub_tls:-0} ${r_greenhub_tcp:-0})   greenhub TLS / nginx TLS: $(ratio ${r_greenhub_tls:-0} ${r_nginx_tls:-0})"
+  echo "   greenhub TLS / greenhub TCP: $(ratio ${r_greenhub_tls:-0} ${r_greenhub_tcp:-0})   greenhub TLS / nginx TLS: req/s $(ratio ${r_greenhub_tls:-0} ${r_nginx_tls:-0}), server CPU per request $(ratio ${u_greenhub_tls:-0} ${u_nginx_tls:-0})"
+
+  # a new connection (a full handshake, RSA 2048, no session reuse) per request
+  local n=$((DUR * 500))
+  echo "== TLS handshakes: ab -n $n -c 20 (a new connection per request), same certificate (median of $RUNS)"
+  for s in greenhub-tls nginx-tls; do eval "h_${s//-/_}=''; hc_${s//-/_}=''"; done
+  if ! command -v ab >/dev/null; then echo "   ab not installed (apache2-utils)"; return; fi
+  for i in $(seq $RUNS); do
+    for s in greenhub-tls nginx-tls; do
+      [ $s = nginx-tls ] && ! command -v nginx >/dev/null && continue
+      tls_start $s $d
+      local c0; c0=$(cpu_ticks $SPID)
+      local out; out=$(taskset -c 1 ab -n $n -c 20 $URL 2>&1)
+      local c1; c1=$(cpu_ticks $SPID)
+      stop_server
+      local done_; done_=$(echo "$out" | awk '/^Complete requests/ {print $3}')
+      eval "h_${s//-/_}=\"\$h_${s//-/_} $(echo "$out" | awk '/^Requests per second/ {print $4}')\""
+      eval "hc_${s//-/_}=\"\$hc_${s//-/_} $(awk -v a=$c0 -v b=$c1 -v n=${done_:-0} -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz * 1e6 / n }')\""
+    done
+  done
+  for s in greenhub-tls nginx-tls; do
+    local m mc
+    eval "m=\$(printf '%s\n' \$h_${s//-/_} | grep -E '^[0-9.]+\$' | median)"
+    eval "mc=\$(printf '%s\n' \$hc_${s//-/_} | grep -E '^[0-9.]+\$' | median)"
+    eval "hr_${s//-/_}=$m; hu_${s//-/_}=$mc"
+    printf "   %-13s %10s handshakes/s   server us/handshake %s\n" $s "$m" "$mc"
+  done
+  echo "   greenhub / nginx: handshakes/s $(ratio ${hr_greenhub_tls:-0} ${hr_nginx_tls:-0}), server CPU per handshake $(ratio ${hu_greenhub_tls:-0} ${hu_nginx_tls:-0})"
 }
 
 # ---------------------------------------------------------------- http module

@@ -44,6 +44,8 @@ struct gh_tls {
   int rd_end;              /* the read side ended (1: EOF, 2: error rd_err)
                               behind data already returned: said next */
   int rd_err;
+  int lazy;                /* a read after one that returned data: skip the
+                              recv when the fd is known drained */
   double hs_timeout;       /* < 0: the call's own timeouts */
   char *host;              /* name to check the certificate against */
   char hs_error[160];      /* sticky: the handshake failed this way */
@@ -119,6 +121,10 @@ static int bio_read(BIO *b, char *data, size_t len, size_t *got) {
     return 1;
   }
   if (s->fd < 0) { t->err = EBADF; return 0; }
+  if (t->lazy && !hub_fd_maybe_ready(s->hub, s->fd, FD_R)) { /* drained since the last edge */
+    BIO_set_retry_read(b);
+    return 0;
+  }
   for (;;) {
     ssize_t n = recv(s->fd, data, len, 0);
     if (n > 0) {
@@ -208,7 +214,8 @@ ssize_t tls_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap) {
     size_t got = 0;
     ERR_clear_error();
     int r = SSL_read_ex(t->ssl, s->buf.data + s->buf.last, room - total, &got);
-    if (r > 0) { buf_commit(&s->buf, got); total += got; continue; }
+    if (r > 0) { buf_commit(&s->buf, got); total += got; t->lazy = 1; continue; }
+    t->lazy = 0;
     int e = SSL_get_error(t->ssl, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
     ssize_t x = io_error(s, r);
@@ -217,6 +224,7 @@ ssize_t tls_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap) {
     if (total > 0) break; /* this data first; the end next call */
     return x;
   }
+  t->lazy = 0;
   if (total == 0) return -1;
   s->nrecv += (double)total;
   return (ssize_t)total;

@@ -364,6 +364,25 @@ print("unwrapped")
     assert.same({ "http/1.1" }, seen[51])
   end)
 
+  it("settimeout(0) polling sees data that arrives later (no wait ever armed)", function()
+    local srv, port, th = H.tls_one_shot(key, crt, function(c)
+      c:send("first\n")
+      gh.sleep(0.05)
+      c:send("second\n")
+      c:receive()
+    end)
+    local c = assert(tls.connect("127.0.0.1", port, { verify = "none" }))
+    c:settimeout(0)
+    local got, polls = {}, 0
+    while #got < 2 and polls < 500 do
+      local l, e = c:receive()
+      if l then got[#got + 1] = l else assert.equal("timeout", e); polls = polls + 1; gh.sleep(0.005) end
+    end
+    assert.same({ "first", "second" }, got)
+    assert.is_true(polls > 0)
+    c:send("x\n"); c:close(); H.bounded(10, th.wait, th); srv:close()
+  end)
+
   it("certificates, verification, info and finished messages come through", function()
     local srv, port, th = H.tls_one_shot(key, crt, function(c)
       c:dohandshake(); c:receive()
