@@ -117,7 +117,8 @@ int sock_setpeername(lua_State *L);
 int sock_wsframe(lua_State *L);
 
 /* tls.c */
-#define GH_ETLS 0x10000    /* an "errno" for OpenSSL's errors: tls_errstr() */
+#define GH_ETLS 0x10000
+#define TLS_LINGER 5.0     /* close(): seconds the last records may take */    /* an "errno" for OpenSSL's errors: tls_errstr() */
 const char *tls_errstr(void);
 ssize_t tls_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap);
 ssize_t tls_write(gh_sock *s, const char *p, size_t n);

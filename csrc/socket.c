@@ -333,11 +333,16 @@ static int sock_flush(lua_State *L) {
 static int sock_close(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
   lua_settop(L, 1);
+  int64_t total = call_deadline(s);
   if (s->tls) {
     tls_release(L, s);
     tls_close_notify(s);
+    /* the records already made still go (send said they went), as the
+       kernel would send a TCP socket's: within the socket's timeouts, or
+       TLS_LINGER seconds when it has none */
+    if (total < 0 && s->tblock < 0) total = hub_after(TLS_LINGER);
   }
-  if (buf_len(&s->out) > 0 && s->fd >= 0) return flush_step(L, s, call_deadline(s), 1);
+  if (buf_len(&s->out) > 0 && s->fd >= 0) return flush_step(L, s, total, 1);
   sock_close_fd(s);
   lua_pushinteger(L, 1);
   return 1;
