@@ -1,4 +1,4 @@
--- HTTPS/1.1 keep-alive hello world on green TLS (LuaSec underneath).
+-- HTTPS/1.1 keep-alive hello world on green TLS (OpenSSL from C; the context from LuaSec).
 --   lua5.4 examples/hello_https.lua PORT CERT KEY
 -- the repository's lua/ and build/, found from this file (runs from anywhere)
 local root = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/.."

@@ -46,7 +46,7 @@ local function new(sock, server, opts, protocol)
     state = "open", wlock = sem(0), writing = false, nwait = 0,
     c = sock._wsframe ~= nil, -- a green socket: frames come out of its C buffer
   }, WS)
-  if not self.c then -- TLS: bytes LuaSec delivered ahead of the frames
+  if not self.c then -- another library's socket: frames parsed from what it returns
     self.buf, sock.pending = sock.pending or "", nil
     self.pos = 1
   end
