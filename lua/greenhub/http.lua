@@ -123,8 +123,17 @@ local function body_piece(b, sock, max)
 end
 
 --- read([max]) -> next chunk, nil at the end, or nil, err
+local function check_max(max)
+  if max == nil then return 65536 end
+  if math.type(max) ~= "integer" or max < 1 then
+    error("bad argument #1 to 'read' (positive integer expected, got " ..
+      (math.type(max) or type(max)) .. ")", 3)
+  end
+  return max
+end
+
 function Request:read(max)
-  max = max or 65536
+  max = check_max(max)
   if self._done then return nil end
   if self._err then return nil, self._err end
   local ok, e = continue100(self)
@@ -698,7 +707,7 @@ Resp.__index = Resp
 
 --- res:read([max]) -> next body chunk, nil at the end, or nil, err
 function Resp:read(max)
-  max = max or 65536
+  max = check_max(max)
   if self._done then return nil end
   if self._err then return nil, self._err end
   local data, err, trailers = body_piece(self, self._sock, max)
