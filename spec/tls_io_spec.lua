@@ -17,7 +17,7 @@ describe("tls record I/O in C", function()
   if not have then it("needs LuaSec and openssl", function() error("install lua-sec and openssl") end) return end
   local key, crt, dir = H.self_signed()
   teardown(function() os.execute("rm -rf " .. dir) end)
-  local sparams = { key = key, certificate = crt }
+  local function sparams_server() return { mode = "server", key = key, certificate = crt } end
 
   local function listen(extra)
     local p = { key = key, certificate = crt }
@@ -385,6 +385,59 @@ print("unwrapped")
     assert.same({ "first", "second" }, got)
     assert.is_true(polls > 0)
     c:send("x\n"); c:close(); H.bounded(10, th.wait, th); srv:close()
+  end)
+
+  it("STARTTLS: bytes of the handshake already read with the plain text go to OpenSSL", function()
+    local l = assert(gh.listen("127.0.0.1", 0))
+    local _, port = l:getsockname()
+    local got
+    local st = gh.spawn(function()
+      local c = l:accept()
+      gh.sleep(0.1) -- the line and the client's hello are both here before we read
+      assert.equal("STARTTLS", c:receive())
+      assert.is_true(c:dirty(), "the hello was read ahead with the line")
+      local t = assert(tls.wrap(c, sparams_server()))
+      assert.equal(-1, c:getfd())
+      t:settimeout(H.scale(10))
+      got = t:receive()
+      t:send("secret back\n")
+      t:close()
+    end)
+    local c = assert(gh.connect("127.0.0.1", port))
+    c:send("STARTTLS\n")
+    local t = assert(tls.wrap(c, { verify = "none" }))
+    t:settimeout(H.scale(10))
+    assert(t:send("secret\n")) -- the handshake first: its hello follows the line at once
+    assert.equal("secret back", t:receive())
+    t:close()
+    H.bounded(20, st.wait, st)
+    assert.equal("secret", got)
+    l:close()
+  end)
+
+  it("coalesce on a TLS socket: small sends leave as fewer writes, every byte in order", function()
+    local srv, port = listen()
+    local got
+    local st = gh.spawn(function()
+      local c = srv:accept()
+      c:settimeout(H.scale(10))
+      got = c:receive("*a")
+      c:close()
+    end)
+    local c = assert(tls.connect("127.0.0.1", port, { verify = "none" }))
+    assert.equal(1, c:setoption("coalesce", true))
+    local want = {}
+    for i = 1, 2000 do
+      local piece = ("%d,"):format(i)
+      want[#want + 1] = piece
+      assert(c:send(piece))
+    end
+    assert(c:flush())
+    for i = 1, 100 do assert(c:send(("z"):rep(i))); want[#want + 1] = ("z"):rep(i) end
+    c:close() -- flushes what is collected, then close_notify
+    H.bounded(20, st.wait, st)
+    assert.equal(table.concat(want), got)
+    srv:close()
   end)
 
   it("certificates, verification, info and finished messages come through", function()
