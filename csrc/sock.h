@@ -122,6 +122,7 @@ int sock_wsframe(lua_State *L);
 const char *tls_errstr(void);
 ssize_t tls_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap);
 ssize_t tls_write(gh_sock *s, const char *p, size_t n);
+ssize_t tls_collect(gh_sock *s, const char *p, size_t n);
 int tls_has_pending(const gh_sock *s);
 int tls_ready(const gh_sock *s);
 int tls_server(const gh_sock *s);

@@ -323,7 +323,7 @@ static int send_step(lua_State *L, gh_sock *s, int64_t total) {
     size_t n = (size_t)(end - done);
     if (buf_len(&s->out) + n <= COALESCE_MAX) {
       if (n > 0 && s->tls) { /* encrypted now; the records collect in out */
-        if (tls_write(s, data + done, n) < 0) return send_fail(L, sock_strerror(errno), done);
+        if (tls_collect(s, data + done, n) < 0) return send_fail(L, sock_strerror(errno), done);
         s->nsent += (double)n;
       } else if (n > 0) {
         if (!buf_reserve(&s->out, n)) return gh_nomem(L);

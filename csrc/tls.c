@@ -46,6 +46,7 @@ struct gh_tls {
   int rd_err;
   int lazy;                /* a read after one that returned data: skip the
                               recv when the fd is known drained */
+  int collect;             /* coalescing: records collect in out, unsent */
   double hs_timeout;       /* < 0: the call's own timeouts */
   char *host;              /* name to check the certificate against */
   char hs_error[160];      /* sticky: the handshake failed this way */
@@ -87,7 +88,7 @@ static int bio_write(BIO *b, const char *data, size_t len, size_t *written) {
   BIO_clear_retry_flags(b);
   size_t done = 0;
   if (s->fd < 0) { s->tls->err = EPIPE; return 0; }
-  if (!s->coalesce && buf_len(&s->out) == 0) {
+  if (!s->tls->collect && buf_len(&s->out) == 0) {
     while (done < len) {
       ssize_t n = send(s->fd, data + done, len - done, gh_nosignal());
       if (n >= 0) { done += (size_t)n; continue; }
@@ -238,7 +239,7 @@ ssize_t tls_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap) {
 ssize_t tls_write(gh_sock *s, const char *p, size_t n) {
   gh_tls *t = s->tls;
   if (!t->ssl || s->fd < 0) { errno = EPIPE; return -1; }
-  if (!s->coalesce && buf_len(&s->out) > 0) {
+  if (buf_len(&s->out) > 0) {
     if (!out_write(s)) { hub_fd_drained(s->hub, s->fd, FD_W); errno = EAGAIN; return -1; }
     out_unwatch(s);
     if (link_linked(&s->flushq)) link_remove(&s->flushq);
@@ -251,6 +252,22 @@ ssize_t tls_write(gh_sock *s, const char *p, size_t n) {
   if (SSL_write_ex(t->ssl, p, n, &w)) return (ssize_t)w;
   ssize_t r = io_error(s, 0);
   if (r == 0) errno = EPIPE;
+  return -1;
+}
+
+/* setoption("coalesce"): plaintext becomes records now, which collect in
+   s->out (the hub sends them when the thread parks, or on flush/close).
+   n <= COALESCE_MAX. Bytes taken, or -1 with errno. */
+ssize_t tls_collect(gh_sock *s, const char *p, size_t n) {
+  gh_tls *t = s->tls;
+  if (!t->ssl || s->fd < 0) { errno = EPIPE; return -1; }
+  size_t w = 0;
+  t->collect = 1;
+  ERR_clear_error();
+  int ok = SSL_write_ex(t->ssl, p, n, &w);
+  t->collect = 0;
+  if (ok) return (ssize_t)w;
+  if (io_error(s, 0) == 0) errno = EPIPE;
   return -1;
 }
 
