@@ -73,10 +73,13 @@ const char *sock_class(const gh_sock *s);
 void sock_setclass(lua_State *L, int idx, gh_sock *s);
 gh_sock *sock_need(lua_State *L, int kmask, int type, const char *what);
 gh_sock *sock_push(lua_State *L, gh_hub *h, int fd, int family, int type, int kind);
+gh_sock *sock_push_ex(lua_State *L, gh_hub *h, int fd, int family, int type, int kind,
+                      size_t tls_size, int nuv);
 int sock_create_fd(gh_sock *s, int family);
 void sock_close_fd(gh_sock *s);
-int out_write(gh_sock *s);
-void out_unwatch(gh_sock *s);
+int out_send(gh_sock *s);
+int out_append(gh_sock *s, const char *p, size_t n);
+void out_settle(gh_sock *s);
 int64_t call_deadline(const gh_sock *s);
 int64_t wait_deadline(const gh_sock *s, int64_t total);
 int sock_wait(lua_State *L, gh_sock *s, int dir, int64_t total, lua_KContext ctx,
@@ -117,8 +120,8 @@ int sock_setpeername(lua_State *L);
 int sock_wsframe(lua_State *L);
 
 /* tls.c */
-#define GH_ETLS 0x10000
-#define TLS_LINGER 5.0     /* close(): seconds the last records may take */    /* an "errno" for OpenSSL's errors: tls_errstr() */
+#define GH_ETLS 0x10000    /* an "errno" for OpenSSL's errors: tls_errstr() */
+#define TLS_LINGER 5.0     /* close(): seconds the last records may take */
 const char *tls_errstr(void);
 ssize_t tls_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap);
 ssize_t tls_write(gh_sock *s, const char *p, size_t n);
@@ -136,10 +139,12 @@ int l_tlsctxsize(lua_State *L);
 extern const luaL_Reg tls_methods[];
 enum { TLS_SH_PLAIN, TLS_SH_RECV, TLS_SH_SEND, TLS_SH_HEAD };
 /* A call on a TLS socket whose handshake has not run: that first, then
-   the call itself (fn) on the same stack; d: the handshake's deadline
-   when no handshake_timeout was given. */
-#define TLS_FIRST(L, s, fn, shape, d) \
+   the call itself (fn) on the same stack. The handshake's deadline, when
+   no handshake_timeout was given: d (TLS_FIRST_BY), else the call's own. */
+#define TLS_FIRST_BY(L, s, fn, shape, d) \
   do { if ((s)->tls && !tls_ready(s)) return tls_handshake_then(L, s, fn, shape, d); } while (0)
+#define TLS_FIRST(L, s, fn, shape) \
+  TLS_FIRST_BY(L, s, fn, shape, wait_deadline(s, call_deadline(s)))
 /* One non-blocking write: bytes taken or -1 (errno). */
 static inline ssize_t sock_write_some(gh_sock *s, const char *p, size_t n) {
   if (s->tls) return tls_write(s, p, n);

@@ -111,8 +111,16 @@ static void set_nonblock(int fd) {
 }
 
 gh_sock *sock_push(lua_State *L, gh_hub *h, int fd, int family, int type, int kind) {
-  gh_sock *s = lua_newuserdatauv(L, sizeof *s, 0);
-  memset(s, 0, sizeof *s);
+  return sock_push_ex(L, h, fd, family, type, kind, 0, 0);
+}
+
+/* sock_push with tls_size bytes of TLS state after the socket (tls.c's
+   wrap; s->tls points there) and nuv user values */
+gh_sock *sock_push_ex(lua_State *L, gh_hub *h, int fd, int family, int type, int kind,
+                      size_t tls_size, int nuv) {
+  gh_sock *s = lua_newuserdatauv(L, sizeof *s + tls_size, nuv);
+  memset(s, 0, sizeof *s + tls_size);
+  if (tls_size) s->tls = (gh_tls *)(s + 1);
   s->fd = -1;
   s->family = family;
   s->type = type;
@@ -148,7 +156,7 @@ int sock_create_fd(gh_sock *s, int family) {
  * Write what out holds without blocking. 1: all gone (or failed: the error
  * is kept for the next send), 0: the kernel took only part (EAGAIN).
  */
-int out_write(gh_sock *s) {
+static int out_write(gh_sock *s) {
   while (buf_len(&s->out) > 0) {
     if (s->fd < 0) { s->out_err = EPIPE; break; }
     ssize_t n = s->plain ? write(s->fd, buf_head(&s->out), buf_len(&s->out))
@@ -164,7 +172,7 @@ int out_write(gh_sock *s) {
 }
 
 /* s no longer waits for writability to flush */
-void out_unwatch(gh_sock *s) {
+static void out_unwatch(gh_sock *s) {
   gh_hub *h = s->hub;
   if (s->fd >= 0 && s->fd < h->nfds && h->fds[s->fd].flusher == s) {
     h->fds[s->fd].flusher = NULL;
@@ -172,13 +180,33 @@ void out_unwatch(gh_sock *s) {
   }
 }
 
+/* out owes the hub nothing more: no writability watch, not in flushq */
+void out_settle(gh_sock *s) {
+  out_unwatch(s);
+  if (link_linked(&s->flushq)) link_remove(&s->flushq);
+}
+
+/* out_write, settled when nothing is left: 1 done (all gone, or failed:
+   out_err says), 0 the kernel took only part */
+int out_send(gh_sock *s) {
+  if (!out_write(s)) return 0;
+  out_settle(s);
+  return 1;
+}
+
+/* n bytes more in out, sent when the thread parks (or on flush, close,
+   writability); -1 when there is no memory for them */
+int out_append(gh_sock *s, const char *p, size_t n) {
+  if (!buf_reserve(&s->out, n)) return -1;
+  memcpy(s->out.data + s->out.last, p, n);
+  buf_commit(&s->out, n);
+  if (!link_linked(&s->flushq)) link_push(&s->hub->flushq, &s->flushq);
+  return 0;
+}
+
 /* One background flush attempt; leftovers wait for the fd to be writable. */
 static void out_flush(gh_hub *h, gh_sock *s) {
-  if (out_write(s)) {
-    out_unwatch(s);
-    if (link_linked(&s->flushq)) link_remove(&s->flushq);
-    return;
-  }
+  if (out_send(s)) return;
   gh_fd *r = hub_fd(h, s->fd);
   if (r && !r->flusher && hub_fd_watch(h, s->fd) == 0) {
     r->flusher = s;
@@ -201,8 +229,7 @@ static void flush_all(gh_hub *h) {
 static void flush_one(gh_hub *h, void *p) { out_flush(h, p); }
 
 void sock_close_fd(gh_sock *s) {
-  if (link_linked(&s->flushq)) link_remove(&s->flushq);
-  out_unwatch(s);
+  out_settle(s);
   buf_free(&s->out);
   if (s->fd >= 0) {
     hub_fd_forget(s->hub, s->fd); /* wakes waiters with "closed" */
@@ -293,8 +320,7 @@ static int flush_step(lua_State *L, gh_sock *s, int64_t total, int then) {
     return hub_wait_fd(L, h, hub_self(L, h, then ? "close" : "flush"), s->fd, FD_W, d,
                        (lua_KContext)total, flush_k);
   }
-  out_unwatch(s);
-  if (link_linked(&s->flushq)) link_remove(&s->flushq);
+  out_settle(s);
   if (then) {
     sock_close_fd(s);
     lua_pushinteger(L, 1);

@@ -458,7 +458,7 @@ int sock_httpsend(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
   if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
     return luaL_error(L, "greenhub: httpsend is not available on %s", sock_class(s));
-  TLS_FIRST(L, s, sock_httpsend, TLS_SH_PLAIN, wait_deadline(s, call_deadline(s)));
+  TLS_FIRST(L, s, sock_httpsend, TLS_SH_PLAIN);
   char stack[1024];
   hbuf b;
   resp_info ri;
@@ -579,7 +579,7 @@ int sock_httphead(lua_State *L) {
     return luaL_error(L, "greenhub: httphead is not available on %s", sock_class(s));
   if (!lua_isnoneornil(L, 10)) luaL_checktype(L, 10, LUA_TTABLE);
   /* a TLS handshake first: within the idle timeout, as the head would be */
-  TLS_FIRST(L, s, sock_httphead, TLS_SH_HEAD,
+  TLS_FIRST_BY(L, s, sock_httphead, TLS_SH_HEAD,
             idle >= 0 && idle != HUGE_VAL ? hub_after(idle) : wait_deadline(s, call_deadline(s)));
   lua_settop(L, 11);
   lua_pushinteger(L, ml); lua_replace(L, 3);
@@ -676,7 +676,7 @@ int sock_httpchunk(lua_State *L) {
   luaL_argcheck(L, max > 0, 3, "must be positive");
   if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
     return luaL_error(L, "greenhub: httpchunk is not available on %s", sock_class(s));
-  TLS_FIRST(L, s, sock_httpchunk, TLS_SH_PLAIN, wait_deadline(s, call_deadline(s)));
+  TLS_FIRST(L, s, sock_httpchunk, TLS_SH_PLAIN);
   lua_settop(L, 2);
   lua_pushinteger(L, max);
   return chunk_step(L, s, call_deadline(s));

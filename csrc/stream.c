@@ -234,7 +234,7 @@ int sock_receive(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
   if (s->kind != K_CLIENT || s->type != SOCK_STREAM)
     return luaL_error(L, "greenhub: receive is not available on %s", sock_class(s));
-  TLS_FIRST(L, s, sock_receive, TLS_SH_RECV, wait_deadline(s, call_deadline(s)));
+  TLS_FIRST(L, s, sock_receive, TLS_SH_RECV);
   int mode;
   size_t count;
   parse_pattern(L, &mode, &count);
@@ -281,7 +281,7 @@ int sock_receivepartial(lua_State *L) {
     return luaL_error(L, "greenhub: receivepartial is not available on %s", sock_class(s));
   lua_Integer max = luaL_optinteger(L, 2, 65536);
   if (max < 1) return luaL_argerror(L, 2, "max must be positive");
-  TLS_FIRST(L, s, sock_receivepartial, TLS_SH_PLAIN, wait_deadline(s, call_deadline(s)));
+  TLS_FIRST(L, s, sock_receivepartial, TLS_SH_PLAIN);
   lua_settop(L, 1);
   lua_pushinteger(L, max);
   return partial_step(L, s, call_deadline(s));
@@ -326,11 +326,8 @@ static int send_step(lua_State *L, gh_sock *s, int64_t total) {
         if (tls_collect(s, data + done, n) < 0) return send_fail(L, sock_strerror(errno), done);
         s->nsent += (double)n;
       } else if (n > 0) {
-        if (!buf_reserve(&s->out, n)) return gh_nomem(L);
-        memcpy(s->out.data + s->out.last, data + done, n);
-        buf_commit(&s->out, n);
+        if (out_append(s, data + done, n) < 0) return gh_nomem(L);
         s->nsent += (double)n;
-        if (!link_linked(&s->flushq)) link_push(&s->hub->flushq, &s->flushq);
       }
       lua_pushinteger(L, end);
       return 1;
@@ -338,9 +335,7 @@ static int send_step(lua_State *L, gh_sock *s, int64_t total) {
   }
   /* what was collected before goes first */
   while (buf_len(&s->out) > 0) {
-    if (out_write(s)) {
-      out_unwatch(s);
-      if (link_linked(&s->flushq)) link_remove(&s->flushq);
+    if (out_send(s)) {
       if (s->out_err) return send_step(L, s, total);
       break;
     }
@@ -383,7 +378,7 @@ int sock_send(lua_State *L) {
     return luaL_error(L, "greenhub: send is not available on %s", sock_class(s));
   size_t len;
   luaL_checklstring(L, 2, &len);
-  TLS_FIRST(L, s, sock_send, TLS_SH_SEND, wait_deadline(s, call_deadline(s)));
+  TLS_FIRST(L, s, sock_send, TLS_SH_SEND);
   lua_Integer i = luaL_optinteger(L, 3, 1);
   lua_Integer j = luaL_optinteger(L, 4, -1);
   lua_Integer n = (lua_Integer)len;

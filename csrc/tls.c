@@ -98,12 +98,8 @@ static int bio_write(BIO *b, const char *data, size_t len, size_t *written) {
       return 0;
     }
   }
-  if (done < len) { /* the rest waits in s->out; the hub flushes it */
-    if (!buf_reserve(&s->out, len - done)) { s->tls->err = ENOMEM; return 0; }
-    memcpy(s->out.data + s->out.last, data + done, len - done);
-    buf_commit(&s->out, len - done);
-    if (!link_linked(&s->flushq)) link_push(&s->hub->flushq, &s->flushq);
-  }
+  /* the rest waits in s->out; the hub flushes it */
+  if (done < len && out_append(s, data + done, len - done) < 0) { s->tls->err = ENOMEM; return 0; }
   *written = len;
   return 1;
 }
@@ -202,15 +198,15 @@ static ssize_t io_error(gh_sock *s, int r) {
 ssize_t tls_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap) {
   gh_tls *t = s->tls;
   if (!t->ssl) return 0;
-  if (!buf_reserve(&s->buf, want)) gh_nomem(L);
-  size_t room = buf_room(&s->buf);
-  if (cap && room > cap) room = cap;
-  size_t total = 0;
   if (t->rd_end) { /* the end seen behind the last data */
     if (t->rd_end == 1) return 0;
     errno = t->rd_err;
     return -2;
   }
+  if (!buf_reserve(&s->buf, want)) gh_nomem(L);
+  size_t room = buf_room(&s->buf);
+  if (cap && room > cap) room = cap;
+  size_t total = 0;
   while (total < room) {
     size_t got = 0;
     ERR_clear_error();
@@ -231,6 +227,15 @@ ssize_t tls_read_more(lua_State *L, gh_sock *s, size_t want, size_t cap) {
   return (ssize_t)total;
 }
 
+/* SSL_write: bytes taken, or -1 with errno (EPIPE at the end) */
+static ssize_t ssl_write(gh_sock *s, const char *p, size_t n) {
+  size_t w = 0;
+  ERR_clear_error();
+  if (SSL_write_ex(s->tls->ssl, p, n, &w)) return (ssize_t)w;
+  if (io_error(s, 0) == 0) errno = EPIPE;
+  return -1;
+}
+
 /*
  * One write of plaintext: bytes taken (the ciphertext the kernel did not
  * take waits in s->out), or -1 with errno (EAGAIN: ciphertext from before
@@ -240,19 +245,12 @@ ssize_t tls_write(gh_sock *s, const char *p, size_t n) {
   gh_tls *t = s->tls;
   if (!t->ssl || s->fd < 0) { errno = EPIPE; return -1; }
   if (buf_len(&s->out) > 0) {
-    if (!out_write(s)) { hub_fd_drained(s->hub, s->fd, FD_W); errno = EAGAIN; return -1; }
-    out_unwatch(s);
-    if (link_linked(&s->flushq)) link_remove(&s->flushq);
+    if (!out_send(s)) { hub_fd_drained(s->hub, s->fd, FD_W); errno = EAGAIN; return -1; }
     if (s->out_err) { errno = s->out_err; s->out_err = 0; return -1; }
   }
   if (n == 0) return 0;
   if (n > 65536) n = 65536; /* the ciphertext held back stays bounded */
-  size_t w = 0;
-  ERR_clear_error();
-  if (SSL_write_ex(t->ssl, p, n, &w)) return (ssize_t)w;
-  ssize_t r = io_error(s, 0);
-  if (r == 0) errno = EPIPE;
-  return -1;
+  return ssl_write(s, p, n);
 }
 
 /* setoption("coalesce"): plaintext becomes records now, which collect in
@@ -261,14 +259,10 @@ ssize_t tls_write(gh_sock *s, const char *p, size_t n) {
 ssize_t tls_collect(gh_sock *s, const char *p, size_t n) {
   gh_tls *t = s->tls;
   if (!t->ssl || s->fd < 0) { errno = EPIPE; return -1; }
-  size_t w = 0;
   t->collect = 1;
-  ERR_clear_error();
-  int ok = SSL_write_ex(t->ssl, p, n, &w);
+  ssize_t w = ssl_write(s, p, n);
   t->collect = 0;
-  if (ok) return (ssize_t)w;
-  if (io_error(s, 0) == 0) errno = EPIPE;
-  return -1;
+  return w;
 }
 
 /* close(): close_notify, as far as it goes without waiting */
@@ -328,10 +322,8 @@ static lsec_context *lsec_of(SSL_CTX *ctx) {
   return p && p->context == ctx ? p : NULL;
 }
 
-/* After a handshake: what LuaSec's callbacks allocated for it. */
-static void lsec_cleanup(lua_State *L, gh_sock *s) {
-  lsec_context *p = lsec_of(SSL_get_SSL_CTX(s->tls->ssl));
-  (void)L;
+/* After a handshake step: what LuaSec's callbacks allocated for it. */
+static void lsec_cleanup(lsec_context *p, gh_sock *s) {
   if (!p || !s->tls->server || !s->tls->lsec_full) return;
   if (p->alpn) {
     const unsigned char *sel = NULL;
@@ -348,13 +340,17 @@ static void lsec_cleanup(lua_State *L, gh_sock *s) {
   }
 }
 
+/* an IPv4 or IPv6 address, not a name (no SNI; the certificate's IP SAN) */
+static int ip_literal(const char *h) {
+  return strchr(h, ':') != NULL || strspn(h, "0123456789.") == strlen(h);
+}
+
 /* The peer certificate must name t->host (subjectAltName, else CN). */
 static const char *check_host(gh_tls *t) {
   X509 *cert = SSL_get1_peer_certificate(t->ssl);
   if (!cert) return "no peer certificate";
   const char *h = t->host;
-  int ip = strchr(h, ':') != NULL || strspn(h, "0123456789.") == strlen(h);
-  int ok = ip ? X509_check_ip_asc(cert, h, 0) == 1
+  int ok = ip_literal(h) ? X509_check_ip_asc(cert, h, 0) == 1
               : X509_check_host(cert, h, 0, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
   X509_free(cert);
   if (ok) return NULL;
@@ -362,13 +358,11 @@ static const char *check_host(gh_tls *t) {
   return tls_msg;
 }
 
-enum { SH_PLAIN = TLS_SH_PLAIN, SH_RECV = TLS_SH_RECV, SH_SEND = TLS_SH_SEND, SH_HEAD = TLS_SH_HEAD };
-
 /* the caller's failure shape: receive's partial, send's index, the head
    reader's byte count */
 static int hs_fail(lua_State *L, int shape, int top, const char *err) {
   lua_settop(L, top);
-  if (shape == SH_RECV) { /* nil, err, the prefix as partial */
+  if (shape == TLS_SH_RECV) { /* nil, err, the prefix as partial */
     if (top < 3 || lua_type(L, 3) != LUA_TSTRING) { lua_settop(L, 2); lua_pushliteral(L, ""); }
     else lua_settop(L, 3);
     lua_pushnil(L);
@@ -380,10 +374,10 @@ static int hs_fail(lua_State *L, int shape, int top, const char *err) {
   lua_pushnil(L);
   lua_pushstring(L, err);
   switch (shape) {
-    case SH_SEND:
+    case TLS_SH_SEND:
       lua_pushinteger(L, i > 0 ? i - 1 : 0);
       return 3;
-    case SH_HEAD:
+    case TLS_SH_HEAD:
       lua_pushinteger(L, 0);
       return 3;
     default:
@@ -410,10 +404,10 @@ static int hs_step(lua_State *L, gh_sock *s, lua_CFunction then) {
     if (p) p->L = L; /* LuaSec's callbacks run on the calling thread */
     ERR_clear_error();
     int r = SSL_do_handshake(t->ssl);
+    lsec_cleanup(p, s);
     int dir = 0;
     if (r == 1) {
-      lsec_cleanup(L, s);
-      if (buf_len(&s->out) > 0 && !out_write(s)) dir = FD_W; /* our last flight first */
+      if (buf_len(&s->out) > 0 && !out_send(s)) dir = FD_W; /* our last flight first */
       else {
         if (t->host) {
           const char *bad = check_host(t);
@@ -430,9 +424,8 @@ static int hs_step(lua_State *L, gh_sock *s, lua_CFunction then) {
       }
     } else {
       int e = SSL_get_error(t->ssl, r);
-      if (p) lsec_cleanup(L, s);
       if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        if (buf_len(&s->out) > 0 && !out_write(s)) dir = FD_W;
+        if (buf_len(&s->out) > 0 && !out_send(s)) dir = FD_W;
         else dir = e == SSL_ERROR_WANT_WRITE ? FD_W : FD_R;
       } else {
         const char *why;
@@ -466,6 +459,13 @@ static int hs_k(lua_State *L, int status, lua_KContext ctx) {
   return hs_step(L, s, (lua_CFunction)(intptr_t)ctx);
 }
 
+/* the TLS socket at 1 (these methods can be called on any socket) */
+static gh_sock *tls_check(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  if (!s->tls) luaL_argerror(L, 1, "not a TLS socket");
+  return s;
+}
+
 /* The deadline of a handshake: handshake_timeout, else `fallback` (a
    call's own deadline, -1 none). */
 static int64_t hs_deadline(gh_sock *s, int64_t fallback) {
@@ -483,11 +483,10 @@ int tls_handshake_then(lua_State *L, gh_sock *s, lua_CFunction then, int shape, 
 /* dohandshake(): true, or nil, err ("wantread"/"wantwrite" on a socket
    with settimeout(0) and no handshake_timeout: one step, copas drives it) */
 static int t_dohandshake(lua_State *L) {
-  gh_sock *s = sock_check(L, 1);
-  if (!s->tls) return luaL_argerror(L, 1, "not a TLS socket");
+  gh_sock *s = tls_check(L);
   lua_settop(L, 1);
   if (s->tls->done) { lua_pushboolean(L, 1); return 1; }
-  return tls_handshake_then(L, s, NULL, SH_PLAIN, wait_deadline(s, call_deadline(s)));
+  return tls_handshake_then(L, s, NULL, TLS_SH_PLAIN, wait_deadline(s, call_deadline(s)));
 }
 
 /* ---------------------------------------------------------------- SNI */
@@ -521,9 +520,7 @@ static int sni_cb(SSL *ssl, int *ad, void *arg) {
 /* sni(name) on a client: the name sent; sni(map [, strict]) on a server:
    name -> LuaSec context, strict refuses names not in the map */
 static int t_sni(lua_State *L) {
-  gh_sock *s = sock_check(L, 1);
-  gh_tls *t = s->tls;
-  if (!t) return luaL_argerror(L, 1, "not a TLS socket");
+  gh_tls *t = tls_check(L)->tls;
   if (!t->ssl) return gh_fail(L, "closed");
   if (!t->server) {
     SSL_set_tlsext_host_name(t->ssl, luaL_checkstring(L, 2));
@@ -552,10 +549,10 @@ static int t_sni(lua_State *L) {
 
 /* ---------------------------------------------------------------- extras */
 
+/* the TLS state of the socket at 1 while it is connected, else NULL */
 static gh_tls *live(lua_State *L) {
-  gh_sock *s = sock_check(L, 1);
-  if (!s->tls) luaL_argerror(L, 1, "not a TLS socket");
-  return s->tls->ssl && s->tls->done ? s->tls : NULL;
+  gh_tls *t = tls_check(L)->tls;
+  return t->ssl && t->done ? t : NULL;
 }
 
 static int push_pem(lua_State *L, X509 *cert) {
@@ -754,20 +751,11 @@ int l_tlswrap(lua_State *L) {
   clear_registries(L, ssl); /* nothing of an SSL that had this address */
   /* the new object: the socket and its TLS state in one block, the
      context as user value (its callbacks' data lives in it) */
-  gh_sock *s = lua_newuserdatauv(L, sizeof(gh_sock) + sizeof(gh_tls), 1);
-  memset(s, 0, sizeof(gh_sock) + sizeof(gh_tls));
-  gh_tls *t = (gh_tls *)(s + 1);
-  s->tls = t;
-  s->fd = -1;
-  s->family = old->family;
-  s->type = SOCK_STREAM;
-  s->kind = K_CLIENT;
+  gh_sock *s = sock_push_ex(L, h, -1, old->family, SOCK_STREAM, K_CLIENT, sizeof(gh_tls), 1);
+  gh_tls *t = s->tls;
   s->tblock = old->tblock;
   s->ttotal = old->ttotal;
   s->line_max = old->line_max;
-  link_init(&s->flushq);
-  s->hub = h;
-  s->birth = hub_clock();
   t->ssl = ssl;
   t->server = server;
   t->hs_timeout = hst;
@@ -775,7 +763,6 @@ int l_tlswrap(lua_State *L) {
   t->lsec_full = full;
   lua_pushvalue(L, 2);
   lua_setiuservalue(L, -2, 1);
-  sock_setclass(L, -1, s);
   /* take the fd (and what was read ahead) from the old object */
   t->pre = old->buf;
   memset(&old->buf, 0, sizeof old->buf);
@@ -785,8 +772,7 @@ int l_tlswrap(lua_State *L) {
     memset(&old->out, 0, sizeof old->out);
     link_push(&h->flushq, &s->flushq);
   }
-  if (link_linked(&old->flushq)) link_remove(&old->flushq);
-  out_unwatch(old);
+  out_settle(old);
   old->fd = -1;
   BIO_set_data(bio, s);
   SSL_set_bio(ssl, bio, bio);
@@ -798,8 +784,7 @@ int l_tlswrap(lua_State *L) {
   if (server) SSL_set_accept_state(ssl);
   else {
     SSL_set_connect_state(ssl);
-    if (host && !strchr(host, ':') && strspn(host, "0123456789.") != strlen(host))
-      SSL_set_tlsext_host_name(ssl, host);
+    if (host && !ip_literal(host)) SSL_set_tlsext_host_name(ssl, host);
   }
   return 1;
 }

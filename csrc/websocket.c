@@ -149,7 +149,7 @@ int sock_wsframe(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
   if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
     return luaL_error(L, "greenhub: wsframe is not available on %s", sock_class(s));
-  TLS_FIRST(L, s, sock_wsframe, TLS_SH_PLAIN, wait_deadline(s, call_deadline(s)));
+  TLS_FIRST(L, s, sock_wsframe, TLS_SH_PLAIN);
   int server = lua_toboolean(L, 2);
   uint64_t max = check_max(L, 3);
   lua_settop(L, 1);

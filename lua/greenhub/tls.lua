@@ -9,7 +9,6 @@ local ok_ssl, ssl = pcall(require, "ssl")
 
 local M = {}
 M.available = ok_ssl
-local raw_wrap = ok_ssl and ssl.wrap -- kept: gh.patch() replaces ssl.wrap
 
 local function need_ssl()
   if not ok_ssl then error("greenhub.tls needs LuaSec (Debian package lua-sec)", 3) end
@@ -82,8 +81,8 @@ function M.wrap(sock, params, host, handshake_timeout)
   -- (a LuaSec context given as it is: its own mode says which side)
   local server
   if type(params) == "table" then server = params.mode == "server" end
-  local check = false
-  if host and server ~= true then
+  local check = false -- (a server never checks: _tlswrap ignores it there)
+  if host then
     local verify = type(params) == "table" and params.verify or "peer"
     check = verify ~= "none" and (type(params) ~= "table" or params.checkhost ~= false)
   end
