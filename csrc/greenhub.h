@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "lua.h"
 #include "lauxlib.h"
@@ -168,6 +169,14 @@ typedef struct gh_scope {
   gh_link parked;          /* threads whose waits end at this deadline */
 } gh_scope;
 
+/* a fresh scope on parent's chain, deadline in ns (-1: none of its own) */
+static inline void scope_init(gh_scope *sc, gh_scope *parent, int64_t deadline) {
+  memset(sc, 0, sizeof *sc);
+  sc->parent = parent;
+  sc->deadline = deadline;
+  link_init(&sc->parked);
+}
+
 /* The deadline a scope chain imposes: -1 none, 0 when cancelled or past;
    *best: the scope whose armed timer ends it (NULL when 0 or none). */
 static inline int64_t scope_deadline(gh_scope *sc, gh_scope **best, int64_t now) {
@@ -181,7 +190,7 @@ static inline int64_t scope_deadline(gh_scope *sc, gh_scope **best, int64_t now)
   return d;
 }
 
-/* what a parked thread waits on (diagnostics only) *//* what a parked thread waits on (diagnostics only) */
+/* what a parked thread waits on (diagnostics only) */
 enum { WC_NONE, WC_SLEEP, WC_READ, WC_WRITE, WC_EVENT, WC_SEM, WC_QGET,
        WC_QPUT, WC_JOIN, WC_RESOLVE, WC_READY, WC_CHILD };
 

@@ -61,11 +61,8 @@ static int l_scope_new(lua_State *L) {
   double d = lua_isnoneornil(L, 2) ? -1 : gh_checkseconds(L, 2, "deadline");
   if (timer_reserve(&h->timers) < 0) return gh_nomem(L);
   gh_scope *sc = lua_newuserdatauv(L, sizeof *sc, 1);
-  memset(sc, 0, sizeof *sc);
-  sc->parent = parent;
-  sc->deadline = d < 0 ? -1 : d >= 9.0e9 ? INT64_MAX : (int64_t)ceil(d * 1e9);
+  scope_init(sc, parent, d < 0 ? -1 : d >= 9.0e9 ? INT64_MAX : (int64_t)ceil(d * 1e9));
   sc->timer.fire = scope_fire;
-  link_init(&sc->parked);
   if (sc->deadline >= 0 && sc->deadline != INT64_MAX) {
     if (sc->deadline <= hub_clock()) sc->expired = 1; /* already past */
     else timer_start(&h->timers, &sc->timer, sc->deadline);

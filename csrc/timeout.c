@@ -8,7 +8,6 @@
  * once its deadline passed, f's waits fail at once.
  */
 #include <math.h>
-#include <string.h>
 
 #include "greenhub.h"
 
@@ -70,11 +69,8 @@ static int l_timeout_start(lua_State *L) {
     lua_pushvalue(L, -1);
     to->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     timer_start(&h->timers, &to->timer, hub_after(s));
-    memset(&to->scope, 0, sizeof to->scope);
-    to->scope.parent = self->scope;
-    to->scope.deadline = to->timer.deadline;
+    scope_init(&to->scope, self->scope, to->timer.deadline);
     to->scope.light = 1;
-    link_init(&to->scope.parked);
     self->scope = &to->scope;
     to->entered = 1;
   }
