@@ -200,64 +200,58 @@ NGX
   for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
 }
 
+# RUNS interleaved rounds (run i of every server, then run i+1: drift on
+# this VM hits all alike) of the given TLS bench servers under one load
+# command (wrk or ab, on CPU 1): each run's rate and server us per request
+# go into the caller's associative arrays RATE and CPU
+tls_rounds() {
+  local d=$1 servers=$2 i s
+  shift 2
+  for i in $(seq $RUNS); do
+    for s in $servers; do
+      [ $s = nginx-tls ] && ! command -v nginx >/dev/null && continue
+      tls_start $s $d
+      local c0 c1 out rate n
+      c0=$(cpu_ticks $SPID)
+      out=$(taskset -c 1 "$@" $URL 2>&1)
+      c1=$(cpu_ticks $SPID)
+      stop_server
+      read -r rate n < <(echo "$out" | awk '/requests in/ {n = $1} /^Complete requests/ {n = $3}
+        /Requests\/sec/ {r = $2} /^Requests per second/ {r = $4} END {print r, n}')
+      RATE[$s]+="$rate"$'\n'
+      CPU[$s]+="$(awk -v a=$c0 -v b=$c1 -v n=${n:-0} -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n }')"$'\n'
+    done
+  done
+}
+
 tls_bench() {
   echo "== HTTPS keep-alive hello world, wrk -t1 -c100 -d${DUR}s, same certificate, TLS 1.3 both (median of $RUNS)"
-  local d=$B/tls
+  local d=$B/tls s
   mkdir -p $d
   [ -f $d/server.crt ] || openssl req -x509 -newkey rsa:2048 -nodes -keyout $d/server.key -out $d/server.crt \
       -days 30 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1
   command -v nginx >/dev/null || echo "   nginx not installed"
-  # interleaved: run i of every server, then run i+1 (drift on this VM hits all alike)
-  local s i
-  for s in greenhub-tcp greenhub-tls nginx-tls; do eval "v_${s//-/_}=''; c_${s//-/_}=''"; done
-  for i in $(seq $RUNS); do
-    for s in greenhub-tcp greenhub-tls nginx-tls; do
-      [ $s = nginx-tls ] && ! command -v nginx >/dev/null && continue
-      tls_start $s $d
-      local c0; c0=$(cpu_ticks $SPID)
-      local out; out=$(taskset -c 1 wrk -t1 -c100 -d${DUR}s $URL 2>&1)
-      local c1; c1=$(cpu_ticks $SPID)
-      stop_server
-      local total; total=$(echo "$out" | awk '/requests in/ {print $1}')
-      eval "v_${s//-/_}=\"\$v_${s//-/_} $(echo "$out" | awk '/Requests\/sec/ {print $2}')\""
-      eval "c_${s//-/_}=\"\$c_${s//-/_} $(awk -v a=$c0 -v b=$c1 -v n=$total -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n }')\""
-    done
-  done
+  declare -A RATE=() CPU=() R=() U=()
+  tls_rounds $d "greenhub-tcp greenhub-tls nginx-tls" wrk -t1 -c100 -d${DUR}s
   for s in greenhub-tcp greenhub-tls nginx-tls; do
-    local m mc
-    eval "m=\$(printf '%s\n' \$v_${s//-/_} | grep -E '^[0-9.]+\$' | median)"
-    eval "mc=\$(printf '%s\n' \$c_${s//-/_} | grep -E '^[0-9.]+\$' | median)"
-    eval "r_${s//-/_}=$m; u_${s//-/_}=$mc"
-    printf "   %-13s %10s req/s   server us/req %s\n" $s "$m" "$mc"
+    R[$s]=$(printf "%s" "${RATE[$s]:-}" | grep -E '^[0-9.]+$' | median)
+    U[$s]=$(printf "%s" "${CPU[$s]:-}" | grep -E '^[0-9.]+$' | median)
+    printf "   %-13s %10s req/s   server us/req %s\n" $s "${R[$s]}" "${U[$s]}"
   done
-  echo "   greenhub TLS / greenhub TCP: $(ratio ${r_greenhub_tls:-0} ${r_greenhub_tcp:-0})   greenhub TLS / nginx TLS: req/s $(ratio ${r_greenhub_tls:-0} ${r_nginx_tls:-0}), server CPU per request $(ratio ${u_greenhub_tls:-0} ${u_nginx_tls:-0})"
+  echo "   greenhub TLS / greenhub TCP: $(ratio ${R[greenhub-tls]} ${R[greenhub-tcp]})   greenhub TLS / nginx TLS: req/s $(ratio ${R[greenhub-tls]} ${R[nginx-tls]}), server CPU per request $(ratio ${U[greenhub-tls]} ${U[nginx-tls]})"
 
   # a new connection (a full handshake, RSA 2048, no session reuse) per request
   local n=$((DUR * 500))
   echo "== TLS handshakes: ab -n $n -c 20 (a new connection per request), same certificate (median of $RUNS)"
-  for s in greenhub-tls nginx-tls; do eval "h_${s//-/_}=''; hc_${s//-/_}=''"; done
   if ! command -v ab >/dev/null; then echo "   ab not installed (apache2-utils)"; return; fi
-  for i in $(seq $RUNS); do
-    for s in greenhub-tls nginx-tls; do
-      [ $s = nginx-tls ] && ! command -v nginx >/dev/null && continue
-      tls_start $s $d
-      local c0; c0=$(cpu_ticks $SPID)
-      local out; out=$(taskset -c 1 ab -n $n -c 20 $URL 2>&1)
-      local c1; c1=$(cpu_ticks $SPID)
-      stop_server
-      local done_; done_=$(echo "$out" | awk '/^Complete requests/ {print $3}')
-      eval "h_${s//-/_}=\"\$h_${s//-/_} $(echo "$out" | awk '/^Requests per second/ {print $4}')\""
-      eval "hc_${s//-/_}=\"\$hc_${s//-/_} $(awk -v a=$c0 -v b=$c1 -v n=${done_:-0} -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz * 1e6 / n }')\""
-    done
-  done
+  RATE=() CPU=()
+  tls_rounds $d "greenhub-tls nginx-tls" ab -n $n -c 20
   for s in greenhub-tls nginx-tls; do
-    local m mc
-    eval "m=\$(printf '%s\n' \$h_${s//-/_} | grep -E '^[0-9.]+\$' | median)"
-    eval "mc=\$(printf '%s\n' \$hc_${s//-/_} | grep -E '^[0-9.]+\$' | median)"
-    eval "hr_${s//-/_}=$m; hu_${s//-/_}=$mc"
-    printf "   %-13s %10s handshakes/s   server us/handshake %s\n" $s "$m" "$mc"
+    R[$s]=$(printf "%s" "${RATE[$s]:-}" | grep -E '^[0-9.]+$' | median)
+    U[$s]=$(printf "%s" "${CPU[$s]:-}" | grep -E '^[0-9.]+$' | median)
+    printf "   %-13s %10s handshakes/s   server us/handshake %s\n" $s "${R[$s]}" "${U[$s]}"
   done
-  echo "   greenhub / nginx: handshakes/s $(ratio ${hr_greenhub_tls:-0} ${hr_nginx_tls:-0}), server CPU per handshake $(ratio ${hu_greenhub_tls:-0} ${hu_nginx_tls:-0})"
+  echo "   greenhub / nginx: handshakes/s $(ratio ${R[greenhub-tls]} ${R[nginx-tls]}), server CPU per handshake $(ratio ${U[greenhub-tls]} ${U[nginx-tls]})"
 }
 
 # ---------------------------------------------------------------- http module
