@@ -91,6 +91,13 @@ function H.tcp_pair()
   return c, s
 end
 
+-- The fds this process has open now. Listed by a worker thread, so
+-- /proc/self is this process (popen("ls /proc/self/fd") lists the child
+-- ls, which inherits none of greenhub's close-on-exec fds).
+function H.open_fds()
+  return #assert(H.gh.fs.dir("/proc/self/fd"))
+end
+
 -- The soft limit on open fds (specs that open thousands check it first).
 function H.fd_limit()
   local f = io.open("/proc/self/limits")

@@ -22,9 +22,7 @@ local function ticking(f, ...)
   return gap, table.unpack(r, 1, r.n)
 end
 
-local function open_fds()
-  return #assert(gh.fs.dir("/proc/self/fd"))
-end
+local open_fds = H.open_fds
 
 describe("greenhub.pg", function()
   local srv, db

@@ -10,11 +10,7 @@ local function state(pid)
   return s:match("^%d+ %b() (%a)")
 end
 
-local function fds()
-  local n = 0
-  for _ in io.popen("ls /proc/self/fd"):lines() do n = n + 1 end
-  return n
-end
+local fds = H.open_fds
 
 describe("regress: process objects clean up after themselves", function()
   it("close() without wait() reaps the child in the background", function()
