@@ -57,11 +57,20 @@ function H.self_signed()
   return key, crt, dir
 end
 
+-- A TLS listener on 127.0.0.1 with that key and certificate (extra:
+-- more gh.tls params): listener, port.
+function H.tls_listen(key, crt, extra)
+  local p = { key = key, certificate = crt }
+  for k, v in pairs(extra or {}) do p[k] = v end
+  local srv = assert(H.gh.tls.listen("127.0.0.1", 0, p))
+  local _, port = srv:getsockname()
+  return srv, port
+end
+
 -- A TLS server on 127.0.0.1 that runs handler(conn) for one client, then
 -- closes it: listener, port, the thread.
 function H.tls_one_shot(key, crt, handler)
-  local srv = assert(H.gh.tls.listen("127.0.0.1", 0, { key = key, certificate = crt }))
-  local _, port = srv:getsockname()
+  local srv, port = H.tls_listen(key, crt)
   local th = H.gh.spawn(function()
     local c = srv:accept()
     handler(c)

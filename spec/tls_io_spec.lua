@@ -19,13 +19,7 @@ describe("tls record I/O in C", function()
   teardown(function() os.execute("rm -rf " .. dir) end)
   local function sparams_server() return { mode = "server", key = key, certificate = crt } end
 
-  local function listen(extra)
-    local p = { key = key, certificate = crt }
-    for k, v in pairs(extra or {}) do p[k] = v end
-    local srv = assert(tls.listen("127.0.0.1", 0, p))
-    local _, port = srv:getsockname()
-    return srv, port
-  end
+  local function listen(extra) return H.tls_listen(key, crt, extra) end
 
   it("LuaSec's context has the layout greenhub relies on", function()
     local ctx = assert(require("ssl").newcontext({ mode = "server", protocol = "any", key = key, certificate = crt }))
