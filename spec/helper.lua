@@ -100,6 +100,10 @@ function H.tcp_pair()
   return c, s
 end
 
+-- The environment for child processes the specs start (python, openssl):
+-- a plain one, so make asan's sanitizer preload does not follow them.
+H.CHILD_ENV = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = "/" }
+
 -- The fds this process has open now. Listed by a worker thread, so
 -- /proc/self is this process (popen("ls /proc/self/fd") lists the child
 -- ls, which inherits none of greenhub's close-on-exec fds).

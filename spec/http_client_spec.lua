@@ -130,7 +130,7 @@ describe("http client", function()
     local s = assert(gh.listen("127.0.0.1", 0)); local _, port = s:getsockname(); s:close()
     local py = gh.popen({ "/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", tostring(port) },
       { cwd = dir, stdin = "null", stdout = "null", stderr = "null",
-        env = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = "/" } })
+        env = H.CHILD_ENV })
     local res
     for _ = 1, 100 do
       res = http.fetch("http://127.0.0.1:" .. port .. "/file.txt")

@@ -291,7 +291,7 @@ describe("http server", function()
       if req.method == "POST" then return 200, nil, "got " .. #assert(req:body()) end
       res:finish("hello")
     end)
-    local env = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = "/" }
+    local env = H.CHILD_ENV
     local curl = gh.popen({ "curl", "-s", "-m", "5", "http://127.0.0.1:" .. port .. "/",
       "-d", string.rep("x", 3000), "http://127.0.0.1:" .. port .. "/" }, { stdin = "null", stdout = "pipe", stderr = "null", env = env })
     curl.stdout:settimeout(10)

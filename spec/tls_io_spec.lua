@@ -8,8 +8,7 @@ local gh = H.gh
 local tls = gh.tls
 local core = require "greenhub.core"
 
--- children get a plain environment (no sanitizer preload from make asan)
-local ENV = { PATH = os.getenv("PATH") or "/usr/bin:/bin", HOME = "/" }
+local ENV = H.CHILD_ENV
 
 local have = tls.available and os.execute("command -v openssl >/dev/null 2>&1")
 

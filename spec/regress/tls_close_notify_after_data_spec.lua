@@ -25,7 +25,7 @@ s.sendall(b"line one\npartial")
 raw = s.unwrap()   # sends close_notify, waits for the server's
 print("unwrapped")
 ]]
-    local p = gh.popen({ "/usr/bin/python3", "-c", py, tostring(port) }, { stdin = "null", stdout = "pipe", env = ENV })
+    local p = gh.popen({ "/usr/bin/python3", "-c", py, tostring(port) }, { stdin = "null", stdout = "pipe", env = H.CHILD_ENV })
     local out = H.bounded(20, p.stdout.receive, p.stdout, "*a")
     p:wait(); p:close()
     H.bounded(10, st.wait, st)
