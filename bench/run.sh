@@ -261,7 +261,7 @@ tls_bench() {
 # client loop against socket.http.
 httpmod() {
   local d; d=$(mktemp -d)
-  local servers="raw hello_raw http.serve nginx nginx-lua gevent.pywsgi eventlet.wsgi"
+  local servers=${HTTPMOD_SERVERS:-"raw hello_raw http.serve nginx nginx-lua gevent.pywsgi eventlet.wsgi"}
   echo "== greenhub.http: hello world, wrk -t1 -c100 -d${DUR}s, servers interleaved, median of $RUNS (req/s, server us/req, p99)"
   declare -A RPS=() CPU=() P99=()
   for _ in $(seq $RUNS); do

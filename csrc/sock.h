@@ -69,6 +69,7 @@ typedef struct gh_sock {
 const char *sock_strerror(int err);
 int push_errno(lua_State *L, int err);
 gh_sock *sock_check(lua_State *L, int arg);
+gh_sock *sock_test(lua_State *L, int arg);
 const char *sock_class(const gh_sock *s);
 void sock_setclass(lua_State *L, int idx, gh_sock *s);
 gh_sock *sock_need(lua_State *L, int kmask, int type, const char *what);
@@ -160,5 +161,9 @@ int l_httpparse(lua_State *L);
 int l_httpchunked(lua_State *L);
 int l_httpchunkstr(lua_State *L);
 int l_httpresponse(lua_State *L);
+int l_httpcfg(lua_State *L);
+int l_httpfinisher(lua_State *L);
+void push_httpreq(lua_State *L, int hub);
+void httpcfg_open(lua_State *L);
 
 #endif

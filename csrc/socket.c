@@ -76,7 +76,8 @@ static int class_index(const gh_sock *s) {
 
 const char *sock_class(const gh_sock *s) { return class_names[class_index(s)]; }
 
-gh_sock *sock_check(lua_State *L, int arg) {
+/* the green socket at arg, or NULL */
+gh_sock *sock_test(lua_State *L, int arg) {
   gh_hub *h = HUB(L);
   void *p = lua_touserdata(L, arg);
   if (p && lua_getmetatable(L, arg)) {
@@ -84,8 +85,13 @@ gh_sock *sock_check(lua_State *L, int arg) {
     lua_pop(L, 1);
     for (int i = 0; i < SC_NCLASS; i++) if (h->sockmt[i] == m) return p;
   }
-  luaL_typeerror(L, arg, "greenhub socket");
   return NULL;
+}
+
+gh_sock *sock_check(lua_State *L, int arg) {
+  gh_sock *s = sock_test(L, arg);
+  if (!s) luaL_typeerror(L, arg, "greenhub socket");
+  return s;
 }
 
 /* Give the userdata at idx the metatable of s's (new) class. */
@@ -834,6 +840,7 @@ static const luaL_Reg sock_funcs[] = {
   {"_poll", l_poll}, {"_fdname", l_fdname}, {"_fdshutdown", l_fdshutdown},
   {"_httpchunked", l_httpchunked},
   {"_httpresponse", l_httpresponse},
+  {"_httpcfg", l_httpcfg}, {"_httpfinisher", l_httpfinisher},
   {"_httpchunkstr", l_httpchunkstr},
   {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
   {"_resolver_delay", resolver_set_delay}, {"fdopen", l_fdopen},
@@ -865,6 +872,8 @@ void socket_open(lua_State *L, int mod, int hub) {
       lua_pushvalue(L, hub); lua_pushvalue(L, keys);
       lua_pushcclosure(L, sock_httphead, 2);
       lua_setfield(L, methods, "_httphead");
+      push_httpreq(L, hub);
+      lua_setfield(L, methods, "_httpreq");
     }
     if (i == SC_TLS) { /* a TCP client's methods, TLS's own, and none that
                           would act on the fd behind OpenSSL's back */
@@ -881,6 +890,7 @@ void socket_open(lua_State *L, int mod, int hub) {
   }
   luaL_newmetatable(L, CHUNKED_MT);
   lua_pop(L, 1);
+  httpcfg_open(L);
   gh_setfuncs(L, mod, hub, sock_funcs);
   /* the head builder again, with the head keys as upvalue 2 */
   lua_pushvalue(L, hub); lua_pushvalue(L, keys);

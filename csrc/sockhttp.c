@@ -478,43 +478,43 @@ int sock_httpsend(lua_State *L) {
   return 1 + push_resp_info(L, &ri);
 }
 
-static int head_step(lua_State *L, gh_sock *s, int64_t total) {
-  lua_settop(L, 13);
-  int request = strcmp(lua_tostring(L, 2), "request") == 0;
-  http_header hs[256];
-  http_head h;
-  memset(&h, 0, sizeof h);
-  h.max_line = (size_t)lua_tointeger(L, 3);
-  h.max_head = (size_t)lua_tointeger(L, 4);
-  h.max_headers = (size_t)lua_tointeger(L, 5);
-  h.headers = hs;
+/* What one head read needs: the parser's limits and, with tslot, the
+   server's timeouts kept at stack slots tslot (the idle deadline, nil for
+   none) and hslot (the header deadline, nil until the first byte), header
+   being the header timeout in seconds (< 0: none). */
+typedef struct {
+  int request, tslot, hslot;
+  size_t max_line, max_head, max_headers;
+  const char *method;
+  double header;
+} head_run;
+
+/* Read and parse one head off s's buffer. A head of r bytes parsed into
+   *h: r, nothing pushed (the caller builds its object, then consumes r).
+   Else 0 with *nres results pushed (nil, why, status; nil, "closed" |
+   "timeout", bytes), or the thread parks and k goes on. */
+static int head_loop(lua_State *L, gh_sock *s, int64_t total, const head_run *a,
+                     http_head *h, lua_KFunction k, int *nres) {
+  h->max_line = a->max_line;
+  h->max_head = a->max_head;
+  h->max_headers = a->max_headers;
   for (;;) {
     size_t len = buf_len(&s->buf);
     int r = HTTP_MORE;
-    if (len > 0) r = request ? http_parse_request(buf_head(&s->buf), len, &h)
-                             : http_parse_response(buf_head(&s->buf), len, &h);
-    if (r > 0 && http_framing(&h, request, lua_tostring(L, 6)) < 0) r = HTTP_BAD;
+    if (len > 0) r = a->request ? http_parse_request(buf_head(&s->buf), len, h)
+                                : http_parse_response(buf_head(&s->buf), len, h);
+    if (r > 0 && http_framing(h, a->request, a->method) < 0) r = HTTP_BAD;
     if (r == HTTP_BAD) {
       buf_consume(&s->buf, buf_len(&s->buf));
       lua_pushnil(L);
-      lua_pushstring(L, h.why);
-      lua_pushinteger(L, h.error);
-      return 3;
+      lua_pushstring(L, h->why);
+      lua_pushinteger(L, h->error);
+      *nres = 3;
+      return 0;
     }
-    if (r > 0) {
-      push_head(L, &h, request, lua_toboolean(L, 12), lua_istable(L, 10) ? 10 : 0, 11);
-      buf_consume(&s->buf, (size_t)r);
-      /* a small length-framed body already here comes along as _body */
-      if (h.body == HTTP_BODY_LENGTH && h.length <= (uint64_t)lua_tointeger(L, 13) &&
-          buf_len(&s->buf) >= h.length) {
-        lua_pushlstring(L, buf_head(&s->buf), (size_t)h.length);
-        hset(L, HK_BODY);
-        buf_consume(&s->buf, (size_t)h.length);
-      }
-      return 1;
-    }
+    if (r > 0) return r;
     /* more bytes needed */
-    if (s->fd < 0) return gh_fail(L, "closed");
+    if (s->fd < 0) { *nres = gh_fail(L, "closed"); return 0; }
     if (worth_reading(s, total)) {
       ssize_t got = sock_read_more(L, s, 4096, 0);
       if (got > 0) continue;
@@ -522,31 +522,66 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
         lua_pushnil(L);
         lua_pushliteral(L, "closed");
         lua_pushinteger(L, (lua_Integer)buf_len(&s->buf)); /* bytes of a head cut short */
-        return 3;
+        *nres = 3;
+        return 0;
       }
-      if (got == -2) return push_errno(L, errno);
+      if (got == -2) { *nres = push_errno(L, errno); return 0; }
     }
     /* the server's idle timeout until a byte of the head is here, then
        its header timeout (from that first byte); else the socket's own */
     int64_t d = wait_deadline(s, total);
-    if (!lua_isnil(L, 7)) {
-      if (buf_len(&s->buf) == 0) d = (int64_t)lua_tointeger(L, 7);
+    if (a->tslot && !lua_isnil(L, a->tslot)) {
+      if (buf_len(&s->buf) == 0) d = (int64_t)lua_tointeger(L, a->tslot);
       else {
-        if (lua_isnil(L, 9)) {
-          lua_pushinteger(L, lua_isnil(L, 8) ? -1 : hub_after(lua_tonumber(L, 8)));
-          lua_replace(L, 9);
+        if (lua_isnil(L, a->hslot)) {
+          lua_pushinteger(L, a->header < 0 ? -1 : hub_after(a->header));
+          lua_replace(L, a->hslot);
         }
-        d = (int64_t)lua_tointeger(L, 9);
+        d = (int64_t)lua_tointeger(L, a->hslot);
       }
     }
     if (hub_expired(d)) {
       lua_pushnil(L);
       lua_pushliteral(L, "timeout");
       lua_pushinteger(L, (lua_Integer)buf_len(&s->buf)); /* 0: idle; else a slow head */
-      return 3;
+      *nres = 3;
+      return 0;
     }
-    return sock_park_read(L, s, d, total, head_k, "receive");
+    *nres = sock_park_read(L, s, d, total, k, "receive");
+    return 0;
   }
+}
+
+/* _httphead's stack: 1 sock, 2 kind, 3-5 limits, 6 method, 7 idle
+   deadline, 8 header timeout (s), 9 header deadline, 10 mt, 11 conn,
+   12 want fields, 13 inline_max */
+static int head_step(lua_State *L, gh_sock *s, int64_t total) {
+  lua_settop(L, 13);
+  http_header hs[256];
+  http_head h;
+  memset(&h, 0, sizeof h);
+  h.headers = hs;
+  head_run a;
+  a.request = strcmp(lua_tostring(L, 2), "request") == 0;
+  a.max_line = (size_t)lua_tointeger(L, 3);
+  a.max_head = (size_t)lua_tointeger(L, 4);
+  a.max_headers = (size_t)lua_tointeger(L, 5);
+  a.method = lua_tostring(L, 6);
+  a.tslot = 7;
+  a.hslot = 9;
+  a.header = lua_isnil(L, 8) ? -1 : lua_tonumber(L, 8);
+  int nres, r = head_loop(L, s, total, &a, &h, head_k, &nres);
+  if (r == 0) return nres;
+  push_head(L, &h, a.request, lua_toboolean(L, 12), lua_istable(L, 10) ? 10 : 0, 11);
+  buf_consume(&s->buf, (size_t)r);
+  /* a small length-framed body already here comes along as _body */
+  if (h.body == HTTP_BODY_LENGTH && h.length <= (uint64_t)lua_tointeger(L, 13) &&
+      buf_len(&s->buf) >= h.length) {
+    lua_pushlstring(L, buf_head(&s->buf), (size_t)h.length);
+    hset(L, HK_BODY);
+    buf_consume(&s->buf, (size_t)h.length);
+  }
+  return 1;
 }
 
 static int head_k(lua_State *L, int status, lua_KContext ctx) {
@@ -680,4 +715,326 @@ int sock_httpchunk(lua_State *L) {
   lua_settop(L, 2);
   lua_pushinteger(L, max);
   return chunk_step(L, s, call_deadline(s));
+}
+
+/* ------------------------------------------------ the server's fast lane */
+
+/*
+ * greenhub.http's server reads each request with s:_httpreq, which builds
+ * the request object and its response object in one go, and ends small
+ * responses with the finisher (Response.finish), which writes head and
+ * body from C. The field names both use are upvalues 2.. of these
+ * closures (a push each, no lookup).
+ */
+enum { SK_METHOD, SK_TARGET, SK_PATH, SK_QUERY, SK_CONN, SK_EXPECT, SK_DONE, SK_VERSION,
+       SK_HEADERS, SK_KIND, SK_LEFT, SK_STATUS, SK_HEADERS_SENT, SK_REQ, SK_KEEP,
+       SK_FINISHED, SK_NBUF, SK_FAILED, SK_SOCK, SK_LENGTH, SK_HEAD,
+       SK_BODY_LENGTH, SK_BODY_CHUNKED, SK_BODY_CLOSE, SK_N };
+static const char *const server_keys[SK_N] = {
+  "method", "target", "path", "query", "_conn", "_expect", "_done", "version",
+  "headers", "_kind", "_left", "status", "headers_sent", "_req", "_keep",
+  "_finished", "_nbuf", "_failed", "sock", "_length", "HEAD",
+  "length", "chunked", "close"};
+#define SKEY(L, k) lua_pushvalue(L, lua_upvalueindex(2 + (k)))
+
+/* the hub (at hub) and the names: the first 1 + SK_N upvalues */
+static void push_server_upvalues(lua_State *L, int hub) {
+  lua_pushvalue(L, hub);
+  for (int i = 0; i < SK_N; i++) lua_pushstring(L, server_keys[i]);
+}
+
+/* t[key] = the value on top */
+static inline void sset(lua_State *L, int t, int key) {
+  SKEY(L, key);
+  lua_insert(L, -2);
+  lua_rawset(L, t);
+}
+
+/* t[key] (raw), pushed; its type */
+static inline int sget(lua_State *L, int t, int key) {
+  SKEY(L, key);
+  return lua_rawget(L, t);
+}
+
+/* A server's settings for _httpreq, made once per s:serve():
+   core._httpcfg(max_line, max_head, max_headers, header_timeout, Request,
+   Response) (nil limits: 8192, 65536, 100; header_timeout nil: none). */
+typedef struct { size_t max_line, max_head, max_headers; double header; } http_cfg;
+#define HTTPCFG_MT "greenhub.httpcfg"
+
+int l_httpcfg(lua_State *L) {
+  lua_Integer ml = luaL_optinteger(L, 1, 8192), mh = luaL_optinteger(L, 2, 65536);
+  lua_Integer mx = luaL_optinteger(L, 3, 100);
+  luaL_argcheck(L, ml > 0, 1, "must be positive");
+  luaL_argcheck(L, mh > 0, 2, "must be positive");
+  luaL_argcheck(L, mx > 0 && mx <= 256, 3, "must be 1 to 256");
+  double header = luaL_optnumber(L, 4, -1);
+  luaL_checktype(L, 5, LUA_TTABLE);
+  luaL_checktype(L, 6, LUA_TTABLE);
+  http_cfg *c = lua_newuserdatauv(L, sizeof *c, 2);
+  c->max_line = (size_t)ml;
+  c->max_head = (size_t)mh;
+  c->max_headers = (size_t)mx;
+  c->header = header == HUGE_VAL ? -1 : header;
+  lua_pushvalue(L, 5); lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, 6); lua_setiuservalue(L, -2, 2);
+  luaL_setmetatable(L, HTTPCFG_MT);
+  return 1;
+}
+
+/* The request object of h and its response object; then the body's
+   framing (nil: none). Stack: 3 conn, 6 Request, 7 Response. */
+static void push_request(lua_State *L, const http_head *h) {
+  const char *q = memchr(h->target, '?', h->target_len);
+  int expect = h->expect_continue && h->minor;
+  int nf = 7 + (q != NULL) + expect + (h->body == HTTP_BODY_LENGTH);
+  /* sized to what it holds; a body's reader adds up to four more */
+  lua_createtable(L, 0, h->body == HTTP_BODY_NONE ? nf : nf + 4);
+  int req = lua_gettop(L);
+  lua_pushlstring(L, h->method, h->method_len); sset(L, req, SK_METHOD);
+  lua_pushlstring(L, h->target, h->target_len);
+  lua_pushvalue(L, -1); sset(L, req, SK_TARGET);
+  if (q) {
+    lua_pop(L, 1);
+    lua_pushlstring(L, h->target, (size_t)(q - h->target)); sset(L, req, SK_PATH);
+    lua_pushlstring(L, q + 1, h->target_len - (size_t)(q + 1 - h->target));
+    sset(L, req, SK_QUERY);
+  } else {
+    sset(L, req, SK_PATH);
+  }
+  lua_pushvalue(L, 3); sset(L, req, SK_CONN);
+  if (expect) { lua_pushboolean(L, 1); sset(L, req, SK_EXPECT); }
+  lua_pushnumber(L, h->minor ? 1.1 : 1.0); sset(L, req, SK_VERSION);
+  SKEY(L, SK_HEADERS);
+  push_fields(L, h, 0);
+  lua_rawset(L, req);
+  int kind = -1;
+  switch (h->body) {
+    case HTTP_BODY_NONE: lua_pushboolean(L, 1); sset(L, req, SK_DONE); break;
+    case HTTP_BODY_LENGTH: kind = SK_BODY_LENGTH; break;
+    case HTTP_BODY_CHUNKED: kind = SK_BODY_CHUNKED; break;
+    default: kind = SK_BODY_CLOSE; break;
+  }
+  if (kind >= 0) { SKEY(L, kind); sset(L, req, SK_KIND); }
+  if (h->body == HTTP_BODY_LENGTH) { lua_pushinteger(L, (lua_Integer)h->length); sset(L, req, SK_LEFT); }
+  lua_pushvalue(L, 6);
+  lua_setmetatable(L, req);
+  /* the response: room for the two fields finishing adds */
+  lua_createtable(L, 0, 8);
+  int res = lua_gettop(L);
+  lua_pushinteger(L, 200); sset(L, res, SK_STATUS);
+  lua_createtable(L, 0, 4); sset(L, res, SK_HEADERS);
+  lua_pushboolean(L, 0); sset(L, res, SK_HEADERS_SENT);
+  lua_pushvalue(L, req); sset(L, res, SK_REQ);
+  lua_pushvalue(L, 3); sset(L, res, SK_CONN);
+  lua_pushboolean(L, h->keep_alive); sset(L, res, SK_KEEP);
+  lua_pushvalue(L, 7);
+  lua_setmetatable(L, res);
+  if (kind >= 0) SKEY(L, kind); else lua_pushnil(L);
+}
+
+static int req_k(lua_State *L, int status, lua_KContext ctx);
+
+/* _httpreq's stack: 1 sock, 2 cfg, 3 conn, 4 idle deadline (nil: the
+   socket's own timeout), 5 header deadline, 6 Request, 7 Response */
+static int req_step(lua_State *L, gh_sock *s, int64_t total) {
+  const http_cfg *c = lua_touserdata(L, 2);
+  http_header hs[256];
+  http_head h;
+  memset(&h, 0, sizeof h);
+  h.headers = hs;
+  head_run a = {1, 4, 5, c->max_line, c->max_head, c->max_headers, NULL, c->header};
+  int nres, r = head_loop(L, s, total, &a, &h, req_k, &nres);
+  if (r == 0) return nres;
+  push_request(L, &h);
+  buf_consume(&s->buf, (size_t)r);
+  return 3;
+}
+
+static int req_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  (void)status;
+  int r = gh_wait_failed(L, s->hub);
+  if (r && hub_me(L, s->hub)->wake == WK_TIMEOUT) { /* as head_loop says it */
+    lua_pushinteger(L, (lua_Integer)buf_len(&s->buf));
+    return 3;
+  }
+  return r ? r : req_step(L, s, (int64_t)ctx);
+}
+
+/*
+ * s:_httpreq(cfg, conn [, idle]) -> req, res, framing | nil, why, status |
+ * nil, "closed" | "timeout", bytes: the next request on a server's
+ * connection, read as _httphead reads one (idle: seconds until its first
+ * byte, then cfg's header timeout; neither: the socket's own timeout).
+ */
+int sock_httpreq(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  const http_cfg *c = luaL_checkudata(L, 2, HTTPCFG_MT);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  double idle = luaL_optnumber(L, 4, -1);
+  if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
+    return luaL_error(L, "greenhub: httpreq is not available on %s", sock_class(s));
+  int64_t idle_d = idle >= 0 && idle != HUGE_VAL ? hub_after(idle) : -1;
+  TLS_FIRST_BY(L, s, sock_httpreq, TLS_SH_HEAD,
+               idle_d >= 0 ? idle_d : wait_deadline(s, call_deadline(s)));
+  lua_settop(L, 3);
+  if (idle >= 0 || c->header >= 0) {
+    lua_pushinteger(L, idle_d);                                              /* 4 */
+    if (buf_len(&s->buf) > 0) lua_pushinteger(L, c->header >= 0 ? hub_after(c->header) : -1);
+    else lua_pushnil(L);                                                     /* 5 */
+  } else {
+    lua_pushnil(L);
+    lua_pushnil(L);
+  }
+  lua_getiuservalue(L, 2, 1);                                                /* 6 */
+  lua_getiuservalue(L, 2, 2);                                                /* 7 */
+  return req_step(L, s, call_deadline(s));
+}
+
+/* The finisher's own upvalues, after the names */
+#define FIN_SLOW (2 + SK_N)    /* the Lua finish, for everything but the common case */
+#define FIN_REASONS (3 + SK_N) /* status -> reason phrase */
+#define FIN_REST (4 + SK_N)    /* function(res, sock, rest): what the socket did not take */
+
+/* the results of a Lua function called at stack level base */
+static int fin_k(lua_State *L, int status, lua_KContext base) {
+  (void)status;
+  return lua_gettop(L) - (int)base;
+}
+
+/* a green TCP client socket ready for plain writes at idx, or NULL */
+static gh_sock *fast_sock(lua_State *L, int idx) {
+  gh_sock *s = sock_test(L, idx);
+  if (!s || s->type != SOCK_STREAM || s->kind != K_CLIENT) return NULL;
+  if (s->tls && !tls_ready(s)) return NULL;
+  return s;
+}
+
+/*
+ * res:finish([body [, trailers]]): a whole body of a string under 2 KiB
+ * with nothing written yet goes out here, head and body in one write from
+ * C as far as the socket takes them; anything else is the Lua finish's.
+ */
+static int l_httpfinish(lua_State *L) {
+  size_t bn;
+  if (lua_type(L, 1) != LUA_TTABLE) goto slow;
+  if (sget(L, 1, SK_FINISHED) != LUA_TNIL && lua_toboolean(L, -1)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pop(L, 1);
+  if (lua_type(L, 2) != LUA_TSTRING) goto slow;
+  lua_tolstring(L, 2, &bn);
+  if (bn >= 2048) goto slow;
+  lua_settop(L, 2);                                              /* trailers: none here */
+  sget(L, 1, SK_HEADERS_SENT);
+  sget(L, 1, SK_NBUF);
+  sget(L, 1, SK_FAILED);
+  int busy = lua_toboolean(L, 3) || lua_toboolean(L, 4) || lua_toboolean(L, 5);
+  lua_settop(L, 2);
+  if (busy || sget(L, 1, SK_CONN) != LUA_TTABLE) goto slow_pop;
+  sget(L, 3, SK_SOCK);                                           /* 4: the socket */
+  lua_remove(L, 3);                                              /* 3 */
+  gh_sock *s = fast_sock(L, 3);
+  if (!s) goto slow_pop;
+  sget(L, 1, SK_STATUS);
+  if (!lua_isinteger(L, 4))
+    return luaL_error(L, "http: bad response status %s", luaL_tolstring(L, 4, NULL));
+  lua_Integer status = lua_tointeger(L, 4);
+  if (sget(L, 1, SK_REQ) != LUA_TTABLE) goto slow_pop;           /* 5 */
+  sget(L, 5, SK_METHOD);
+  SKEY(L, SK_HEAD);
+  int nobody = lua_rawequal(L, -1, -2) || status < 200 || status == 204 || status == 304;
+  lua_pop(L, 2);
+  sget(L, 5, SK_VERSION);
+  int minor = lua_tonumber(L, -1) >= 1.1;
+  lua_pop(L, 2);                                                 /* the version, req */
+  /* the writer's arguments: status, reason, headers, length, bodyless,
+     minor, keep, body at 4..11 (the status is at 4 already) */
+  if (lua_rawgeti(L, lua_upvalueindex(FIN_REASONS), status) != LUA_TSTRING) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "Unknown");
+  }
+  if (sget(L, 1, SK_HEADERS) != LUA_TTABLE) goto slow_pop;
+  lua_pushinteger(L, (lua_Integer)bn);
+  lua_pushboolean(L, nobody);
+  lua_pushinteger(L, minor);
+  sget(L, 1, SK_KEEP);
+  lua_pushvalue(L, 2);
+  char stack[1024];
+  hbuf b;
+  resp_info ri;
+  resp_build(L, 4, &b, stack, sizeof stack, &ri);                /* may raise: nothing sent */
+  lua_pushboolean(L, 1); sset(L, 1, SK_FINISHED);
+  lua_pushboolean(L, 1); sset(L, 1, SK_HEADERS_SENT);
+  size_t done = 0;
+  const char *err = NULL;
+  if (!s->coalesce && buf_len(&s->out) == 0 && !s->out_err) {
+    while (done < b.n) {
+      if (s->fd < 0) { err = "closed"; break; }
+      ssize_t n = sock_write_some(s, b.p + done, b.n - done);
+      if (n >= 0) { done += (size_t)n; s->nsent += (double)n; continue; }
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) err = sock_strerror(errno);
+      break;
+    }
+  }
+  if (err) {
+    lua_pushstring(L, err); sset(L, 1, SK_FAILED);
+    lua_pushboolean(L, 0); sset(L, 1, SK_KEEP);
+    return gh_fail(L, err);
+  }
+  int keep = ri.keep;
+  if (ri.handler_len >= 0 && !nobody) {
+    lua_pushinteger(L, ri.handler_len); sset(L, 1, SK_LENGTH);
+    if ((lua_Integer)bn != ri.handler_len) keep = 0;
+  }
+  lua_pushboolean(L, keep); sset(L, 1, SK_KEEP);
+  if (done == b.n) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  /* the rest waits for the socket, through its send: FIN_REST(res, sock, rest) */
+  lua_pushlstring(L, b.p + done, b.n - done);
+  lua_replace(L, 2);
+  lua_settop(L, 3);
+  lua_pushvalue(L, lua_upvalueindex(FIN_REST));
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 2);
+  lua_callk(L, 3, LUA_MULTRET, 3, fin_k);
+  return lua_gettop(L) - 3;
+slow_pop:
+  lua_settop(L, 2);
+slow:;
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(FIN_SLOW));
+  lua_insert(L, 1);
+  lua_callk(L, n, LUA_MULTRET, 0, fin_k);
+  return lua_gettop(L);
+}
+
+/* core._httpfinisher(slow, reasons, send_rest) -> the finisher */
+int l_httpfinisher(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TFUNCTION);
+  push_server_upvalues(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_pushcclosure(L, l_httpfinish, 1 + SK_N + 3);
+  return 1;
+}
+
+/* s:_httpreq with its upvalues (the hub at hub) */
+void push_httpreq(lua_State *L, int hub) {
+  push_server_upvalues(L, hub);
+  lua_pushcclosure(L, sock_httpreq, 1 + SK_N);
+}
+
+void httpcfg_open(lua_State *L) {
+  luaL_newmetatable(L, HTTPCFG_MT);
+  lua_pop(L, 1);
 }

@@ -271,8 +271,9 @@ function Response:flush()
   return start(self)
 end
 
---- finish([body [, trailers]]): end the response
-function Response:finish(body, trailers)
+--- finish([body [, trailers]]): end the response (the common case, a
+-- small whole body with nothing written yet, is the C finisher's: below)
+local function finish(self, body, trailers)
   if self._finished then return true end
   if type(body) == "string" and not self.headers_sent and not self._nbuf and not self._failed
      and #body < 2048 then
@@ -305,7 +306,7 @@ function Response:finish(body, trailers)
     return true
   end
   if body ~= nil then
-    local ok, err = self:write(body)
+    local ok, err = Response.write(self, body)
     if not ok then self._finished = true; return nil, err end
   end
   self._finished = true
@@ -329,6 +330,16 @@ function Response:finish(body, trailers)
   if self._length and self._sent ~= self._length then self._keep = false end -- short: close
   return true
 end
+
+
+-- what the socket did not take at once of a response the finisher wrote
+local function send_rest(res, sock, rest)
+  local ok, err = sock:send(rest)
+  if not ok then res._failed = err; res._keep = false; return nil, err end
+  return true
+end
+
+Response.finish = core._httpfinisher(finish, REASONS, send_rest)
 
 -- ---------------------------------------------------------------- server
 
@@ -420,14 +431,15 @@ local function connection(s, sock)
   local nreq = 0
   -- a connection accepted before a shutdown began is served its first
   -- request even if its thread starts after (closed only when silent)
+  local cfg, max_requests, max_body = s._cfg, s.max_requests, s.max_body_size
   while nreq == 0 or not s.closing do
-    -- the head arrives as the request object (path, query, _conn, _expect
-    -- and _done set in C, csrc/socket.c; _kind nil for no body)
-    local req, err, x = sock:_httphead("request", s.max_request_line, s.max_header_size,
-      s.max_headers, nil, nreq == 0 and (s.closing and 1 or s.header_timeout) or s.idle_timeout or -1,
-      s.header_timeout or -1, false, Request, conn)
+    -- the request and its response arrive made (csrc/sockhttp.c:
+    -- push_request; req._kind, nil for no body, comes as kind)
+    local req, res, kind = sock:_httpreq(cfg, conn,
+      nreq == 0 and (s.closing and 1 or s.header_timeout) or s.idle_timeout)
     conn.fresh = nil
     if not req then
+      local err, x = res, kind
       if type(x) == "number" and err ~= "closed" and err ~= "timeout" then reject(s, sock, x)
       elseif err == "timeout" and x and x > 0 then reject(s, sock, 408) end
       break
@@ -436,16 +448,13 @@ local function connection(s, sock)
     s.requests = s.requests + 1
     conn.busy = true
     s.active = s.active + 1
-    local kind = req._kind
     if kind == "chunked" then req._chunked = core._httpchunked(4096, s.max_header_size)
-    elseif kind == "length" and s.max_body_size and req._left > s.max_body_size then
+    elseif kind == "length" and max_body and req._left > max_body then
       -- too large before anything was read: 413 at once, no 100
       req._expect = false
       req._err = "body too large"
     end
-    local keep = req.keep_alive and not s.closing and not (s.max_requests and nreq >= s.max_requests)
-    local res = setmetatable({ status = 200, headers = {}, headers_sent = false, _req = req,
-      _conn = conn, _keep = keep }, Response) -- small: the fields finish adds still fit
+    if s.closing or (max_requests and nreq >= max_requests) then res._keep = false end
     conn.res = res
     local body_t = s.body_timeout ~= s.send_timeout
     if body_t then sock:settimeout(s.body_timeout) end
@@ -494,6 +503,8 @@ end
 --- s:serve(listener) -> true when the listener closes or the server shuts down
 function Server:serve(listener)
   self.listeners[listener] = true
+  self._cfg = core._httpcfg(self.max_request_line, self.max_header_size, self.max_headers,
+    self.header_timeout, Request, Response)
   local s = self
   local slot
   local function run(sock)
