@@ -338,34 +338,55 @@ static const char *date_line(size_t *n) {
  *   given comes back after the head, in the same string (not when
  *   bodyless).
  */
-/* Build the response at stack slots a..a+7 into b (at slot a+8); the
-   framing in *chunked, *keep, *handler_len (-1: none set). */
+/* A response to write: what resp_build needs (headers: a stack index) */
+typedef struct {
+  lua_Integer status, length; /* length: the body's, when has_length */
+  const char *reason, *body;  /* body: NULL for none */
+  size_t rn, bn;
+  int headers, has_length, bodyless, minor, keep;
+} resp_args;
+
+/* the framing resp_build chose; handler_len -1: none set */
 typedef struct { int chunked, keep; lua_Integer handler_len; } resp_info;
 
-static void resp_build(lua_State *L, int a, hbuf *b, char *stack, size_t cap, resp_info *ri) {
-  lua_Integer status = luaL_checkinteger(L, a);
-  if (status < 100 || status > 999) luaL_error(L, "http: bad response status %d", (int)status);
-  size_t rn, bn = 0;
-  const char *reason = luaL_checklstring(L, a + 1, &rn);
+/* resp_args from stack slots a..a+7: status, reason, headers, length,
+   bodyless, minor, keep [, body] (checked); the top is then a + 7 */
+static void resp_args_from(lua_State *L, int a, resp_args *ra) {
+  ra->status = luaL_checkinteger(L, a);
+  if (ra->status < 100 || ra->status > 999) luaL_error(L, "http: bad response status %d", (int)ra->status);
+  ra->reason = luaL_checklstring(L, a + 1, &ra->rn);
   luaL_checktype(L, a + 2, LUA_TTABLE);
-  int has_length = !lua_isnil(L, a + 3);
-  lua_Integer length = has_length ? luaL_checkinteger(L, a + 3) : 0;
-  int bodyless = lua_toboolean(L, a + 4), minor = (int)luaL_checkinteger(L, a + 5), keep = lua_toboolean(L, a + 6);
-  const char *body = luaL_optlstring(L, a + 7, NULL, &bn);
+  ra->headers = a + 2;
+  ra->has_length = !lua_isnil(L, a + 3);
+  ra->length = ra->has_length ? luaL_checkinteger(L, a + 3) : 0;
+  if (ra->length < 0) ra->length = 0;
+  ra->bodyless = lua_toboolean(L, a + 4);
+  ra->minor = (int)luaL_checkinteger(L, a + 5);
+  ra->keep = lua_toboolean(L, a + 6);
+  ra->bn = 0;
+  ra->body = luaL_optlstring(L, a + 7, NULL, &ra->bn);
+  lua_settop(L, a + 7);
+}
+
+/* Build the response ra into b (which takes the next stack slot); its
+   framing in *ri. Raises on a bad header (nothing is written then). */
+static void resp_build(lua_State *L, const resp_args *ra, hbuf *b, char *stack, size_t cap,
+                       resp_info *ri) {
+  lua_Integer status = ra->status;
   int has_cl = 0, has_date = 0, has_conn = 0;
   lua_Integer handler_len = -1;
-  lua_settop(L, a + 7);
-  hb_init(L, b, stack, cap);                               /* slot a + 8 */
+  int hdrs = ra->headers;
+  hb_init(L, b, stack, cap);
   char line[16] = "HTTP/1.1 ";
   line[9] = (char)('0' + status / 100);
   line[10] = (char)('0' + status / 10 % 10);
   line[11] = (char)('0' + status % 10);
   line[12] = ' ';
   hb_add(L, b, line, 13);
-  hb_add(L, b, reason, rn);
+  hb_add(L, b, ra->reason, ra->rn);
   hb_add(L, b, "\r\n", 2);
   lua_pushnil(L);
-  while (lua_next(L, a + 2)) {
+  while (lua_next(L, hdrs)) {
     size_t nn;
     if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "http: response header names must be strings");
     const char *name = lua_tolstring(L, -2, &nn);
@@ -407,25 +428,25 @@ static void resp_build(lua_State *L, int a, hbuf *b, char *stack, size_t cap, re
     const char *d = date_line(&dn);
     hb_add(L, b, d, dn);
   }
-  int chunked = 0, close = !keep;
-  if (bodyless) {
+  int chunked = 0, close = !ra->keep;
+  if (ra->bodyless) {
     /* no body, no framing (HEAD and 304 keep a Content-Length set) */
   } else if (has_cl) {
     /* the handler's, enforced by the caller */
-  } else if (has_length) {
+  } else if (ra->has_length) {
     hb_add(L, b, "Content-Length: ", 16);
-    hb_uint(L, b, (unsigned long long)(length < 0 ? 0 : length));
+    hb_uint(L, b, (unsigned long long)ra->length);
     hb_add(L, b, "\r\n", 2);
-  } else if (minor >= 1) {
+  } else if (ra->minor >= 1) {
     chunked = 1;
     hb_add(L, b, "Transfer-Encoding: chunked\r\n", 28);
   } else {
     close = 1; /* close-delimited for HTTP/1.0 */
   }
   if (close && !has_conn) hb_add(L, b, "Connection: close\r\n", 19);
-  else if (!close && minor == 0) hb_add(L, b, "Connection: keep-alive\r\n", 24);
+  else if (!close && ra->minor == 0) hb_add(L, b, "Connection: keep-alive\r\n", 24);
   hb_add(L, b, "\r\n", 2);
-  if (body && !bodyless) hb_add(L, b, body, bn);
+  if (ra->body && !ra->bodyless) hb_add(L, b, ra->body, ra->bn);
   ri->chunked = chunked;
   ri->keep = !close;
   ri->handler_len = has_cl && handler_len >= 0 ? handler_len : -1;
@@ -442,7 +463,9 @@ int l_httpresponse(lua_State *L) {
   char stack[1024];
   hbuf b;
   resp_info ri;
-  resp_build(L, 1, &b, stack, sizeof stack, &ri);
+  resp_args ra;
+  resp_args_from(L, 1, &ra);
+  resp_build(L, &ra, &b, stack, sizeof stack, &ri);
   lua_pushlstring(L, b.p, b.n);
   return 1 + push_resp_info(L, &ri);
 }
@@ -462,7 +485,9 @@ int sock_httpsend(lua_State *L) {
   char stack[1024];
   hbuf b;
   resp_info ri;
-  resp_build(L, 2, &b, stack, sizeof stack, &ri);
+  resp_args ra;
+  resp_args_from(L, 2, &ra);
+  resp_build(L, &ra, &b, stack, sizeof stack, &ri);
   size_t done = 0;
   if (!s->coalesce && buf_len(&s->out) == 0 && !s->out_err) {
     while (done < b.n) {
@@ -743,12 +768,8 @@ static void push_server_upvalues(lua_State *L, int hub) {
   for (int i = 0; i < SK_N; i++) lua_pushstring(L, server_keys[i]);
 }
 
-/* t[key] = the value on top */
-static inline void sset(lua_State *L, int t, int key) {
-  SKEY(L, key);
-  lua_insert(L, -2);
-  lua_rawset(L, t);
-}
+/* t[key] = v, the key pushed first: SKEY(L, key); <push v>; lua_rawset(L, t) */
+#define SSET(L, t, key, push) do { SKEY(L, key); push; lua_rawset(L, t); } while (0)
 
 /* t[key] (raw), pushed; its type */
 static inline int sget(lua_State *L, int t, int key) {
@@ -783,51 +804,45 @@ int l_httpcfg(lua_State *L) {
 }
 
 /* The request object of h and its response object; then the body's
-   framing (nil: none). Stack: 3 conn, 6 Request, 7 Response. */
+   framing (nil: none; reading then ends at once). Stack: 3 conn,
+   6 Request, 7 Response. */
 static void push_request(lua_State *L, const http_head *h) {
   const char *q = memchr(h->target, '?', h->target_len);
   int expect = h->expect_continue && h->minor;
-  int nf = 7 + (q != NULL) + expect + (h->body == HTTP_BODY_LENGTH);
-  /* sized to what it holds; a body's reader adds up to four more */
-  lua_createtable(L, 0, h->body == HTTP_BODY_NONE ? nf : nf + 4);
+  int nf = 6 + (q != NULL) + expect;
+  if (h->body != HTTP_BODY_NONE) nf += 2 + (h->body == HTTP_BODY_LENGTH) + 4; /* _kind, _chunked, _left; the reader's */
+  lua_createtable(L, 0, nf);
   int req = lua_gettop(L);
-  lua_pushlstring(L, h->method, h->method_len); sset(L, req, SK_METHOD);
-  lua_pushlstring(L, h->target, h->target_len);
-  lua_pushvalue(L, -1); sset(L, req, SK_TARGET);
+  SSET(L, req, SK_METHOD, lua_pushlstring(L, h->method, h->method_len));
+  SSET(L, req, SK_TARGET, lua_pushlstring(L, h->target, h->target_len));
   if (q) {
-    lua_pop(L, 1);
-    lua_pushlstring(L, h->target, (size_t)(q - h->target)); sset(L, req, SK_PATH);
-    lua_pushlstring(L, q + 1, h->target_len - (size_t)(q + 1 - h->target));
-    sset(L, req, SK_QUERY);
+    SSET(L, req, SK_PATH, lua_pushlstring(L, h->target, (size_t)(q - h->target)));
+    SSET(L, req, SK_QUERY, lua_pushlstring(L, q + 1, h->target_len - (size_t)(q + 1 - h->target)));
   } else {
-    sset(L, req, SK_PATH);
+    SKEY(L, SK_PATH);
+    SKEY(L, SK_TARGET);
+    lua_rawget(L, req);
+    lua_rawset(L, req);
   }
-  lua_pushvalue(L, 3); sset(L, req, SK_CONN);
-  if (expect) { lua_pushboolean(L, 1); sset(L, req, SK_EXPECT); }
-  lua_pushnumber(L, h->minor ? 1.1 : 1.0); sset(L, req, SK_VERSION);
-  SKEY(L, SK_HEADERS);
-  push_fields(L, h, 0);
-  lua_rawset(L, req);
-  int kind = -1;
-  switch (h->body) {
-    case HTTP_BODY_NONE: lua_pushboolean(L, 1); sset(L, req, SK_DONE); break;
-    case HTTP_BODY_LENGTH: kind = SK_BODY_LENGTH; break;
-    case HTTP_BODY_CHUNKED: kind = SK_BODY_CHUNKED; break;
-    default: kind = SK_BODY_CLOSE; break;
-  }
-  if (kind >= 0) { SKEY(L, kind); sset(L, req, SK_KIND); }
-  if (h->body == HTTP_BODY_LENGTH) { lua_pushinteger(L, (lua_Integer)h->length); sset(L, req, SK_LEFT); }
+  SSET(L, req, SK_CONN, lua_pushvalue(L, 3));
+  if (expect) SSET(L, req, SK_EXPECT, lua_pushboolean(L, 1));
+  SSET(L, req, SK_VERSION, lua_pushnumber(L, h->minor ? 1.1 : 1.0));
+  SSET(L, req, SK_HEADERS, push_fields(L, h, 0));
+  int kind = h->body == HTTP_BODY_NONE ? -1 : h->body == HTTP_BODY_LENGTH ? SK_BODY_LENGTH
+           : h->body == HTTP_BODY_CHUNKED ? SK_BODY_CHUNKED : SK_BODY_CLOSE;
+  if (kind >= 0) SSET(L, req, SK_KIND, SKEY(L, kind));
+  if (h->body == HTTP_BODY_LENGTH) SSET(L, req, SK_LEFT, lua_pushinteger(L, (lua_Integer)h->length));
   lua_pushvalue(L, 6);
   lua_setmetatable(L, req);
-  /* the response: room for the two fields finishing adds */
+  /* the response: room for what finishing adds */
   lua_createtable(L, 0, 8);
   int res = lua_gettop(L);
-  lua_pushinteger(L, 200); sset(L, res, SK_STATUS);
-  lua_createtable(L, 0, 4); sset(L, res, SK_HEADERS);
-  lua_pushboolean(L, 0); sset(L, res, SK_HEADERS_SENT);
-  lua_pushvalue(L, req); sset(L, res, SK_REQ);
-  lua_pushvalue(L, 3); sset(L, res, SK_CONN);
-  lua_pushboolean(L, h->keep_alive); sset(L, res, SK_KEEP);
+  SSET(L, res, SK_STATUS, lua_pushinteger(L, 200));
+  SSET(L, res, SK_HEADERS, lua_createtable(L, 0, 4));
+  SSET(L, res, SK_HEADERS_SENT, lua_pushboolean(L, 0));
+  SSET(L, res, SK_REQ, lua_pushvalue(L, req));
+  SSET(L, res, SK_CONN, lua_pushvalue(L, 3));
+  SSET(L, res, SK_KEEP, lua_pushboolean(L, h->keep_alive));
   lua_pushvalue(L, 7);
   lua_setmetatable(L, res);
   if (kind >= 0) SKEY(L, kind); else lua_pushnil(L);
@@ -903,71 +918,62 @@ static int fin_k(lua_State *L, int status, lua_KContext base) {
   return lua_gettop(L) - (int)base;
 }
 
-/* a green TCP client socket ready for plain writes at idx, or NULL */
-static gh_sock *fast_sock(lua_State *L, int idx) {
-  gh_sock *s = sock_test(L, idx);
-  if (!s || s->type != SOCK_STREAM || s->kind != K_CLIENT) return NULL;
-  if (s->tls && !tls_ready(s)) return NULL;
-  return s;
-}
-
 /*
  * res:finish([body [, trailers]]): a whole body of a string under 2 KiB
  * with nothing written yet goes out here, head and body in one write from
  * C as far as the socket takes them; anything else is the Lua finish's.
+ * Stack: 1 res, 2 body, 3 trailers, then 4 the socket, 5 the headers.
  */
 static int l_httpfinish(lua_State *L) {
-  size_t bn;
+  resp_args ra;
+  lua_settop(L, 3);
   if (lua_type(L, 1) != LUA_TTABLE) goto slow;
   if (sget(L, 1, SK_FINISHED) != LUA_TNIL && lua_toboolean(L, -1)) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  lua_pop(L, 1);
   if (lua_type(L, 2) != LUA_TSTRING) goto slow;
-  lua_tolstring(L, 2, &bn);
-  if (bn >= 2048) goto slow;
-  lua_settop(L, 2);                                              /* trailers: none here */
+  ra.body = lua_tolstring(L, 2, &ra.bn);
+  if (ra.bn >= 2048) goto slow;
   sget(L, 1, SK_HEADERS_SENT);
   sget(L, 1, SK_NBUF);
   sget(L, 1, SK_FAILED);
-  int busy = lua_toboolean(L, 3) || lua_toboolean(L, 4) || lua_toboolean(L, 5);
-  lua_settop(L, 2);
-  if (busy || sget(L, 1, SK_CONN) != LUA_TTABLE) goto slow_pop;
-  sget(L, 3, SK_SOCK);                                           /* 4: the socket */
-  lua_remove(L, 3);                                              /* 3 */
-  gh_sock *s = fast_sock(L, 3);
-  if (!s) goto slow_pop;
-  sget(L, 1, SK_STATUS);
-  if (!lua_isinteger(L, 4))
-    return luaL_error(L, "http: bad response status %s", luaL_tolstring(L, 4, NULL));
-  lua_Integer status = lua_tointeger(L, 4);
-  if (sget(L, 1, SK_REQ) != LUA_TTABLE) goto slow_pop;           /* 5 */
-  sget(L, 5, SK_METHOD);
+  if (lua_toboolean(L, 5) || lua_toboolean(L, 6) || lua_toboolean(L, 7)) goto slow;
+  lua_settop(L, 3);
+  if (sget(L, 1, SK_CONN) != LUA_TTABLE) goto slow;
+  sget(L, 4, SK_SOCK);
+  lua_replace(L, 4);                                             /* 4: the socket */
+  gh_sock *s = sock_test(L, 4);
+  if (!s || s->type != SOCK_STREAM || s->kind != K_CLIENT || (s->tls && !tls_ready(s)))
+    goto slow;
+  if (sget(L, 1, SK_HEADERS) != LUA_TTABLE) goto slow;           /* 5 */
+  ra.headers = 5;
+  sget(L, 1, SK_STATUS);                                         /* 6 */
+  if (!lua_isinteger(L, 6))
+    return luaL_error(L, "http: bad response status %s", luaL_tolstring(L, 6, NULL));
+  ra.status = lua_tointeger(L, 6);
+  if (ra.status < 100 || ra.status > 999) luaL_error(L, "http: bad response status %d", (int)ra.status);
+  if (sget(L, 1, SK_REQ) != LUA_TTABLE) goto slow;               /* 7 */
+  sget(L, 7, SK_METHOD);
   SKEY(L, SK_HEAD);
-  int nobody = lua_rawequal(L, -1, -2) || status < 200 || status == 204 || status == 304;
-  lua_pop(L, 2);
-  sget(L, 5, SK_VERSION);
-  int minor = lua_tonumber(L, -1) >= 1.1;
-  lua_pop(L, 2);                                                 /* the version, req */
-  /* the writer's arguments: status, reason, headers, length, bodyless,
-     minor, keep, body at 4..11 (the status is at 4 already) */
-  if (lua_rawgeti(L, lua_upvalueindex(FIN_REASONS), status) != LUA_TSTRING) {
-    lua_pop(L, 1);
-    lua_pushliteral(L, "Unknown");
-  }
-  if (sget(L, 1, SK_HEADERS) != LUA_TTABLE) goto slow_pop;
-  lua_pushinteger(L, (lua_Integer)bn);
-  lua_pushboolean(L, nobody);
-  lua_pushinteger(L, minor);
+  ra.bodyless = lua_rawequal(L, -1, -2) || ra.status < 200 || ra.status == 204 || ra.status == 304;
+  sget(L, 7, SK_VERSION);
+  ra.minor = lua_tonumber(L, -1) >= 1.1;
   sget(L, 1, SK_KEEP);
-  lua_pushvalue(L, 2);
+  ra.keep = lua_toboolean(L, -1);
+  lua_settop(L, 5);
+  if (lua_rawgeti(L, lua_upvalueindex(FIN_REASONS), ra.status) == LUA_TSTRING)  /* 6 */
+    ra.reason = lua_tolstring(L, 6, &ra.rn);
+  else
+    ra.reason = "Unknown", ra.rn = 7;
+  ra.has_length = 1;
+  ra.length = (lua_Integer)ra.bn;
   char stack[1024];
   hbuf b;
   resp_info ri;
-  resp_build(L, 4, &b, stack, sizeof stack, &ri);                /* may raise: nothing sent */
-  lua_pushboolean(L, 1); sset(L, 1, SK_FINISHED);
-  lua_pushboolean(L, 1); sset(L, 1, SK_HEADERS_SENT);
+  resp_build(L, &ra, &b, stack, sizeof stack, &ri);              /* may raise: nothing sent */
+  SSET(L, 1, SK_FINISHED, lua_pushboolean(L, 1));
+  SSET(L, 1, SK_HEADERS_SENT, lua_pushboolean(L, 1));
   size_t done = 0;
   const char *err = NULL;
   if (!s->coalesce && buf_len(&s->out) == 0 && !s->out_err) {
@@ -981,16 +987,16 @@ static int l_httpfinish(lua_State *L) {
     }
   }
   if (err) {
-    lua_pushstring(L, err); sset(L, 1, SK_FAILED);
-    lua_pushboolean(L, 0); sset(L, 1, SK_KEEP);
+    SSET(L, 1, SK_FAILED, lua_pushstring(L, err));
+    SSET(L, 1, SK_KEEP, lua_pushboolean(L, 0));
     return gh_fail(L, err);
   }
   int keep = ri.keep;
-  if (ri.handler_len >= 0 && !nobody) {
-    lua_pushinteger(L, ri.handler_len); sset(L, 1, SK_LENGTH);
-    if ((lua_Integer)bn != ri.handler_len) keep = 0;
+  if (ri.handler_len >= 0 && !ra.bodyless) {
+    SSET(L, 1, SK_LENGTH, lua_pushinteger(L, ri.handler_len));
+    if ((lua_Integer)ra.bn != ri.handler_len) keep = 0;
   }
-  lua_pushboolean(L, keep); sset(L, 1, SK_KEEP);
+  if (keep != ra.keep) SSET(L, 1, SK_KEEP, lua_pushboolean(L, keep));
   if (done == b.n) {
     lua_pushboolean(L, 1);
     return 1;
@@ -998,20 +1004,18 @@ static int l_httpfinish(lua_State *L) {
   /* the rest waits for the socket, through its send: FIN_REST(res, sock, rest) */
   lua_pushlstring(L, b.p + done, b.n - done);
   lua_replace(L, 2);
-  lua_settop(L, 3);
+  lua_settop(L, 4);
   lua_pushvalue(L, lua_upvalueindex(FIN_REST));
   lua_pushvalue(L, 1);
-  lua_pushvalue(L, 3);
+  lua_pushvalue(L, 4);
   lua_pushvalue(L, 2);
-  lua_callk(L, 3, LUA_MULTRET, 3, fin_k);
-  return lua_gettop(L) - 3;
-slow_pop:
-  lua_settop(L, 2);
-slow:;
-  int n = lua_gettop(L);
+  lua_callk(L, 3, LUA_MULTRET, 4, fin_k);
+  return lua_gettop(L) - 4;
+slow:
+  lua_settop(L, 3);
   lua_pushvalue(L, lua_upvalueindex(FIN_SLOW));
   lua_insert(L, 1);
-  lua_callk(L, n, LUA_MULTRET, 0, fin_k);
+  lua_callk(L, 3, LUA_MULTRET, 0, fin_k);
   return lua_gettop(L);
 }
 

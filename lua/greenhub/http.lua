@@ -432,6 +432,7 @@ local function connection(s, sock)
   -- a connection accepted before a shutdown began is served its first
   -- request even if its thread starts after (closed only when silent)
   local cfg, max_requests, max_body = s._cfg, s.max_requests, s.max_body_size
+  local body_t = s.body_timeout ~= s.send_timeout
   while nreq == 0 or not s.closing do
     -- the request and its response arrive made (csrc/sockhttp.c:
     -- push_request; req._kind, nil for no body, comes as kind)
@@ -456,7 +457,6 @@ local function connection(s, sock)
     end
     if s.closing or (max_requests and nreq >= max_requests) then res._keep = false end
     conn.res = res
-    local body_t = s.body_timeout ~= s.send_timeout
     if body_t then sock:settimeout(s.body_timeout) end
     local ok, herr, hh, hb = xpcall(handler, with_traceback, req, res)
     if ok and herr ~= nil then -- returned: status [, headers [, body]]
@@ -495,7 +495,7 @@ local function connection(s, sock)
     s.active = s.active - 1
     conn.busy = false
     if not res._keep or res._failed then break end
-    if not req._done and not drain(s, req) then break end
+    if kind and not req._done and not drain(s, req) then break end
   end
   s.conns[conn] = nil
 end
