@@ -780,7 +780,8 @@ static inline int sget(lua_State *L, int t, int key) {
 /* A server's settings for _httpreq, made once per s:serve():
    core._httpcfg(max_line, max_head, max_headers, header_timeout, Request,
    Response) (nil limits: 8192, 65536, 100; header_timeout nil: none). */
-typedef struct { size_t max_line, max_head, max_headers; double header; } http_cfg;
+typedef struct { unsigned magic; size_t max_line, max_head, max_headers; double header; } http_cfg;
+#define HTTPCFG_MAGIC 0x68747470u
 #define HTTPCFG_MT "greenhub.httpcfg"
 
 int l_httpcfg(lua_State *L) {
@@ -793,6 +794,7 @@ int l_httpcfg(lua_State *L) {
   luaL_checktype(L, 5, LUA_TTABLE);
   luaL_checktype(L, 6, LUA_TTABLE);
   http_cfg *c = lua_newuserdatauv(L, sizeof *c, 2);
+  c->magic = HTTPCFG_MAGIC;
   c->max_line = (size_t)ml;
   c->max_head = (size_t)mh;
   c->max_headers = (size_t)mx;
@@ -809,7 +811,7 @@ int l_httpcfg(lua_State *L) {
 static void push_request(lua_State *L, const http_head *h) {
   const char *q = memchr(h->target, '?', h->target_len);
   int expect = h->expect_continue && h->minor;
-  int nf = 6 + (q != NULL) + expect;
+  int nf = 5 + (q != NULL) + expect + !h->minor;
   if (h->body != HTTP_BODY_NONE) nf += 2 + (h->body == HTTP_BODY_LENGTH) + 4; /* _kind, _chunked, _left; the reader's */
   lua_createtable(L, 0, nf);
   int req = lua_gettop(L);
@@ -826,7 +828,7 @@ static void push_request(lua_State *L, const http_head *h) {
   }
   SSET(L, req, SK_CONN, lua_pushvalue(L, 3));
   if (expect) SSET(L, req, SK_EXPECT, lua_pushboolean(L, 1));
-  SSET(L, req, SK_VERSION, lua_pushnumber(L, h->minor ? 1.1 : 1.0));
+  if (!h->minor) SSET(L, req, SK_VERSION, lua_pushnumber(L, 1.0)); /* 1.1: Request's */
   SSET(L, req, SK_HEADERS, push_fields(L, h, 0));
   int kind = h->body == HTTP_BODY_NONE ? -1 : h->body == HTTP_BODY_LENGTH ? SK_BODY_LENGTH
            : h->body == HTTP_BODY_CHUNKED ? SK_BODY_CHUNKED : SK_BODY_CLOSE;
@@ -834,10 +836,9 @@ static void push_request(lua_State *L, const http_head *h) {
   if (h->body == HTTP_BODY_LENGTH) SSET(L, req, SK_LEFT, lua_pushinteger(L, (lua_Integer)h->length));
   lua_pushvalue(L, 6);
   lua_setmetatable(L, req);
-  /* the response: room for what finishing adds */
+  /* the response (status 200: Response's): room for what finishing adds */
   lua_createtable(L, 0, 8);
   int res = lua_gettop(L);
-  SSET(L, res, SK_STATUS, lua_pushinteger(L, 200));
   SSET(L, res, SK_HEADERS, lua_createtable(L, 0, 4));
   SSET(L, res, SK_HEADERS_SENT, lua_pushboolean(L, 0));
   SSET(L, res, SK_REQ, lua_pushvalue(L, req));
@@ -885,7 +886,9 @@ static int req_k(lua_State *L, int status, lua_KContext ctx) {
  */
 int sock_httpreq(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
-  const http_cfg *c = luaL_checkudata(L, 2, HTTPCFG_MT);
+  const http_cfg *c = lua_touserdata(L, 2); /* checked by size and mark: no registry lookup */
+  if (!c || lua_type(L, 2) != LUA_TUSERDATA || lua_rawlen(L, 2) != sizeof *c || c->magic != HTTPCFG_MAGIC)
+    luaL_typeerror(L, 2, "http settings (core._httpcfg)");
   luaL_checktype(L, 3, LUA_TTABLE);
   double idle = luaL_optnumber(L, 4, -1);
   if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
@@ -948,17 +951,16 @@ static int l_httpfinish(lua_State *L) {
     goto slow;
   if (sget(L, 1, SK_HEADERS) != LUA_TTABLE) goto slow;           /* 5 */
   ra.headers = 5;
-  sget(L, 1, SK_STATUS);                                         /* 6 */
-  if (!lua_isinteger(L, 6))
+  int st = sget(L, 1, SK_STATUS);                                /* 6 */
+  if (st != LUA_TNIL && !lua_isinteger(L, 6))
     return luaL_error(L, "http: bad response status %s", luaL_tolstring(L, 6, NULL));
-  ra.status = lua_tointeger(L, 6);
+  ra.status = st == LUA_TNIL ? 200 : lua_tointeger(L, 6);        /* nil: Response's 200 */
   if (ra.status < 100 || ra.status > 999) luaL_error(L, "http: bad response status %d", (int)ra.status);
   if (sget(L, 1, SK_REQ) != LUA_TTABLE) goto slow;               /* 7 */
   sget(L, 7, SK_METHOD);
   SKEY(L, SK_HEAD);
   ra.bodyless = lua_rawequal(L, -1, -2) || ra.status < 200 || ra.status == 204 || ra.status == 304;
-  sget(L, 7, SK_VERSION);
-  ra.minor = lua_tonumber(L, -1) >= 1.1;
+  ra.minor = sget(L, 7, SK_VERSION) == LUA_TNIL || lua_tonumber(L, -1) >= 1.1; /* nil: 1.1 */
   sget(L, 1, SK_KEEP);
   ra.keep = lua_toboolean(L, -1);
   lua_settop(L, 5);

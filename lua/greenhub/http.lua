@@ -66,7 +66,7 @@ end
 
 -- ---------------------------------------------------------------- request
 
-local Request = {}
+local Request = { version = 1.1 } -- (a 1.0 request carries its own)
 Request.__index = Request
 
 function Request:header(name)
@@ -186,7 +186,7 @@ end
 
 -- ---------------------------------------------------------------- response
 
-local Response = {}
+local Response = { status = 200 } -- (until the handler sets its own)
 Response.__index = Response
 
 local httpresponse = core._httpresponse
@@ -353,7 +353,7 @@ function M.server(handler, opts)
   end
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #2 to 'server' (table expected)", 2) end
-  local s = setmetatable({ handler = handler, conns = {}, listeners = {},
+  local s = setmetatable({ handler = handler, conns = {}, listeners = {}, closing = false,
     nconns = 0, active = 0, requests = 0, connections = 0, errors = {} }, Server)
   for k in pairs(M.DEFAULTS) do s[k] = limit(opts, k) end
   return s
@@ -423,7 +423,8 @@ end
 
 -- One connection: requests until it closes, errs, or asks to.
 local function connection(s, sock)
-  local conn = { sock = sock, max_body = s.max_body_size, thread = core.current(), fresh = true }
+  local conn = { sock = sock, max_body = s.max_body_size, thread = core.current(), fresh = true,
+    hijacked = false }
   local handler = s.handler
   s.conns[conn] = conn
   s.connections = s.connections + 1
@@ -494,7 +495,7 @@ local function connection(s, sock)
     end
     s.active = s.active - 1
     conn.busy = false
-    if not res._keep or res._failed then break end
+    if not res._keep then break end -- (false too when a send failed)
     if kind and not req._done and not drain(s, req) then break end
   end
   s.conns[conn] = nil
