@@ -77,7 +77,7 @@ static void push_fields(lua_State *L, const http_head *h, int raw_too) {
     }
     push_lower(L, f->name, f->name_len);
     lua_pushvalue(L, -1);
-    if (lua_rawget(L, hdr) == LUA_TSTRING) { /* repeated: join */
+    if (i > 0 && lua_rawget(L, hdr) == LUA_TSTRING) { /* repeated: join */
       lua_pushliteral(L, ", ");
       lua_pushlstring(L, f->value, f->value_len);
       lua_concat(L, 3);
@@ -395,19 +395,19 @@ static void resp_build(lua_State *L, const resp_args *ra, hbuf *b, char *stack, 
       if (!http_tchar[(unsigned char)name[i]]) luaL_error(L, "http: bad response header name '%s'", name);
     switch (name[0] | 0x20) { /* the names the framing looks at */
       case 't':
-        if (http_token_eq(name, nn, "transfer-encoding"))
+        if (nn == 17 && http_token_eq(name, nn, "transfer-encoding"))
           luaL_error(L, "http: the server frames the body; do not set Transfer-Encoding");
         break;
       case 'c':
-        if (http_token_eq(name, nn, "content-length")) {
+        if (nn == 14 && http_token_eq(name, nn, "content-length")) {
           const char *v = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
                               ? lua_tostring(L, -1) : NULL;
           has_cl = 1;
           handler_len = v ? (lua_Integer)strtoll(v, NULL, 10) : -1;
-        } else if (http_token_eq(name, nn, "connection")) has_conn = 1;
+        } else if (nn == 10 && http_token_eq(name, nn, "connection")) has_conn = 1;
         break;
       case 'd':
-        if (http_token_eq(name, nn, "date")) has_date = 1;
+        if (nn == 4 && http_token_eq(name, nn, "date")) has_date = 1;
         break;
     }
     int v = lua_gettop(L);
@@ -836,11 +836,11 @@ static void push_request(lua_State *L, const http_head *h) {
   if (h->body == HTTP_BODY_LENGTH) SSET(L, req, SK_LEFT, lua_pushinteger(L, (lua_Integer)h->length));
   lua_pushvalue(L, 6);
   lua_setmetatable(L, req);
-  /* the response (status 200: Response's): room for what finishing adds */
+  /* the response (status 200, headers_sent false: Response's): room for
+     what finishing adds */
   lua_createtable(L, 0, 8);
   int res = lua_gettop(L);
   SSET(L, res, SK_HEADERS, lua_createtable(L, 0, 4));
-  SSET(L, res, SK_HEADERS_SENT, lua_pushboolean(L, 0));
   SSET(L, res, SK_REQ, lua_pushvalue(L, req));
   SSET(L, res, SK_CONN, lua_pushvalue(L, 3));
   SSET(L, res, SK_KEEP, lua_pushboolean(L, h->keep_alive));

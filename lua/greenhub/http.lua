@@ -186,7 +186,7 @@ end
 
 -- ---------------------------------------------------------------- response
 
-local Response = { status = 200 } -- (until the handler sets its own)
+local Response = { status = 200, headers_sent = false } -- (until set on the response)
 Response.__index = Response
 
 local httpresponse = core._httpresponse
@@ -434,12 +434,13 @@ local function connection(s, sock)
   -- request even if its thread starts after (closed only when silent)
   local cfg, max_requests, max_body = s._cfg, s.max_requests, s.max_body_size
   local body_t = s.body_timeout ~= s.send_timeout
+  local httpreq = sock._httpreq
   while nreq == 0 or not s.closing do
     -- the request and its response arrive made (csrc/sockhttp.c:
     -- push_request; req._kind, nil for no body, comes as kind)
-    local req, res, kind = sock:_httpreq(cfg, conn,
+    local req, res, kind = httpreq(sock, cfg, conn,
       nreq == 0 and (s.closing and 1 or s.header_timeout) or s.idle_timeout)
-    conn.fresh = nil
+    if nreq == 0 then conn.fresh = nil end
     if not req then
       local err, x = res, kind
       if type(x) == "number" and err ~= "closed" and err ~= "timeout" then reject(s, sock, x)
