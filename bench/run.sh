@@ -268,8 +268,8 @@ httpmod() {
     for s in $servers; do
       case $s in
         raw) taskset -c 0 $B/raw_http $PORT & ;;
-        hello_raw) taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null & ;;
-        http.serve) taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>/dev/null & ;;
+        hello_raw) taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>$d/$s.err & ;;
+        http.serve) taskset -c 0 lua5.4 examples/hello_http.lua $PORT 2>$d/$s.err & ;;
         nginx|nginx-lua)
           command -v nginx >/dev/null || continue
           local loc='return 200 "Hello, World!";' mods=""
@@ -294,8 +294,14 @@ NGX
       esac
       SPID=$!
       for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+      if ! kill -0 $SPID 2>/dev/null; then echo "   $s did not start (port $PORT): run left out"; stop_server; continue; fi
       local c0; c0=$(cpu_ticks $SPID)
       local out; out=$(taskset -c 1 wrk -t1 -c100 -d${DUR}s --latency http://127.0.0.1:$PORT/ 2>&1)
+      if ! kill -0 $SPID 2>/dev/null; then
+        wait $SPID; echo "   $s died during its run (port $PORT, status $?): run left out"
+        [ -s $d/$s.err ] && tail -5 $d/$s.err | sed 's/^/     /'
+        stop_server; continue
+      fi
       local c1; c1=$(cpu_ticks $SPID)
       stop_server
       local rps total p99 cpu
