@@ -764,6 +764,7 @@ static const char *const server_keys[SK_N] = {
 
 /* the hub (at hub) and the names: the first 1 + SK_N upvalues */
 static void push_server_upvalues(lua_State *L, int hub) {
+  luaL_checkstack(L, 1 + SK_N + 4, "http upvalues"); /* past the 20 slots a C call may assume */
   lua_pushvalue(L, hub);
   for (int i = 0; i < SK_N; i++) lua_pushstring(L, server_keys[i]);
 }

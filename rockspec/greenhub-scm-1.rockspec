@@ -46,6 +46,7 @@ build = {
         "csrc/tpool.c",
         "csrc/scope.c",
         "csrc/tls.c",
+        "csrc/alloc.c",
       },
       libraries = { "ssl", "crypto", "pthread", "m", "dl" },
       defines = {},
