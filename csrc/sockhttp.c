@@ -894,7 +894,12 @@ int sock_httpreq(lua_State *L) {
   double idle = luaL_optnumber(L, 4, -1);
   if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
     return luaL_error(L, "greenhub: httpreq is not available on %s", sock_class(s));
-  int64_t idle_d = idle >= 0 && idle != HUGE_VAL ? hub_after(idle) : -1;
+  /* from this loop turn's clock (read once a turn): the idle wait of every
+     request of a busy turn reads no clock of its own */
+  gh_hub *h = s->hub;
+  int64_t idle_d = -1;
+  if (idle >= 0 && idle != HUGE_VAL)
+    idle_d = h->in_loop && idle < 9.0e9 ? h->now + (int64_t)ceil(idle * 1e9) : hub_after(idle);
   TLS_FIRST_BY(L, s, sock_httpreq, TLS_SH_HEAD,
                idle_d >= 0 ? idle_d : wait_deadline(s, call_deadline(s)));
   lua_settop(L, 3);
