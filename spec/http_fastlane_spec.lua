@@ -1,0 +1,209 @@
+-- greenhub.http's fast lane (csrc/sockhttp.c): s:_httpreq builds request
+-- and response objects in C, and res:finish is a C finisher for a small
+-- whole body. Every case it hands to the Lua finish, and every field it
+-- reads from a response a handler may have changed, against raw sockets.
+local H = require "helper"
+local gh = H.gh
+
+local start = H.http_server
+
+local function connect(port)
+  local c = assert(gh.connect("127.0.0.1", port))
+  c:settimeout(5)
+  return c
+end
+
+-- one response: status, headers (lower-case), body (Content-Length or
+-- chunked framing; none for HEAD)
+local function response(c, head)
+  local line = assert(c:receive())
+  local status = tonumber(line:match("^HTTP/1%.1 (%d%d%d)"))
+  local h = {}
+  while true do
+    local l = assert(c:receive())
+    if l == "" then break end
+    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
+    h[k:lower()] = v
+  end
+  if head then return status, h, "" end
+  if h["content-length"] then return status, h, c:receive(tonumber(h["content-length"])) end
+  local parts = {}
+  while true do
+    local n = tonumber(assert(c:receive()):match("^%x+"), 16)
+    if n == 0 then -- trailers, then the empty line
+      repeat local l = assert(c:receive()); if l ~= "" then h[l:match("^([^:]+)"):lower()] = l:match(":%s*(.*)$") end until l == ""
+      break
+    end
+    parts[#parts + 1] = c:receive(n)
+    assert(c:receive() == "")
+  end
+  return status, h, table.concat(parts)
+end
+
+local function get(port, path, extra)
+  local c = connect(port)
+  c:send("GET " .. path .. " HTTP/1.1\r\nHost: x\r\n" .. (extra or "") .. "\r\n")
+  local st, h, body = response(c)
+  return st, h, body, c
+end
+
+describe("http fast lane", function()
+  it("request fields: method, target, path, query, version 1.1 (Request's), headers", function()
+    local seen
+    local _, port, stop = start(function(req, res)
+      seen = { req.method, req.target, req.path, req.query, req.version, req.headers["x-a"],
+               rawget(req, "version"), req.headers.host }
+      res:finish("ok")
+    end)
+    local st, _, body, c = get(port, "/a/b?x=1&y", "X-A: 1\r\nx-a: 2\r\n")
+    assert.equal(200, st); assert.equal("ok", body)
+    assert.same({ "GET", "/a/b?x=1&y", "/a/b", "x=1&y", 1.1, "1, 2", nil, "x" }, seen)
+    -- HTTP/1.0 carries its own version, and its answer closes
+    c:send("GET /z HTTP/1.0\r\n\r\n")
+    local line = assert(c:receive())
+    assert.equal("HTTP/1.1 200 OK", line)
+    assert.equal(1.0, seen[5]); assert.equal(1.0, seen[7]); assert.equal("/z", seen[3])
+    c:close(); stop()
+  end)
+
+  it("status: a handler's own, nil (200), a string (500, the handler's error)", function()
+    local errs = {}
+    gh.onerror(function(_, e) errs[#errs + 1] = tostring(e) end)
+    local _, port, stop = start(function(req, res)
+      if req.path == "/404" then res.status = 404
+      elseif req.path == "/nil" then res.status = nil
+      elseif req.path == "/str" then res.status = "200"
+      elseif req.path == "/big" then res.status = 1000 end
+      res:finish("b")
+    end)
+    assert.equal(404, (get(port, "/404")))
+    assert.equal(200, (get(port, "/nil")))
+    assert.equal(500, (get(port, "/str")))
+    assert.equal(500, (get(port, "/big")))
+    gh.sleep(0.05)
+    stop(); gh.onerror(nil)
+    assert.matches("http: bad response status 200", errs[1])
+    assert.matches("http: bad response status 1000", errs[2])
+  end)
+
+  it("everything the finisher hands on: non-string, big, after write, replaced headers", function()
+    local _, port, stop = start(function(req, res)
+      if req.path == "/num" then res:finish(12345)
+      elseif req.path == "/big" then res:finish(string.rep("z", 5000))
+      elseif req.path == "/written" then res:write("a", "b"); res:finish("c")
+      elseif req.path == "/flushed" then res:write("a"); res:flush(); res:finish("c", { ["x-t"] = "1" })
+      elseif req.path == "/headers" then res.headers = { ["x-own"] = "yes" }; res:finish("h")
+      elseif req.path == "/nobody" then res:finish() end
+    end)
+    local st, h, body = get(port, "/num"); assert.same({ 200, "12345" }, { st, body })
+    st, h, body = get(port, "/big"); assert.equal(5000, #body)
+    st, h, body = get(port, "/written"); assert.same({ 200, "abc" }, { st, body })
+    st, h, body = get(port, "/flushed")
+    assert.same({ 200, "ac", "chunked", "1" }, { st, body, h["transfer-encoding"], h["x-t"] })
+    st, h, body = get(port, "/headers"); assert.same({ "h", "yes" }, { body, h["x-own"] })
+    st, h, body = get(port, "/nobody"); assert.same({ 200, "", "0" }, { st, body, h["content-length"] })
+    stop()
+  end)
+
+  it("bad headers raise before a byte is sent: 500, connection closed", function()
+    gh.onerror(function() end)
+    local _, port, stop = start(function(req, res)
+      if req.path == "/crlf" then res.headers["x-a"] = "a\r\nx-b: evil" end
+      if req.path == "/name" then res.headers["bad name"] = "v" end
+      if req.path == "/te" then res.headers["transfer-encoding"] = "chunked" end
+      res:finish("x")
+    end)
+    for _, p in ipairs({ "/crlf", "/name", "/te" }) do
+      local st, h, body, c = get(port, p)
+      assert.equal(500, st, p); assert.equal("", body)
+      assert.is_nil(h["x-b"])
+      assert.is_nil(c:receive())
+      c:close()
+    end
+    stop(); gh.onerror(nil)
+  end)
+
+  it("HEAD, 204 and 304 carry no body (nor a computed length); a handler's Content-Length is kept and enforced", function()
+    local _, port, stop = start(function(req, res)
+      if req.path == "/204" then res.status = 204
+      elseif req.path == "/304" then res.status = 304
+      elseif req.path == "/cl" then res.headers["content-length"] = "3"
+      elseif req.path == "/short" then res.headers["content-length"] = "10" end
+      res:finish("abc")
+    end)
+    local c = connect(port)
+    c:send("HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+    local st, h = response(c, true)
+    assert.same({ 200 }, { st, h["content-length"] })
+    c:send("HEAD /cl HTTP/1.1\r\nHost: x\r\n\r\n")
+    st, h = response(c, true)
+    assert.same({ 200, "3" }, { st, h["content-length"] })
+    c:send("GET /204 HTTP/1.1\r\nHost: x\r\n\r\n")
+    st, h = response(c, true)
+    assert.same({ 204 }, { st, h["content-length"] })
+    c:send("GET /304 HTTP/1.1\r\nHost: x\r\n\r\n")
+    st = response(c, true)
+    assert.equal(304, st)
+    c:send("GET /cl HTTP/1.1\r\nHost: x\r\n\r\n")
+    local body
+    st, h, body = response(c)
+    assert.same({ 200, "3", "abc" }, { st, h["content-length"], body })
+    -- a body shorter than the handler's length: the connection cannot be reused
+    c:send("GET /short HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.equal("HTTP/1.1 200 OK", c:receive())
+    repeat local l = c:receive() until l == "" or l == nil
+    assert.equal("abc", c:receive(3))
+    assert.is_nil(c:receive(1))
+    c:close(); stop()
+  end)
+
+  it("a finished response ignores finish and refuses write; a stale one touches nothing", function()
+    local old, results = nil, {}
+    local _, port, stop = start(function(req, res)
+      if req.path == "/1" then old = res; res:finish("one")
+      else
+        -- the first request's response, finished: nothing reaches this one
+        results = { old:finish("late"), (old:write("late")), select(2, old:write("late")) }
+        res:finish("two")
+      end
+    end)
+    local c = connect(port)
+    c:send("GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+    local _, _, b1 = response(c)
+    local _, _, b2 = response(c)
+    assert.same({ "one", "two" }, { b1, b2 })
+    assert.same({ true, nil, "finished" }, results)
+    c:close(); stop()
+  end)
+
+  it("with coalesce on, the finisher's bytes go through the socket's send", function()
+    local _, port, stop = start(function(req, res)
+      req._conn.sock:setoption("coalesce", true)
+      res:finish("co " .. req.path)
+    end)
+    local c = connect(port)
+    c:send("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+    local _, _, b1 = response(c)
+    local _, _, b2 = response(c)
+    assert.same({ "co /a", "co /b" }, { b1, b2 })
+    c:close(); stop()
+  end)
+
+  it("misuse: _httpreq without settings, the finisher on a non-response", function()
+    local a, b = H.tcp_pair()
+    assert.error_matches(function() a:_httpreq({}, {}) end, "http settings")
+    assert.error_matches(function() a:_httpreq(io.stdout, {}) end, "http settings")
+    a:close(); b:close()
+    local http = require "greenhub.http"
+    local s = http.server(function() end)
+    assert.is_not_nil(s)
+    local fin = getmetatable(select(2, pcall(function()
+      local r
+      local _, port, stop = start(function(_, res) r = res; res:finish("") end)
+      get(port, "/"); stop()
+      return r
+    end))).finish
+    assert.error(function() fin(nil, "x") end)
+    assert.error(function() fin("str", "x") end)
+  end)
+end)
