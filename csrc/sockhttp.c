@@ -609,14 +609,22 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
   return 1;
 }
 
-static int head_k(lua_State *L, int status, lua_KContext ctx) {
-  gh_sock *s = lua_touserdata(L, 1);
-  (void)status;
+/* After a head reader's wait: what to return (a failed wait's results,
+   with the byte count after a timeout, as head_loop says it), or 0 to read
+   on. */
+static int head_woken(lua_State *L, gh_sock *s) {
   int r = gh_wait_failed(L, s->hub);
-  if (r && hub_me(L, s->hub)->wake == WK_TIMEOUT) { /* as head_step says it */
+  if (r && hub_me(L, s->hub)->wake == WK_TIMEOUT) {
     lua_pushinteger(L, (lua_Integer)buf_len(&s->buf));
     return 3;
   }
+  return r;
+}
+
+static int head_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  (void)status;
+  int r = head_woken(L, s);
   return r ? r : head_step(L, s, (int64_t)ctx);
 }
 
@@ -871,11 +879,7 @@ static int req_step(lua_State *L, gh_sock *s, int64_t total) {
 static int req_k(lua_State *L, int status, lua_KContext ctx) {
   gh_sock *s = lua_touserdata(L, 1);
   (void)status;
-  int r = gh_wait_failed(L, s->hub);
-  if (r && hub_me(L, s->hub)->wake == WK_TIMEOUT) { /* as head_loop says it */
-    lua_pushinteger(L, (lua_Integer)buf_len(&s->buf));
-    return 3;
-  }
+  int r = head_woken(L, s);
   return r ? r : req_step(L, s, (int64_t)ctx);
 }
 

@@ -90,6 +90,48 @@ function H.http_server(handler, opts)
   return s, port, function() l:close(); s:shutdown(1); t:wait() end
 end
 
+-- A green connection to 127.0.0.1:port with a 5 s timeout.
+function H.connect(port)
+  local c = assert(H.gh.connect("127.0.0.1", port))
+  c:settimeout(5)
+  return c
+end
+
+-- One HTTP response off c: status, headers (lower-case; a chunked body's
+-- trailers join them), body. No body for a HEAD (method "HEAD"), 1xx, 204
+-- and 304; else by Content-Length, chunked, or read to the close.
+function H.http_response(c, method)
+  local line, err = c:receive()
+  if not line then return nil, err end
+  local status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)"))
+  local h = {}
+  local function field(l)
+    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
+    h[k:lower()] = v
+  end
+  while true do
+    local l = assert(c:receive())
+    if l == "" then break end
+    field(l)
+  end
+  if method == "HEAD" or status == 204 or status == 304 or status < 200 then return status, h, "" end
+  if h["content-length"] then return status, h, c:receive(tonumber(h["content-length"])) end
+  if h["transfer-encoding"] == "chunked" then
+    local parts = {}
+    while true do
+      local n = tonumber(assert(c:receive()):match("^%x+"), 16)
+      if n == 0 then
+        while true do local l = assert(c:receive()); if l == "" then break end; field(l) end
+        break
+      end
+      parts[#parts + 1] = c:receive(n)
+      assert(c:receive() == "")
+    end
+    return status, h, table.concat(parts)
+  end
+  return status, h, c:receive("*a")
+end
+
 -- A connected pair of green TCP sockets on 127.0.0.1: client, server side.
 function H.tcp_pair()
   local srv = assert(H.gh.listen("127.0.0.1", 0))

@@ -7,39 +7,7 @@ local http = require "greenhub.http"
 
 local start = H.http_server
 
-local function connect(port)
-  local c = assert(gh.connect("127.0.0.1", port))
-  c:settimeout(5)
-  return c
-end
-
--- read one response: status, headers (lower-case), body
-local function response(c, method)
-  local line, err = c:receive()
-  if not line then return nil, err end
-  local status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)"))
-  local h = {}
-  while true do
-    local l = assert(c:receive())
-    if l == "" then break end
-    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
-    h[k:lower()] = v
-  end
-  local body = ""
-  if method == "HEAD" or status == 204 or status == 304 or status < 200 then
-  elseif h["content-length"] then body = c:receive(tonumber(h["content-length"]))
-  elseif h["transfer-encoding"] == "chunked" then
-    local parts = {}
-    while true do
-      local n = tonumber(assert(c:receive()):match("^%x+"), 16)
-      if n == 0 then assert(c:receive() == "") break end
-      parts[#parts + 1] = c:receive(n)
-      assert(c:receive() == "")
-    end
-    body = table.concat(parts)
-  else body = c:receive("*a") end
-  return status, h, body
-end
+local connect, response = H.connect, H.http_response
 
 describe("http server", function()
   it("answers a GET with a computed Content-Length, Date, keep-alive", function()
