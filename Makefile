@@ -12,7 +12,7 @@ SRCS := csrc/poller.c csrc/hub.c csrc/timer.c csrc/thread.c csrc/timeout.c csrc/
         csrc/compat.c csrc/socket.c csrc/stream.c csrc/sockaddr.c csrc/udp.c csrc/sockhttp.c \
         csrc/resolver.c csrc/sync.c csrc/diag.c csrc/proc.c csrc/module.c \
         csrc/http.c csrc/websocket.c csrc/wsframe.c csrc/fs.c csrc/tpool.c csrc/scope.c \
-        csrc/tls.c csrc/alloc.c
+        csrc/tls.c
 HDRS := csrc/compat.h csrc/sock.h csrc/poller.h csrc/greenhub.h csrc/buffer.h csrc/http.h csrc/wsframe.h
 LUAS := lua/greenhub.lua $(wildcard lua/greenhub/*.lua)
 

@@ -394,8 +394,6 @@ int work_lua_size(lua_State *L);
 int resolver_set_delay(lua_State *L);
 
 /* sync.c */
-void alloc_install(lua_State *L); /* alloc.c */
-int l_allocator(lua_State *L);
 void sync_open(lua_State *L, int mod, int hub);
 
 /* socket.c */

@@ -132,7 +132,6 @@ static const gh_capi capi = {
 
 GH_EXPORT int luaopen_greenhub_core(lua_State *L) {
   pin_library();
-  alloc_install(L);
   lua_newtable(L);
   int mod = lua_gettop(L);
   int hub = hub_open(L);
@@ -141,8 +140,6 @@ GH_EXPORT int luaopen_greenhub_core(lua_State *L) {
   gh_hub *h = lua_touserdata(L, hub);
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->killed_ref);
   lua_setfield(L, mod, "Killed");
-  lua_pushcfunction(L, l_allocator);
-  lua_setfield(L, mod, "_allocator");
   lua_pushliteral(L, "greenhub 0.1");
   lua_setfield(L, mod, "_VERSION");
   lua_pushlightuserdata(L, (void *)&capi);

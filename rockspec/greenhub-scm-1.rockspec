@@ -46,7 +46,6 @@ build = {
         "csrc/tpool.c",
         "csrc/scope.c",
         "csrc/tls.c",
-        "csrc/alloc.c",
       },
       libraries = { "ssl", "crypto", "pthread", "m", "dl" },
       defines = {},

@@ -18,13 +18,11 @@ if [ -n "$GH_SAN" ]; then
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=66"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export GH_SLOW=1
-  export GREENHUB_ALLOC=system # (an ASan build never puts csrc/alloc.c's on)
 fi
 if [ -n "$GH_VALGRIND" ]; then
   set -- valgrind -q --error-exitcode=67 --leak-check=full --show-leak-kinds=definite \
     --errors-for-leak-kinds=definite --suppressions=scripts/valgrind.supp "$@"
   export GH_SLOW=1
-  export GREENHUB_ALLOC=system # memcheck sees malloc's blocks only (csrc/alloc.c)
 fi
 rcfile=$(mktemp)
 { timeout 1800 "$@"; echo $? > "$rcfile"; } 2>&1 | tee "$log"

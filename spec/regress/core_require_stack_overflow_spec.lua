@@ -10,7 +10,7 @@ describe("regress: require 'greenhub.core' straight from a fresh state", functio
     local out, code = H.run_script([[
       local core = require "greenhub.core"
       local s = assert(core.tcp())
-      print(type(s._httpreq), core._allocator())
+      print(type(s._httpreq), core._VERSION)
     ]])
     assert.equal(0, code, out)
     assert.truthy(out:match("^function%s+%a+"), out)
