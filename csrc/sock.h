@@ -156,7 +156,6 @@ static inline ssize_t sock_write_some(gh_sock *s, const char *p, size_t n) {
 void push_head_keys(lua_State *L);
 int sock_httphead(lua_State *L);
 int sock_httpchunk(lua_State *L);
-int sock_httpsend(lua_State *L);
 int l_httpparse(lua_State *L);
 int l_httpchunked(lua_State *L);
 int l_httpchunkstr(lua_State *L);
@@ -164,6 +163,5 @@ int l_httpresponse(lua_State *L);
 int l_httpcfg(lua_State *L);
 int l_httpfinisher(lua_State *L);
 void push_httpreq(lua_State *L, int hub);
-void httpcfg_open(lua_State *L);
 
 #endif

@@ -819,7 +819,7 @@ static const luaL_Reg stream_methods[] = {
   {"accept", sock_accept}, {"listen", sock_listen}, {"receive", sock_receive},
   {"receivepartial", sock_receivepartial}, {"send", sock_send},
   {"shutdown", sock_shutdown}, {"flush", sock_flush},
-  {"_httpchunk", sock_httpchunk}, {"_httpsend", sock_httpsend},
+  {"_httpchunk", sock_httpchunk},
   {"_bind_reuse", sock_bind_reuse}, {"_wsframe", sock_wsframe},
   {"_sendfile", sock_sendfile},
   {NULL, NULL}
@@ -890,7 +890,6 @@ void socket_open(lua_State *L, int mod, int hub) {
   }
   luaL_newmetatable(L, CHUNKED_MT);
   lua_pop(L, 1);
-  httpcfg_open(L);
   gh_setfuncs(L, mod, hub, sock_funcs);
   /* the head builder again, with the head keys as upvalue 2 */
   lua_pushvalue(L, hub); lua_pushvalue(L, keys);

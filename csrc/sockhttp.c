@@ -353,7 +353,6 @@ typedef struct { int chunked, keep; lua_Integer handler_len; } resp_info;
    bodyless, minor, keep [, body] (checked); the top is then a + 7 */
 static void resp_args_from(lua_State *L, int a, resp_args *ra) {
   ra->status = luaL_checkinteger(L, a);
-  if (ra->status < 100 || ra->status > 999) luaL_error(L, "http: bad response status %d", (int)ra->status);
   ra->reason = luaL_checklstring(L, a + 1, &ra->rn);
   luaL_checktype(L, a + 2, LUA_TTABLE);
   ra->headers = a + 2;
@@ -373,6 +372,7 @@ static void resp_args_from(lua_State *L, int a, resp_args *ra) {
 static void resp_build(lua_State *L, const resp_args *ra, hbuf *b, char *stack, size_t cap,
                        resp_info *ri) {
   lua_Integer status = ra->status;
+  if (status < 100 || status > 999) luaL_error(L, "http: bad response status %d", (int)status);
   int has_cl = 0, has_date = 0, has_conn = 0;
   lua_Integer handler_len = -1;
   int hdrs = ra->headers;
@@ -467,39 +467,6 @@ int l_httpresponse(lua_State *L) {
   resp_args_from(L, 1, &ra);
   resp_build(L, &ra, &b, stack, sizeof stack, &ri);
   lua_pushlstring(L, b.p, b.n);
-  return 1 + push_resp_info(L, &ri);
-}
-
-/*
- * s:_httpsend(status, reason, headers, length, bodyless, minor, keep
- * [, body]) -> rest, chunked, keep, handler_length: the same response
- * written straight from C to the socket as far as it goes without
- * waiting; rest is what is left for s:send ("" when all went), or nil,
- * err on a failed socket.
- */
-int sock_httpsend(lua_State *L) {
-  gh_sock *s = sock_check(L, 1);
-  if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
-    return luaL_error(L, "greenhub: httpsend is not available on %s", sock_class(s));
-  TLS_FIRST(L, s, sock_httpsend, TLS_SH_PLAIN);
-  char stack[1024];
-  hbuf b;
-  resp_info ri;
-  resp_args ra;
-  resp_args_from(L, 2, &ra);
-  resp_build(L, &ra, &b, stack, sizeof stack, &ri);
-  size_t done = 0;
-  if (!s->coalesce && buf_len(&s->out) == 0 && !s->out_err) {
-    while (done < b.n) {
-      if (s->fd < 0) return gh_fail(L, "closed");
-      ssize_t n = sock_write_some(s, b.p + done, b.n - done);
-      if (n >= 0) { done += (size_t)n; s->nsent += (double)n; continue; }
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK) return gh_fail(L, sock_strerror(errno));
-      break;
-    }
-  }
-  lua_pushlstring(L, b.p + done, b.n - done);
   return 1 + push_resp_info(L, &ri);
 }
 
@@ -759,12 +726,12 @@ int sock_httpchunk(lua_State *L) {
  * body from C. The field names both use are upvalues 2.. of these
  * closures (a push each, no lookup).
  */
-enum { SK_METHOD, SK_TARGET, SK_PATH, SK_QUERY, SK_CONN, SK_EXPECT, SK_DONE, SK_VERSION,
+enum { SK_METHOD, SK_TARGET, SK_PATH, SK_QUERY, SK_CONN, SK_EXPECT, SK_VERSION,
        SK_HEADERS, SK_KIND, SK_LEFT, SK_STATUS, SK_HEADERS_SENT, SK_REQ, SK_KEEP,
        SK_FINISHED, SK_NBUF, SK_FAILED, SK_SOCK, SK_LENGTH, SK_HEAD,
        SK_BODY_LENGTH, SK_BODY_CHUNKED, SK_BODY_CLOSE, SK_N };
 static const char *const server_keys[SK_N] = {
-  "method", "target", "path", "query", "_conn", "_expect", "_done", "version",
+  "method", "target", "path", "query", "_conn", "_expect", "version",
   "headers", "_kind", "_left", "status", "headers_sent", "_req", "_keep",
   "_finished", "_nbuf", "_failed", "sock", "_length", "HEAD",
   "length", "chunked", "close"};
@@ -791,7 +758,6 @@ static inline int sget(lua_State *L, int t, int key) {
    Response) (nil limits: 8192, 65536, 100; header_timeout nil: none). */
 typedef struct { unsigned magic; size_t max_line, max_head, max_headers; double header; } http_cfg;
 #define HTTPCFG_MAGIC 0x68747470u
-#define HTTPCFG_MT "greenhub.httpcfg"
 
 int l_httpcfg(lua_State *L) {
   lua_Integer ml = luaL_optinteger(L, 1, 8192), mh = luaL_optinteger(L, 2, 65536);
@@ -810,7 +776,6 @@ int l_httpcfg(lua_State *L) {
   c->header = header == HUGE_VAL ? -1 : header;
   lua_pushvalue(L, 5); lua_setiuservalue(L, -2, 1);
   lua_pushvalue(L, 6); lua_setiuservalue(L, -2, 2);
-  luaL_setmetatable(L, HTTPCFG_MT);
   return 1;
 }
 
@@ -965,7 +930,6 @@ static int l_httpfinish(lua_State *L) {
   if (st != LUA_TNIL && !lua_isinteger(L, 6))
     return luaL_error(L, "http: bad response status %s", luaL_tolstring(L, 6, NULL));
   ra.status = st == LUA_TNIL ? 200 : lua_tointeger(L, 6);        /* nil: Response's 200 */
-  if (ra.status < 100 || ra.status > 999) luaL_error(L, "http: bad response status %d", (int)ra.status);
   if (sget(L, 1, SK_REQ) != LUA_TTABLE) goto slow;               /* 7 */
   sget(L, 7, SK_METHOD);
   SKEY(L, SK_HEAD);
@@ -1048,9 +1012,4 @@ int l_httpfinisher(lua_State *L) {
 void push_httpreq(lua_State *L, int hub) {
   push_server_upvalues(L, hub);
   lua_pushcclosure(L, sock_httpreq, 1 + SK_N);
-}
-
-void httpcfg_open(lua_State *L) {
-  luaL_newmetatable(L, HTTPCFG_MT);
-  lua_pop(L, 1);
 }

@@ -272,41 +272,12 @@ function Response:flush()
 end
 
 --- finish([body [, trailers]]): end the response (the common case, a
--- small whole body with nothing written yet, is the C finisher's: below)
+-- small whole body with nothing written yet, is the C finisher's, below;
+-- this is everything else)
 local function finish(self, body, trailers)
   if self._finished then return true end
-  if type(body) == "string" and not self.headers_sent and not self._nbuf and not self._failed
-     and #body < 2048 then
-    -- the common case, a whole small body at once: no buffering
-    local sock = self._conn.sock
-    local out
-    if sock._httpsend then
-      -- head and body written from C as far as the socket takes them
-      local req, status = self._req, self.status
-      if math.type(status) ~= "integer" then error("http: bad response status " .. tostring(status), 2) end
-      local nobody = req.method == "HEAD" or status < 200 or status == 204 or status == 304
-      local rest, chunked, keep, hlen = sock:_httpsend(status, REASONS[status] or "Unknown",
-        self.headers, #body, nobody, req.version >= 1.1 and 1 or 0, self._keep, body)
-      self._finished, self.headers_sent = true, true
-      if not rest then self._failed = chunked; self._keep = false; return nil, chunked end
-      self._keep = keep -- (finished: no later write needs the framing)
-      if hlen and not nobody then
-        self._length = hlen
-        if #body ~= hlen then self._keep = false end
-      end
-      if rest == "" then return true end
-      out = rest
-    else
-      out = head_text(self, #body, body) -- may raise (a bad header): nothing sent yet
-      self._finished, self.headers_sent = true, true
-      if self._length and #body ~= self._length and not self._bodyless then self._keep = false end
-    end
-    local ok, err = sock:send(out)
-    if not ok then self._failed = err; self._keep = false; return nil, err end
-    return true
-  end
   if body ~= nil then
-    local ok, err = Response.write(self, body)
+    local ok, err = self:write(body)
     if not ok then self._finished = true; return nil, err end
   end
   self._finished = true
