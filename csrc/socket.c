@@ -841,6 +841,7 @@ static const luaL_Reg sock_funcs[] = {
   {"_httpchunked", l_httpchunked},
   {"_httpresponse", l_httpresponse},
   {"_httpcfg", l_httpcfg}, {"_httpfinisher", l_httpfinisher},
+  {"_httpreqindex", l_httpreqindex},
   {"_httpchunkstr", l_httpchunkstr},
   {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
   {"_resolver_delay", resolver_set_delay}, {"fdopen", l_fdopen},

@@ -729,12 +729,12 @@ int sock_httpchunk(lua_State *L) {
 enum { SK_METHOD, SK_TARGET, SK_PATH, SK_QUERY, SK_CONN, SK_EXPECT, SK_VERSION,
        SK_HEADERS, SK_KIND, SK_LEFT, SK_STATUS, SK_HEADERS_SENT, SK_REQ, SK_KEEP,
        SK_FINISHED, SK_NBUF, SK_FAILED, SK_SOCK, SK_LENGTH, SK_HEAD,
-       SK_BODY_LENGTH, SK_BODY_CHUNKED, SK_BODY_CLOSE, SK_N };
+       SK_BODY_LENGTH, SK_BODY_CHUNKED, SK_BODY_CLOSE, SK_FIELDS, SK_N };
 static const char *const server_keys[SK_N] = {
   "method", "target", "path", "query", "_conn", "_expect", "version",
   "headers", "_kind", "_left", "status", "headers_sent", "_req", "_keep",
   "_finished", "_nbuf", "_failed", "sock", "_length", "HEAD",
-  "length", "chunked", "close"};
+  "length", "chunked", "close", "_fields"};
 #define SKEY(L, k) lua_pushvalue(L, lua_upvalueindex(2 + (k)))
 
 /* the hub (at hub) and the names: the first 1 + SK_N upvalues */
@@ -779,10 +779,13 @@ int l_httpcfg(lua_State *L) {
   return 1;
 }
 
-/* The request object of h and its response object; then the body's
-   framing (nil: none; reading then ends at once). Stack: 3 conn,
-   6 Request, 7 Response. */
-static void push_request(lua_State *L, const http_head *h) {
+/* The request object of h (its head ending at end) and its response
+   object; then the body's framing (nil: none; reading then ends at once).
+   Stack: 3 conn, 6 Request, 7 Response. req.headers is not made here:
+   the header lines are kept as one string, req._fields, until the first
+   look at req.headers (l_reqindex), as OpenResty builds its header table
+   only when asked -- a handler that never reads a header costs no table. */
+static void push_request(lua_State *L, const http_head *h, const char *end) {
   const char *q = memchr(h->target, '?', h->target_len);
   int expect = h->expect_continue && h->minor;
   int nf = 5 + (q != NULL) + expect + !h->minor;
@@ -803,7 +806,8 @@ static void push_request(lua_State *L, const http_head *h) {
   SSET(L, req, SK_CONN, lua_pushvalue(L, 3));
   if (expect) SSET(L, req, SK_EXPECT, lua_pushboolean(L, 1));
   if (!h->minor) SSET(L, req, SK_VERSION, lua_pushnumber(L, 1.0)); /* 1.1: Request's */
-  SSET(L, req, SK_HEADERS, push_fields(L, h, 0));
+  if (h->nheaders > 0) /* the field lines, each with its CRLF */
+    SSET(L, req, SK_FIELDS, lua_pushlstring(L, h->headers[0].name, (size_t)(end - h->headers[0].name)));
   int kind = h->body == HTTP_BODY_NONE ? -1 : h->body == HTTP_BODY_LENGTH ? SK_BODY_LENGTH
            : h->body == HTTP_BODY_CHUNKED ? SK_BODY_CHUNKED : SK_BODY_CLOSE;
   if (kind >= 0) SSET(L, req, SK_KIND, SKEY(L, kind));
@@ -836,7 +840,7 @@ static int req_step(lua_State *L, gh_sock *s, int64_t total) {
   head_run a = {1, 4, 5, c->max_line, c->max_head, c->max_headers, NULL, c->header};
   int nres, r = head_loop(L, s, total, &a, &h, req_k, &nres);
   if (r == 0) return nres;
-  push_request(L, &h);
+  push_request(L, &h, buf_head(&s->buf) + r - 2); /* the blank line's CRLF left out */
   buf_consume(&s->buf, (size_t)r);
   return 3;
 }
@@ -883,6 +887,51 @@ int sock_httpreq(lua_State *L) {
   lua_getiuservalue(L, 2, 1);                                                /* 6 */
   lua_getiuservalue(L, 2, 2);                                                /* 7 */
   return req_step(L, s, call_deadline(s));
+}
+
+/*
+ * Request.__index: Request's own fields (methods, the 1.1 default), and
+ * req.headers, made on its first look from req._fields (the header lines
+ * the head was parsed from: they parse again as they did then) and kept.
+ * Upvalues: 1 Request, 2 "headers", 3 "_fields".
+ */
+static int l_reqindex(lua_State *L) {
+  lua_settop(L, 2);
+  lua_pushvalue(L, 2);
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL || !lua_rawequal(L, 2, lua_upvalueindex(2)) ||
+      !lua_istable(L, 1))
+    return 1;
+  http_header hs[256];
+  http_head h;
+  memset(&h, 0, sizeof h);
+  h.headers = hs;
+  h.max_headers = 256;
+  lua_pushvalue(L, lua_upvalueindex(3));
+  if (lua_rawget(L, 1) == LUA_TSTRING) { /* 4 */
+    size_t n;
+    const char *p = lua_tolstring(L, 4, &n);
+    if (http_parse_trailers(p, n, &h) < 0) return luaL_error(L, "http: bad req._fields (%s)", h.why);
+  } else if (!lua_isnil(L, 4)) {
+    return luaL_error(L, "http: bad req._fields (a %s)", luaL_typename(L, 4));
+  }
+  push_fields(L, &h, 0); /* 5 */
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 5);
+  lua_rawset(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(3));
+  lua_pushnil(L);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+/* core._httpreqindex(Request) -> Request's __index */
+int l_httpreqindex(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_pushliteral(L, "headers");
+  lua_pushliteral(L, "_fields");
+  lua_pushcclosure(L, l_reqindex, 3);
+  return 1;
 }
 
 /* The finisher's own upvalues, after the names */

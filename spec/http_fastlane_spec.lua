@@ -43,6 +43,50 @@ describe("http fast lane", function()
     c:close(); stop()
   end)
 
+  it("req.headers: made on its first look, from the head's own lines, then kept", function()
+    local seen
+    local _, port, stop = start(function(req, res)
+      local before = rawget(req, "headers")
+      local h = req.headers
+      local names = {}
+      for k in pairs(h) do names[#names + 1] = k end
+      table.sort(names)
+      seen = { before, table.concat(names, " "), h["x-a"], h.host, h["x-empty"], h["x-sp"],
+               req:header("X-A"), rawequal(h, req.headers), rawget(req, "headers") == h,
+               rawget(req, "_fields"), req.nothing, req.read ~= nil }
+      res:finish("ok")
+    end)
+    local st = get(port, "/", "X-A: 1\r\nX-Empty:\r\nx-a:  2 \r\nX-Sp: a  b\r\n")
+    assert.equal(200, st)
+    assert.same({ nil, "host x-a x-empty x-sp", "1, 2", "x", "", "a  b", "1, 2", true, true,
+                  nil, nil, true }, seen)
+    -- a head with no header lines at all (1.0): an empty table
+    local c = connect(port)
+    c:send("GET / HTTP/1.0\r\n\r\n")
+    assert.equal(200, (response(c)))
+    assert.equal("", seen[2]); c:close()
+    stop()
+  end)
+
+  it("req.headers: set by the handler before a look, or its lines tampered with", function()
+    local seen, errs = {}, {}
+    gh.onerror(function(_, e) errs[#errs + 1] = tostring(e) end)
+    local _, port, stop = start(function(req, res)
+      if req.path == "/own" then req.headers = { mine = "1" }; seen[1] = req.headers.mine
+      elseif req.path == "/bad" then req._fields = "no colon\r\n"; seen[2] = req.headers
+      elseif req.path == "/type" then req._fields = 42; seen[3] = req.headers end
+      res:finish("x")
+    end)
+    assert.equal(200, (get(port, "/own")))
+    assert.equal("1", seen[1])
+    assert.equal(500, (get(port, "/bad")))
+    assert.equal(500, (get(port, "/type")))
+    gh.sleep(0.05)
+    stop(); gh.onerror(nil)
+    assert.matches("http: bad req._fields %(whitespace before a header colon%)", errs[1])
+    assert.matches("http: bad req._fields %(a number%)", errs[2])
+  end)
+
   it("status: a handler's own, nil (200), a string (500, the handler's error)", function()
     local errs = {}
     gh.onerror(function(_, e) errs[#errs + 1] = tostring(e) end)

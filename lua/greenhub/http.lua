@@ -67,7 +67,8 @@ end
 -- ---------------------------------------------------------------- request
 
 local Request = { version = 1.1 } -- (a 1.0 request carries its own)
-Request.__index = Request
+-- Request's fields, and req.headers made on its first look (csrc/sockhttp.c)
+Request.__index = core._httpreqindex(Request)
 
 function Request:header(name)
   return self.headers[name:lower()]
