@@ -729,12 +729,12 @@ int sock_httpchunk(lua_State *L) {
 enum { SK_METHOD, SK_TARGET, SK_PATH, SK_QUERY, SK_CONN, SK_EXPECT, SK_VERSION,
        SK_HEADERS, SK_KIND, SK_LEFT, SK_STATUS, SK_HEADERS_SENT, SK_REQ, SK_KEEP,
        SK_FINISHED, SK_NBUF, SK_FAILED, SK_SOCK, SK_LENGTH, SK_HEAD,
-       SK_BODY_LENGTH, SK_BODY_CHUNKED, SK_BODY_CLOSE, SK_FIELDS, SK_N };
+       SK_BODY_LENGTH, SK_BODY_CHUNKED, SK_BODY_CLOSE, SK_FIELDS, SK_RES, SK_N };
 static const char *const server_keys[SK_N] = {
   "method", "target", "path", "query", "_conn", "_expect", "version",
   "headers", "_kind", "_left", "status", "headers_sent", "_req", "_keep",
   "_finished", "_nbuf", "_failed", "sock", "_length", "HEAD",
-  "length", "chunked", "close", "_fields"};
+  "length", "chunked", "close", "_fields", "_res"};
 #define SKEY(L, k) lua_pushvalue(L, lua_upvalueindex(2 + (k)))
 
 /* the hub (at hub) and the names: the first 1 + SK_N upvalues */
@@ -788,7 +788,7 @@ int l_httpcfg(lua_State *L) {
 static void push_request(lua_State *L, const http_head *h, const char *end) {
   const char *q = memchr(h->target, '?', h->target_len);
   int expect = h->expect_continue && h->minor;
-  int nf = 5 + (q != NULL) + expect + !h->minor;
+  int nf = 5 + (h->nheaders > 0) + (q != NULL) + 2 * expect + !h->minor; /* _fields and, later, headers */
   if (h->body != HTTP_BODY_NONE) nf += 2 + (h->body == HTTP_BODY_LENGTH) + 4; /* _kind, _chunked, _left; the reader's */
   lua_createtable(L, 0, nf);
   int req = lua_gettop(L);
@@ -824,6 +824,7 @@ static void push_request(lua_State *L, const http_head *h, const char *end) {
   SSET(L, res, SK_KEEP, lua_pushboolean(L, h->keep_alive));
   lua_pushvalue(L, 7);
   lua_setmetatable(L, res);
+  if (expect) SSET(L, req, SK_RES, lua_pushvalue(L, res)); /* the 100 is sent only before it starts */
   if (kind >= 0) SKEY(L, kind); else lua_pushnil(L);
 }
 

@@ -12,6 +12,7 @@ local M = {}
 local concat = table.concat
 local find, sub = string.find, string.sub
 local min = math.min
+local xpcall, type = xpcall, type
 
 M.DEFAULTS = {
   max_connections = 1024, header_timeout = 60, idle_timeout = 75, body_timeout = 60,
@@ -78,7 +79,7 @@ function Request:getpeername() return self._conn.sock:getpeername() end
 
 -- the 100 goes out on the first body read, if no response has started
 local function continue100(req)
-  if req._expect and not req._conn.res.headers_sent then
+  if req._expect and not req._res.headers_sent then
     req._expect = false
     local ok, err = req._conn.sock:send("HTTP/1.1 100 Continue\r\n\r\n")
     if not ok then return nil, err end
@@ -326,17 +327,26 @@ function M.server(handler, opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #2 to 'server' (table expected)", 2) end
   local s = setmetatable({ handler = handler, conns = {}, listeners = {}, closing = false,
-    nconns = 0, active = 0, requests = 0, connections = 0, errors = {} }, Server)
+    nconns = 0, requests = 0, connections = 0, errors = {} }, Server)
   for k in pairs(M.DEFAULTS) do s[k] = limit(opts, k) end
   return s
 end
 
+-- requests in flight: connections busy with one (counted when asked, not
+-- kept per request)
+local function active(s)
+  local n = 0
+  for c in pairs(s.conns) do if c.busy then n = n + 1 end end
+  return n
+end
+
 function Server:stats()
-  local idle = 0
-  for _, c in pairs(self.conns) do if not c.busy then idle = idle + 1 end end
+  local n = active(self)
   local errors = {}
   for k, v in pairs(self.errors) do errors[k] = v end
-  return { connections = self.connections, open = self.nconns, active = self.active, idle = idle,
+  local idle = 0
+  for _ in pairs(self.conns) do idle = idle + 1 end
+  return { connections = self.connections, open = self.nconns, active = n, idle = idle - n,
            requests = self.requests, errors = errors }
 end
 
@@ -404,14 +414,14 @@ local function connection(s, sock)
   local nreq = 0
   -- a connection accepted before a shutdown began is served its first
   -- request even if its thread starts after (closed only when silent)
-  local cfg, max_requests, max_body = s._cfg, s.max_requests, s.max_body_size
+  local cfg, max_requests, max_body, idle = s._cfg, s.max_requests, s.max_body_size, s.idle_timeout
   local body_t = s.body_timeout ~= s.send_timeout
   local httpreq = sock._httpreq
   while nreq == 0 or not s.closing do
     -- the request and its response arrive made (csrc/sockhttp.c:
     -- push_request; req._kind, nil for no body, comes as kind)
     local req, res, kind = httpreq(sock, cfg, conn,
-      nreq == 0 and (s.closing and 1 or s.header_timeout) or s.idle_timeout)
+      nreq == 0 and (s.closing and 1 or s.header_timeout) or idle)
     if nreq == 0 then conn.fresh = nil end
     if not req then
       local err, x = res, kind
@@ -422,7 +432,6 @@ local function connection(s, sock)
     nreq = nreq + 1
     s.requests = s.requests + 1
     conn.busy = true
-    s.active = s.active + 1
     if kind == "chunked" then req._chunked = core._httpchunked(4096, s.max_header_size)
     elseif kind == "length" and max_body and req._left > max_body then
       -- too large before anything was read: 413 at once, no 100
@@ -430,7 +439,6 @@ local function connection(s, sock)
       req._err = "body too large"
     end
     if s.closing or (max_requests and nreq >= max_requests) then res._keep = false end
-    conn.res = res
     if body_t then sock:settimeout(s.body_timeout) end
     local ok, herr, hh, hb = xpcall(handler, with_traceback, req, res)
     if ok and herr ~= nil then -- returned: status [, headers [, body]]
@@ -438,7 +446,6 @@ local function connection(s, sock)
     end
     if body_t then sock:settimeout(s.send_timeout) end
     if conn.hijacked then
-      s.active = s.active - 1
       s.conns[conn] = nil
       return "hijacked"
     end
@@ -451,7 +458,6 @@ local function connection(s, sock)
       else
         res._keep = false
       end
-      s.active = s.active - 1
       conn.busy = false
       s.conns[conn] = nil
       error(herr, 0) -- reported like any thread error, with the handler's stack
@@ -466,7 +472,6 @@ local function connection(s, sock)
       end
       res:finish()
     end
-    s.active = s.active - 1
     conn.busy = false
     if not res._keep then break end -- (false too when a send failed)
     if kind and not req._done and not drain(s, req) then break end
@@ -529,7 +534,7 @@ function Server:shutdown(grace)
       end
     end
   end
-  while self.active > 0 or fresh_left() do
+  while active(self) > 0 or fresh_left() do
     if deadline and core.clock() >= deadline then
       -- what is left is killed (its handler sees gh.Killed), then closed
       for c in pairs(self.conns) do
