@@ -23,4 +23,4 @@ for _ = 1, math.ceil(n / round) do
   a = a + time(ours, round)
   b = b + time(theirs, round)
 end
-print(("greenhub.http %.3f s, socket.http %.3f s, speedup %.2fx"):format(a, b, b / a))
+print(("greenhub.http %.5f s, socket.http %.5f s, speedup %.2fx"):format(a, b, b / a))

@@ -13,6 +13,7 @@ B=$(pwd)/build/bench
 mkdir -p $B
 cc -O2 -o $B/raw_http bench/raw_http.c
 cc -O2 -o $B/echo_client bench/echo_client.c
+cc -O2 -o $B/http_get bench/http_get.c
 cc -O2 -o $B/ws_client bench/ws_client.c
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -325,18 +326,26 @@ NGX
   done
   echo "   http.serve CPU/req vs nginx-lua: $(ratio ${C_http_serve:-0} ${C_nginx_lua:-0}) (target <= 1.0)   vs hello_raw: $(ratio ${C_http_serve:-0} ${C_hello_raw:-0}) (target <= 1.33)   req/s vs nginx-lua: $(ratio ${R_http_serve:-0} ${R_nginx_lua:-0}) (target >= 0.9)"
   rm -rf $d
-  echo "== greenhub.http client: 1,000 keep-alive GETs against hello_raw, the two clients alternating in rounds (client on CPU 1), median of $RUNS"
-  taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null &
-  SPID=$!
-  for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
-  local sp=""
-  for _ in $(seq $RUNS); do
-    local line; line=$(taskset -c 1 lua5.4 bench/http_client_bench.lua http://127.0.0.1:$PORT/ 1000)
-    echo "   $line"
-    sp="$sp$(echo "$line" | sed -n 's/.*speedup \([0-9.]*\)x.*/\1/p')"$'\n'
+  echo "== greenhub.http client: 1,000 keep-alive GETs vs socket.http under gh.patch() (a connection each), the two alternating in rounds (client on CPU 1), median of $RUNS"
+  echo "   against raw C (bench/raw_http.c: the client's own cost) and hello_raw (a greenhub server);"
+  echo "   floor: a blocking C client's GET (bench/http_get.c), and the speedup a client at that floor would reach"
+  for srv in raw hello_raw; do
+    if [ $srv = raw ]; then taskset -c 0 $B/raw_http $PORT & else taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null & fi
+    SPID=$!
+    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+    local sp="" us="" theirs="" floor=""
+    for _ in $(seq $RUNS); do
+      local line; line=$(taskset -c 1 lua5.4 bench/http_client_bench.lua http://127.0.0.1:$PORT/ 1000)
+      sp="$sp$(echo "$line" | sed -n 's/.*speedup \([0-9.]*\)x.*/\1/p')"$'\n'
+      us="$us$(echo "$line" | awk '{printf "%.2f", $2 / 1000 * 1e6}')"$'\n'
+      theirs="$theirs$(echo "$line" | awk '{printf "%.2f", $5 / 1000 * 1e6}')"$'\n'
+      floor="$floor$(taskset -c 1 $B/http_get $PORT 5000)"$'\n'
+    done
+    us=$(printf "%s" "$us" | median); theirs=$(printf "%s" "$theirs" | median); floor=$(printf "%s" "$floor" | median)
+    printf "   %-9s greenhub.http %6s us/GET  socket.http %6s us  speedup %sx (target >= 3x)  floor %s us: at best %sx\n" \
+      $srv "$us" "$theirs" "$(printf "%s" "$sp" | grep -E '^[0-9.]+$' | median)" "$floor" "$(ratio "$theirs" "$floor")"
+    stop_server
   done
-  echo "   median speedup: $(printf "%s" "$sp" | grep -E '^[0-9.]+$' | median)x (target >= 3x)"
-  stop_server
 }
 
 # ---------------------------------------------------------------- RESP

@@ -162,7 +162,8 @@ int l_httpchunkstr(lua_State *L);
 int l_httpresponse(lua_State *L);
 int l_httpcfg(lua_State *L);
 int l_httpfinisher(lua_State *L);
-int l_httpreqindex(lua_State *L);
+int l_httpindex(lua_State *L);
 void push_httpreq(lua_State *L, int hub);
+void push_httpres(lua_State *L, int hub);
 
 #endif

@@ -841,7 +841,7 @@ static const luaL_Reg sock_funcs[] = {
   {"_httpchunked", l_httpchunked},
   {"_httpresponse", l_httpresponse},
   {"_httpcfg", l_httpcfg}, {"_httpfinisher", l_httpfinisher},
-  {"_httpreqindex", l_httpreqindex},
+  {"_httpindex", l_httpindex},
   {"_httpchunkstr", l_httpchunkstr},
   {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
   {"_resolver_delay", resolver_set_delay}, {"fdopen", l_fdopen},
@@ -875,6 +875,8 @@ void socket_open(lua_State *L, int mod, int hub) {
       lua_setfield(L, methods, "_httphead");
       push_httpreq(L, hub);
       lua_setfield(L, methods, "_httpreq");
+      push_httpres(L, hub);
+      lua_setfield(L, methods, "_httpres");
     }
     if (i == SC_TLS) { /* a TCP client's methods, TLS's own, and none that
                           would act on the fd behind OpenSSL's back */

@@ -729,12 +729,14 @@ int sock_httpchunk(lua_State *L) {
 enum { SK_METHOD, SK_TARGET, SK_PATH, SK_QUERY, SK_CONN, SK_EXPECT, SK_VERSION,
        SK_HEADERS, SK_KIND, SK_LEFT, SK_STATUS, SK_HEADERS_SENT, SK_REQ, SK_KEEP,
        SK_FINISHED, SK_NBUF, SK_FAILED, SK_SOCK, SK_LENGTH, SK_HEAD,
-       SK_BODY_LENGTH, SK_BODY_CHUNKED, SK_BODY_CLOSE, SK_FIELDS, SK_RES, SK_N };
+       SK_BODY_LENGTH, SK_BODY_CHUNKED, SK_BODY_CLOSE, SK_FIELDS, SK_RES,
+       SK_REASON, SK_KEEP_ALIVE, SK_BODY, SK_DONE, SK_EXPECT_CONTINUE, SK_UPGRADE, SK_N };
 static const char *const server_keys[SK_N] = {
   "method", "target", "path", "query", "_conn", "_expect", "version",
   "headers", "_kind", "_left", "status", "headers_sent", "_req", "_keep",
   "_finished", "_nbuf", "_failed", "sock", "_length", "HEAD",
-  "length", "chunked", "close", "_fields", "_res"};
+  "length", "chunked", "close", "_fields", "_res",
+  "reason", "keep_alive", "body", "_done", "expect_continue", "upgrade"};
 #define SKEY(L, k) lua_pushvalue(L, lua_upvalueindex(2 + (k)))
 
 /* the hub (at hub) and the names: the first 1 + SK_N upvalues */
@@ -891,10 +893,95 @@ int sock_httpreq(lua_State *L) {
 }
 
 /*
- * Request.__index: Request's own fields (methods, the 1.1 default), and
- * req.headers, made on its first look from req._fields (the header lines
- * the head was parsed from: they parse again as they did then) and kept.
- * Upvalues: 1 Request, 2 "headers", 3 "_fields".
+ * The client's response object of h (its head ending at end) with mt as
+ * its metatable: status, reason, keep_alive, version (when 1.0: mt's is
+ * 1.1), _fields (res.headers on its first look, as req.headers), the
+ * framing as _kind and _left; upgrade and expect_continue when set. With
+ * inline (a fetch that is not streamed), a body that is all here already
+ * (length-framed, up to inline bytes) or that cannot be (HEAD, 204, 304,
+ * 1xx) is taken along: res.body, res._done, and the socket's buffer is
+ * past it.
+ */
+static void push_response(lua_State *L, gh_sock *s, const http_head *h, const char *end,
+                          lua_Integer inline_max, int mt) {
+  int whole = inline_max > 0 && (h->body == HTTP_BODY_NONE ||
+              (h->body == HTTP_BODY_LENGTH && h->length <= (uint64_t)inline_max &&
+               buf_len(&s->buf) >= (size_t)(end + 2 - buf_head(&s->buf)) + h->length));
+  lua_createtable(L, 0, whole ? 7 : 15);
+  int res = lua_gettop(L);
+  SSET(L, res, SK_STATUS, lua_pushinteger(L, h->status));
+  SSET(L, res, SK_REASON, lua_pushlstring(L, h->reason, h->reason_len));
+  if (!h->minor) SSET(L, res, SK_VERSION, lua_pushnumber(L, 1.0));
+  SSET(L, res, SK_KEEP_ALIVE, lua_pushboolean(L, h->keep_alive));
+  if (h->nheaders > 0)
+    SSET(L, res, SK_FIELDS, lua_pushlstring(L, h->headers[0].name, (size_t)(end - h->headers[0].name)));
+  if (h->expect_continue) SSET(L, res, SK_EXPECT_CONTINUE, lua_pushboolean(L, 1));
+  if (h->upgrade) SSET(L, res, SK_UPGRADE, lua_pushboolean(L, 1));
+  size_t head_len = (size_t)(end + 2 - buf_head(&s->buf));
+  if (whole) {
+    size_t n = h->body == HTTP_BODY_LENGTH ? (size_t)h->length : 0;
+    SSET(L, res, SK_BODY, lua_pushlstring(L, buf_head(&s->buf) + head_len, n));
+    SSET(L, res, SK_DONE, lua_pushboolean(L, 1));
+    head_len += n;
+  } else if (h->body != HTTP_BODY_NONE) {
+    int kind = h->body == HTTP_BODY_LENGTH ? SK_BODY_LENGTH
+             : h->body == HTTP_BODY_CHUNKED ? SK_BODY_CHUNKED : SK_BODY_CLOSE;
+    SSET(L, res, SK_KIND, SKEY(L, kind));
+    if (h->body == HTTP_BODY_LENGTH) SSET(L, res, SK_LEFT, lua_pushinteger(L, (lua_Integer)h->length));
+  }
+  lua_pushvalue(L, mt);
+  lua_setmetatable(L, res);
+  buf_consume(&s->buf, head_len);
+}
+
+static int res_k(lua_State *L, int status, lua_KContext ctx);
+
+/* _httpres's stack: 1 sock, 2 method, 3 max_head, 4 inline_max, 5 mt */
+static int res_step(lua_State *L, gh_sock *s, int64_t total) {
+  http_header hs[256];
+  http_head h;
+  memset(&h, 0, sizeof h);
+  h.headers = hs;
+  head_run a = {0, 0, 0, 8192, (size_t)lua_tointeger(L, 3), 256, lua_tostring(L, 2), -1};
+  int nres, r = head_loop(L, s, total, &a, &h, res_k, &nres);
+  if (r == 0) return nres;
+  push_response(L, s, &h, buf_head(&s->buf) + r - 2, lua_tointeger(L, 4), 5);
+  return 1;
+}
+
+static int res_k(lua_State *L, int status, lua_KContext ctx) {
+  gh_sock *s = lua_touserdata(L, 1);
+  (void)status;
+  int r = head_woken(L, s);
+  return r ? r : res_step(L, s, (int64_t)ctx);
+}
+
+/*
+ * s:_httpres(method, max_head, inline, mt) -> res | nil, why, status |
+ * nil, "closed" | "timeout", bytes: the next response head on a client's
+ * connection (the answer to a request with method), as greenhub.http's
+ * response object (push_response), within the socket's own timeout.
+ */
+static int sock_httpres(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  luaL_checkstring(L, 2);
+  lua_Integer mh = luaL_checkinteger(L, 3), inl = luaL_checkinteger(L, 4);
+  luaL_argcheck(L, mh > 0, 3, "must be positive");
+  luaL_argcheck(L, inl >= 0, 4, "must not be negative");
+  luaL_checktype(L, 5, LUA_TTABLE);
+  if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
+    return luaL_error(L, "greenhub: httpres is not available on %s", sock_class(s));
+  TLS_FIRST(L, s, sock_httpres, TLS_SH_HEAD);
+  lua_settop(L, 5);
+  return res_step(L, s, call_deadline(s));
+}
+
+/*
+ * Request.__index (and the client's Resp.__index): the class's own fields
+ * (methods, the 1.1 default), and obj.headers, made on its first look from
+ * obj._fields (the header lines the head was parsed from: they parse again
+ * as they did then) and kept. Upvalues: 1 the class, 2 "headers",
+ * 3 "_fields".
  */
 static int l_reqindex(lua_State *L) {
   lua_settop(L, 2);
@@ -911,9 +998,9 @@ static int l_reqindex(lua_State *L) {
   if (lua_rawget(L, 1) == LUA_TSTRING) { /* 4 */
     size_t n;
     const char *p = lua_tolstring(L, 4, &n);
-    if (http_parse_trailers(p, n, &h) < 0) return luaL_error(L, "http: bad req._fields (%s)", h.why);
+    if (http_parse_trailers(p, n, &h) < 0) return luaL_error(L, "http: bad _fields (%s)", h.why);
   } else if (!lua_isnil(L, 4)) {
-    return luaL_error(L, "http: bad req._fields (a %s)", luaL_typename(L, 4));
+    return luaL_error(L, "http: bad _fields (a %s)", luaL_typename(L, 4));
   }
   push_fields(L, &h, 0); /* 5 */
   lua_pushvalue(L, 2);
@@ -925,8 +1012,8 @@ static int l_reqindex(lua_State *L) {
   return 1;
 }
 
-/* core._httpreqindex(Request) -> Request's __index */
-int l_httpreqindex(lua_State *L) {
+/* core._httpindex(class) -> the class's __index */
+int l_httpindex(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   lua_pushliteral(L, "headers");
@@ -1058,8 +1145,13 @@ int l_httpfinisher(lua_State *L) {
   return 1;
 }
 
-/* s:_httpreq with its upvalues (the hub at hub) */
+/* s:_httpreq and s:_httpres with their upvalues (the hub at hub) */
 void push_httpreq(lua_State *L, int hub) {
   push_server_upvalues(L, hub);
   lua_pushcclosure(L, sock_httpreq, 1 + SK_N);
+}
+
+void push_httpres(lua_State *L, int hub) {
+  push_server_upvalues(L, hub);
+  lua_pushcclosure(L, sock_httpres, 1 + SK_N);
 }

@@ -43,6 +43,82 @@ describe("http client", function()
     stop()
   end)
 
+  it("the response object: reason, version, keep_alive, headers made on their first look", function()
+    local _, base, stop = start(function(req, res)
+      res.headers["x-r"] = { "1", "2" }
+      res.status = req.path == "/made" and 201 or 200
+      if req.path == "/made" then res.headers.location = "/elsewhere" end
+      res:finish("body")
+    end)
+    local c = http.client()
+    local res = assert(c:fetch(base .. "/"))
+    assert.same({ 200, "OK", 1.1, true, "body" }, { res.status, res.reason, res.version, res.keep_alive, res.body })
+    assert.is_nil(rawget(res, "headers"))
+    assert.equal("1, 2", res.headers["x-r"])
+    assert.equal("4", res.headers["content-length"])
+    assert.equal(res.headers, rawget(res, "headers"))
+    -- a Location on a status that is no redirect is not followed
+    res = assert(c:fetch(base .. "/made"))
+    assert.same({ 201, "body", "/elsewhere" }, { res.status, res.body, res.headers.location })
+    stop()
+    -- an HTTP/1.0 answer carries its own version, and its connection is not kept
+    local l = assert(gh.listen("127.0.0.1", 0))
+    local _, port = l:getsockname()
+    local t = gh.spawn(function()
+      local s = l:accept()
+      repeat local line = s:receive() until line == ""
+      s:send("HTTP/1.0 200 Fine\r\nContent-Length: 2\r\n\r\nok")
+      s:close()
+    end)
+    res = assert(c:fetch("http://127.0.0.1:" .. port .. "/"))
+    assert.same({ 200, "Fine", 1.0, false, "ok" }, { res.status, res.reason, res.version, res.keep_alive, res.body })
+    t:wait(); l:close()
+  end)
+
+  it("bodiless answers (HEAD, 204, 304) and redirects with bodies give their connection back", function()
+    local s, base, stop = start(function(req)
+      if req.path == "/204" then return 204 end
+      if req.path == "/304" then return 304 end
+      if req.path == "/moved" then return 302, { location = "/here" }, "moved away" end
+      return 200, nil, "here"
+    end)
+    local c = http.client()
+    local res = assert(c:fetch({ url = base .. "/", method = "head" }))
+    assert.same({ 200, "" }, { res.status, res.body })
+    assert.same({ 204, "" }, { assert(c:fetch(base .. "/204")).status, c:fetch(base .. "/204").body })
+    assert.equal(304, assert(c:fetch(base .. "/304")).status)
+    assert.equal("here", assert(c:fetch(base .. "/moved")).body)
+    res = assert(c:fetch({ url = base .. "/moved", redirects = false }))
+    assert.same({ 302, "moved away" }, { res.status, res.body })
+    -- streamed: nothing taken along; body() and read() work on a bodiless one too
+    res = assert(c:fetch({ url = base .. "/204", stream = true }))
+    assert.same({ 204, "" }, { res.status, res:body() })
+    res = assert(c:fetch({ url = base .. "/", stream = true }))
+    assert.same({ "here" }, { res:body() })
+    assert.equal(1, s:stats().connections) -- every one of them on one pooled connection
+    stop()
+  end)
+
+  it("s:_httpres: its arguments are checked", function()
+    local l = assert(gh.listen("127.0.0.1", 0))
+    local _, port = l:getsockname()
+    local sock = assert(gh.connect("127.0.0.1", port))
+    local mt = {}
+    assert.has_error(function() sock:_httpres(nil, 10, 0, mt) end)
+    assert.has_error(function() sock:_httpres("GET", 0, 0, mt) end)
+    assert.has_error(function() sock:_httpres("GET", 10, -1, mt) end)
+    assert.has_error(function() sock:_httpres("GET", 10, 0, nil) end)
+    assert.has_error(function() l:_httpres("GET", 10, 0, mt) end)
+    -- a bad head: nil, why, status (the connection is not usable after)
+    local srv = l:accept()
+    srv:send("HTTP/1.1 200 OK\r\nBad Header\r\n\r\n")
+    sock:settimeout(2)
+    assert.same({ nil, "whitespace before a header colon", 400 }, { sock:_httpres("GET", 1024, 0, mt) })
+    srv:close()
+    assert.same({ nil, "closed", 0 }, { sock:_httpres("GET", 1024, 0, mt) })
+    sock:close(); l:close()
+  end)
+
   it("parse_url's table is the caller's; fetches of one URL with and without headers share the pool", function()
     local u1 = http.parse_url("http://127.0.0.1:1/x")
     u1.host = "changed"

@@ -69,7 +69,7 @@ end
 
 local Request = { version = 1.1 } -- (a 1.0 request carries its own)
 -- Request's fields, and req.headers made on its first look (csrc/sockhttp.c)
-Request.__index = core._httpreqindex(Request)
+Request.__index = core._httpindex(Request)
 
 function Request:header(name)
   return self.headers[name:lower()]
@@ -692,8 +692,10 @@ local function request_text(u, method, headers, body)
   return concat(lines), chunked
 end
 
-local Resp = {}
-Resp.__index = Resp
+-- a client's response (made in C by s:_httpres): version 1.1 unless it
+-- says 1.0; res.headers made on its first look, as req.headers
+local Resp = { version = 1.1 }
+Resp.__index = core._httpindex(Resp)
 
 --- res:read([max]) -> next body chunk, nil at the end, or nil, err
 function Resp:read(max)
@@ -746,17 +748,19 @@ function Resp:close()
 end
 
 -- one exchange on one connection; retried once on a reused connection
--- that failed before any byte of the response (idempotent, replayable)
--- a length-framed response body up to this size that came with its head
--- is taken along in C (head._body)
+-- that failed before any byte of the response (idempotent, replayable).
+-- Unless streamed, a length-framed response body up to this size that came
+-- with its head is taken along in C (res.body, res._done)
 local INLINE_BODY = 65536
+local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
-local function exchange(c, u, method, headers, body, timeout)
+local function exchange(c, u, method, headers, body, timeout, inline)
   for attempt = 1, 2 do
     local sock, reused = take(c, u)
     if not sock then return nil, reused end
     sock:settimeout(timeout)
-    local text, chunked = request_text(u, method, headers, body)
+    local text, chunked = headers == nil and body == nil and u.heads[method], false
+    if not text then text, chunked = request_text(u, method, headers, body) end
     local ok, err = sock:send(text)
     if ok and body ~= nil and type(body) ~= "string" then -- an LTN12 source
       while ok do
@@ -773,14 +777,10 @@ local function exchange(c, u, method, headers, body, timeout)
     end
     local head, herr, hx
     if ok then
-      head, herr, hx = sock:_httphead("response", 8192, c.max_header_size, 256, method,
-        nil, nil, false, nil, nil, INLINE_BODY)
-    end
-    if head then
+      head, herr, hx = sock:_httpres(method, c.max_header_size, inline, Resp)
       -- 1xx informational answers before the real one
       while head and head.status < 200 and head.status ~= 101 do
-        head, herr, hx = sock:_httphead("response", 8192, c.max_header_size, 256, method,
-          nil, nil, false, nil, nil, INLINE_BODY)
+        head, herr, hx = sock:_httpres(method, c.max_header_size, inline, Resp)
       end
     end
     if head then return head, sock end
@@ -806,35 +806,42 @@ end
 -- opts: url, method ("GET"), headers, body (string | LTN12 source),
 -- timeout, redirects (5), stream (false)
 function Client:fetch(o)
-  if type(o) == "string" then o = { url = o } end
-  if type(o) ~= "table" then error("bad argument #1 to 'fetch' (string or table expected)", 2) end
-  local method = (o.method or "GET"):upper()
-  local url, headers, body = o.url, o.headers, o.body
-  local redirects = o.redirects == nil and 5 or o.redirects
-  local timeout = o.timeout or self.timeout
+  local url, method, headers, body, stream, redirects, timeout, tls
+  if type(o) == "string" then -- a plain GET: no options table to read
+    url, method, redirects, timeout, tls = o, "GET", 5, self.timeout, self.tls
+  elseif type(o) == "table" then
+    url, headers, body, stream, redirects = o.url, o.headers, o.body, o.stream, o.redirects
+    method = o.method
+    method = method == nil and "GET" or method:upper()
+    if redirects == nil then redirects = 5 end
+    timeout, tls = o.timeout or self.timeout, o.tls or self.tls
+  else
+    error("bad argument #1 to 'fetch' (string or table expected)", 2)
+  end
   local hops = 0
-  local tls = o.tls or self.tls
   while true do
-    local u, uerr = parse_cached(url)
-    if not u then return nil, uerr end
-    if u.scheme == "https" then u = with_tls(u, tls) end
-    local head, sock = exchange(self, u, method, headers, body, timeout)
-    if not head then return nil, sock end
-    local inline = head._body
-    if inline and not o.stream and not (redirects and head.headers.location) then
-      -- the whole body came with the head: the connection goes back now
-      if head.keep_alive then give_back(self, u, sock) else sock:close() end
-      head._body, head._left, head._done, head.body = nil, 0, true, inline
-      return setmetatable(head, Resp)
+    local u = url_cache[url]
+    if not u then
+      local uerr
+      u, uerr = parse_cached(url)
+      if not u then return nil, uerr end
     end
-    local res = setmetatable(head, Resp) -- the head is the response object
-    res._sock, res._client, res._url = sock, self, u
-    res._reusable = head.keep_alive and head._kind ~= "close"
-    if head._kind == "chunked" then res._chunked = core._httpchunked(4096, self.max_header_size) end
-    local loc = head.headers.location
-    if redirects and redirects ~= false and loc and (head.status == 301 or head.status == 302 or
-        head.status == 303 or head.status == 307 or head.status == 308) then
-      res:body() -- the redirect's own body: read away, the connection goes back
+    if u.scheme == "https" then u = with_tls(u, tls) end
+    local res, sock = exchange(self, u, method, headers, body, timeout, stream and 0 or INLINE_BODY)
+    if not res then return nil, sock end
+    local st = res.status
+    if res._done then
+      -- the whole body came with the head: the connection goes back now
+      if res.keep_alive then give_back(self, u, sock) else sock:close() end
+      if not (redirects and REDIRECT[st]) then return res end
+    else
+      res._sock, res._client, res._url = sock, self, u
+      res._reusable = res.keep_alive and res._kind ~= "close"
+      if res._kind == "chunked" then res._chunked = core._httpchunked(4096, self.max_header_size) end
+    end
+    local loc = redirects and REDIRECT[st] and res.headers.location
+    if loc then
+      if not res._done then res:body() end -- the redirect's own body: read away, the connection goes back
       hops = hops + 1
       if hops > redirects then return nil, "too many redirects" end
       local nextu = resolve(url, loc)
@@ -848,14 +855,14 @@ function Client:fetch(o)
         end
         headers = h2
       end
-      if head.status == 303 or ((head.status == 301 or head.status == 302) and method == "POST") then
+      if st == 303 or ((st == 301 or st == 302) and method == "POST") then
         method, body = method == "HEAD" and "HEAD" or "GET", nil
       elseif body ~= nil and type(body) ~= "string" then
         return res, nil -- a streamed body cannot be sent again: the redirect is the answer
       end
       url = nextu
     else
-      if not o.stream then
+      if not stream and not res._done then
         local b, err = res:body()
         if not b then return nil, err end
         res.body = b
