@@ -156,9 +156,7 @@ static inline ssize_t sock_write_some(gh_sock *s, const char *p, size_t n) {
 void push_head_keys(lua_State *L);
 int sock_httphead(lua_State *L);
 int sock_httpchunk(lua_State *L);
-int l_httpparse(lua_State *L);
 int l_httpchunked(lua_State *L);
-int l_httpchunkstr(lua_State *L);
 int l_httpresponse(lua_State *L);
 int l_httpcfg(lua_State *L);
 int l_httpfinisher(lua_State *L);

@@ -842,7 +842,6 @@ static const luaL_Reg sock_funcs[] = {
   {"_httpresponse", l_httpresponse},
   {"_httpcfg", l_httpcfg}, {"_httpfinisher", l_httpfinisher},
   {"_httpindex", l_httpindex},
-  {"_httpchunkstr", l_httpchunkstr},
   {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
   {"_resolver_delay", resolver_set_delay}, {"fdopen", l_fdopen},
   {"_tlswrap", l_tlswrap}, {"_tlsctxsize", l_tlsctxsize},
@@ -894,9 +893,5 @@ void socket_open(lua_State *L, int mod, int hub) {
   luaL_newmetatable(L, CHUNKED_MT);
   lua_pop(L, 1);
   gh_setfuncs(L, mod, hub, sock_funcs);
-  /* the head builder again, with the head keys as upvalue 2 */
-  lua_pushvalue(L, hub); lua_pushvalue(L, keys);
-  lua_pushcclosure(L, l_httpparse, 2);
-  lua_setfield(L, mod, "_httpparse");
   lua_pop(L, 1);
 }

@@ -27,16 +27,13 @@
 /*
  * The HTTP head parser (http.c) run straight over the receive buffer.
  *   s:_httphead("request" | "response" [, max_line, max_head, max_headers
- *               [, request_method [, idle, header_timeout [, raw
- *               [, mt, conn [, inline_max]]]]]]) -> head
+ *               [, request_method [, idle, header_timeout [, raw]]]]) -> head
  *   head: method, target, version (1.0 | 1.1), status, reason, headers
  *   (lower-case name -> value, repeats joined with ", "), fields (the raw
  *   name/value list, in order, when asked for), _kind (the body's framing:
  *   "none" | "length" | "chunked" | "close"), _left (its length),
- *   keep_alive, expect_continue, upgrade. With inline_max, a body framed by
- *   a Content-Length of at most inline_max bytes that is already in the
- *   buffer comes as _body (_left stays its length). With mt, a request head
- *   becomes greenhub.http's request object (see push_head).
+ *   keep_alive, expect_continue, upgrade. (The server's request objects and
+ *   the client's responses are made by _httpreq and _httpres.)
  * A rejected head: nil, why, status (the head is consumed). Socket
  * failures: nil, "closed" | "timeout" (a peer that closes before a byte of
  * a new head: nil, "closed", 0 bytes).
@@ -105,18 +102,16 @@ static const char *push_trailers(lua_State *L, const char *p, size_t n) {
 
 /*
  * The names a head table is built with, made once and kept as upvalue 2
- * of the functions that build heads (_httphead, _httpparse): setting a
+ * of _httphead: setting a
  * field from one is a raw set with a ready string, where lua_setfield
  * would look the C string up again for every field of every request.
  */
-enum { HK_METHOD = 1, HK_TARGET, HK_PATH, HK_QUERY, HK_CONN, HK_EXPECT,
-       HK_DONE, HK_STATUS, HK_REASON, HK_VERSION, HK_HEADERS, HK_FIELDS, HK_KIND,
-       HK_LEFT, HK_KEEP, HK_EXPECT_CONTINUE, HK_UPGRADE,
-       HK_NONE, HK_LENGTH, HK_CHUNKED, HK_CLOSE, HK_BODY, HK_N = HK_BODY };
+enum { HK_METHOD = 1, HK_TARGET, HK_STATUS, HK_REASON, HK_VERSION, HK_HEADERS, HK_FIELDS,
+       HK_KIND, HK_LEFT, HK_KEEP, HK_EXPECT_CONTINUE, HK_UPGRADE,
+       HK_NONE, HK_LENGTH, HK_CHUNKED, HK_CLOSE, HK_N = HK_CLOSE };
 static const char *const head_keys[] = {
-  NULL, "method", "target", "path", "query", "_conn", "_expect", "_done",
-  "status", "reason", "version", "headers", "fields", "_kind", "_left", "keep_alive",
-  "expect_continue", "upgrade", "none", "length", "chunked", "close", "_body"};
+  NULL, "method", "target", "status", "reason", "version", "headers", "fields", "_kind",
+  "_left", "keep_alive", "expect_continue", "upgrade", "none", "length", "chunked", "close"};
 
 void push_head_keys(lua_State *L) {
   lua_createtable(L, HK_N, 0);
@@ -134,33 +129,13 @@ static inline void hset(lua_State *L, int key) {
   lua_rawset(L, -3);
 }
 
-/* The head table of a parsed (and framed) head h. With mt (a stack
-   index, or 0), a request head becomes greenhub.http's request object:
-   path and query split off the target, _conn (the value at conn), _expect,
-   _done for a bodiless request (then no _kind), _left only for a
-   length-framed one, and mt as its metatable. */
-static void push_head(lua_State *L, const http_head *h, int request, int raw, int mt, int conn) {
-  lua_createtable(L, 0, mt ? 16 : 12); /* room for the fields greenhub.http adds */
+/* The head table of a parsed (and framed) head h (with raw, its field
+   list as head.fields too). */
+static void push_head(lua_State *L, const http_head *h, int request, int raw) {
+  lua_createtable(L, 0, 10);
   if (request) {
     lua_pushlstring(L, h->method, h->method_len); hset(L, HK_METHOD);
     lua_pushlstring(L, h->target, h->target_len); hset(L, HK_TARGET);
-    if (mt) {
-      const char *q = memchr(h->target, '?', h->target_len);
-      if (q) {
-        lua_pushlstring(L, h->target, (size_t)(q - h->target)); hset(L, HK_PATH);
-        lua_pushlstring(L, q + 1, h->target_len - (size_t)(q + 1 - h->target));
-        hset(L, HK_QUERY);
-      } else {
-        HKEY(L, HK_TARGET);
-        lua_rawget(L, -2);
-        hset(L, HK_PATH);
-      }
-      lua_pushvalue(L, conn); hset(L, HK_CONN);
-      if (h->expect_continue && h->minor) { lua_pushboolean(L, 1); hset(L, HK_EXPECT); }
-      if (h->body == HTTP_BODY_NONE) { lua_pushboolean(L, 1); hset(L, HK_DONE); }
-      lua_pushvalue(L, mt);
-      lua_setmetatable(L, -2);
-    }
   } else {
     lua_pushinteger(L, h->status); hset(L, HK_STATUS);
     lua_pushlstring(L, h->reason, h->reason_len); hset(L, HK_REASON);
@@ -173,84 +148,13 @@ static void push_head(lua_State *L, const http_head *h, int request, int raw, in
     lua_rawset(L, -4);
   }
   hset(L, HK_HEADERS);
-  /* the body's framing and length, under the names greenhub.http's
-     request and response objects use (the head becomes that object) */
-  if (!mt || h->body != HTTP_BODY_NONE) { /* a request object: absent reads as none */
-    HKEY(L, HK_NONE + h->body); hset(L, HK_KIND);
-  }
-  if (!mt || h->body == HTTP_BODY_LENGTH) { lua_pushinteger(L, (lua_Integer)h->length); hset(L, HK_LEFT); }
+  /* the body's framing and length */
+  HKEY(L, HK_NONE + h->body); hset(L, HK_KIND);
+  lua_pushinteger(L, (lua_Integer)h->length); hset(L, HK_LEFT);
   lua_pushboolean(L, h->keep_alive); hset(L, HK_KEEP);
   /* rare ones only when set (absent reads as false) */
   if (h->expect_continue) { lua_pushboolean(L, 1); hset(L, HK_EXPECT_CONTINUE); }
   if (h->upgrade) { lua_pushboolean(L, 1); hset(L, HK_UPGRADE); }
-}
-
-/*
- * The same parser over a Lua string (streams that are not green sockets:
- * TLS). _httpparse(str, "request"|"response", max_line, max_head,
- * max_headers [, request_method [, raw [, mt, conn]]]) -> head, length | nil, why,
- * status | nil (more bytes needed).
- */
-int l_httpparse(lua_State *L) {
-  size_t len;
-  const char *str = luaL_checklstring(L, 1, &len);
-  static const char *const kinds[] = {"request", "response", NULL};
-  int request = luaL_checkoption(L, 2, NULL, kinds) == 0;
-  lua_Integer mx = luaL_checkinteger(L, 5);
-  luaL_argcheck(L, mx > 0 && mx <= 256, 5, "must be 1 to 256");
-  http_header hs[256];
-  http_head h;
-  memset(&h, 0, sizeof h);
-  h.max_line = (size_t)luaL_checkinteger(L, 3);
-  h.max_head = (size_t)luaL_checkinteger(L, 4);
-  h.max_headers = (size_t)mx;
-  h.headers = hs;
-  int r = request ? http_parse_request(str, len, &h) : http_parse_response(str, len, &h);
-  if (r > 0 && http_framing(&h, request, luaL_optstring(L, 6, NULL)) < 0) r = HTTP_BAD;
-  if (r == HTTP_MORE) return 0;
-  if (r == HTTP_BAD) {
-    lua_pushnil(L);
-    lua_pushstring(L, h.why);
-    lua_pushinteger(L, h.error);
-    return 3;
-  }
-  lua_settop(L, 9);
-  push_head(L, &h, request, lua_toboolean(L, 7), lua_istable(L, 8) ? 8 : 0, 9);
-  lua_pushinteger(L, r);
-  return 2;
-}
-
-/* _httpchunkstr(decoder, str [, max]) -> "data", data, used |
-   "end", trailer fields, used | "more", used | nil, why */
-int l_httpchunkstr(lua_State *L) {
-  http_chunked *c = luaL_checkudata(L, 1, "greenhub.httpchunked");
-  size_t len, used, off, dl;
-  const char *str = luaL_checklstring(L, 2, &len);
-  lua_Integer max = luaL_optinteger(L, 3, 65536);
-  luaL_argcheck(L, max > 0, 3, "must be positive");
-  int r = http_chunk_step(c, str, len, (size_t)max, &used, &off, &dl);
-  if (r == HTTP_CHUNK_DATA) {
-    lua_pushliteral(L, "data");
-    lua_pushlstring(L, str + off, dl);
-    lua_pushinteger(L, (lua_Integer)used);
-    return 3;
-  }
-  if (r == HTTP_CHUNK_END) {
-    const char *why = push_trailers(L, str + off, dl);
-    if (why) return gh_fail(L, why);
-    lua_pushliteral(L, "end");
-    lua_insert(L, -2);
-    lua_pushinteger(L, (lua_Integer)used);
-    return 3;
-  }
-  if (r == HTTP_BAD) {
-    lua_pushnil(L);
-    lua_pushstring(L, c->why);
-    return 2;
-  }
-  lua_pushliteral(L, "more");
-  lua_pushinteger(L, (lua_Integer)used);
-  return 2;
 }
 
 /*
@@ -545,10 +449,9 @@ static int head_loop(lua_State *L, gh_sock *s, int64_t total, const head_run *a,
 }
 
 /* _httphead's stack: 1 sock, 2 kind, 3-5 limits, 6 method, 7 idle
-   deadline, 8 header timeout (s), 9 header deadline, 10 mt, 11 conn,
-   12 want fields, 13 inline_max */
+   deadline, 8 header timeout (s), 9 header deadline, 10 want fields */
 static int head_step(lua_State *L, gh_sock *s, int64_t total) {
-  lua_settop(L, 13);
+  lua_settop(L, 10);
   http_header hs[256];
   http_head h;
   memset(&h, 0, sizeof h);
@@ -564,15 +467,8 @@ static int head_step(lua_State *L, gh_sock *s, int64_t total) {
   a.header = lua_isnil(L, 8) ? -1 : lua_tonumber(L, 8);
   int nres, r = head_loop(L, s, total, &a, &h, head_k, &nres);
   if (r == 0) return nres;
-  push_head(L, &h, a.request, lua_toboolean(L, 12), lua_istable(L, 10) ? 10 : 0, 11);
+  push_head(L, &h, a.request, lua_toboolean(L, 10));
   buf_consume(&s->buf, (size_t)r);
-  /* a small length-framed body already here comes along as _body */
-  if (h.body == HTTP_BODY_LENGTH && h.length <= (uint64_t)lua_tointeger(L, 13) &&
-      buf_len(&s->buf) >= h.length) {
-    lua_pushlstring(L, buf_head(&s->buf), (size_t)h.length);
-    hset(L, HK_BODY);
-    buf_consume(&s->buf, (size_t)h.length);
-  }
   return 1;
 }
 
@@ -609,19 +505,16 @@ int sock_httphead(lua_State *L) {
      head.fields (the raw list) too */
   double idle = luaL_optnumber(L, 7, -1), header = luaL_optnumber(L, 8, -1);
   int want_fields = lua_toboolean(L, 9);
-  lua_Integer inline_max = luaL_optinteger(L, 12, 0);
   if (s->type != SOCK_STREAM || s->kind != K_CLIENT)
     return luaL_error(L, "greenhub: httphead is not available on %s", sock_class(s));
-  if (!lua_isnoneornil(L, 10)) luaL_checktype(L, 10, LUA_TTABLE);
   /* a TLS handshake first: within the idle timeout, as the head would be */
   TLS_FIRST_BY(L, s, sock_httphead, TLS_SH_HEAD,
             idle >= 0 && idle != HUGE_VAL ? hub_after(idle) : wait_deadline(s, call_deadline(s)));
-  lua_settop(L, 11);
+  lua_settop(L, 9);
   lua_pushinteger(L, ml); lua_replace(L, 3);
   lua_pushinteger(L, mh); lua_replace(L, 4);
   lua_pushinteger(L, mx); lua_replace(L, 5);
-  lua_pushboolean(L, want_fields);                                            /* 12 */
-  lua_pushinteger(L, inline_max);                                             /* 13 */
+  lua_pushboolean(L, want_fields);                                            /* 10 */
   if (idle >= 0 || header >= 0) {
     lua_pushinteger(L, idle >= 0 && idle != HUGE_VAL ? hub_after(idle) : -1);
     lua_replace(L, 7);
