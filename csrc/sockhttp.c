@@ -627,7 +627,7 @@ enum { SK_METHOD, SK_TARGET, SK_PATH, SK_QUERY, SK_CONN, SK_EXPECT, SK_VERSION,
 static const char *const server_keys[SK_N] = {
   "method", "target", "path", "query", "_conn", "_expect", "version",
   "headers", "_kind", "_left", "status", "headers_sent", "_req", "_keep",
-  "_finished", "_nbuf", "_failed", "sock", "_length", "HEAD",
+  "_finished", "_nbuf", "_failed", "_sock", "_length", "HEAD",
   "length", "chunked", "close", "_fields", "_res",
   "reason", "keep_alive", "body", "_done", "expect_continue", "upgrade"};
 #define SKEY(L, k) lua_pushvalue(L, lua_upvalueindex(2 + (k)))
@@ -709,14 +709,14 @@ static void push_request(lua_State *L, const http_head *h, const char *end) {
   if (h->body == HTTP_BODY_LENGTH) SSET(L, req, SK_LEFT, lua_pushinteger(L, (lua_Integer)h->length));
   lua_pushvalue(L, 6);
   lua_setmetatable(L, req);
-  /* the response (status 200, headers_sent false: Response's): room for
+  /* the response (status 200, headers_sent false, _keep true: Response's): room for
      what finishing adds */
   lua_createtable(L, 0, 8);
   int res = lua_gettop(L);
   SSET(L, res, SK_HEADERS, lua_createtable(L, 0, 4));
   SSET(L, res, SK_REQ, lua_pushvalue(L, req));
-  SSET(L, res, SK_CONN, lua_pushvalue(L, 3));
-  SSET(L, res, SK_KEEP, lua_pushboolean(L, h->keep_alive));
+  SSET(L, res, SK_SOCK, lua_pushvalue(L, 1));
+  if (!h->keep_alive) SSET(L, res, SK_KEEP, lua_pushboolean(L, 0)); /* true: Response's */
   lua_pushvalue(L, 7);
   lua_setmetatable(L, res);
   if (expect) SSET(L, req, SK_RES, lua_pushvalue(L, res)); /* the 100 is sent only before it starts */
@@ -948,9 +948,7 @@ static int l_httpfinish(lua_State *L) {
   sget(L, 1, SK_FAILED);
   if (lua_toboolean(L, 5) || lua_toboolean(L, 6) || lua_toboolean(L, 7)) goto slow;
   lua_settop(L, 3);
-  if (sget(L, 1, SK_CONN) != LUA_TTABLE) goto slow;
-  sget(L, 4, SK_SOCK);
-  lua_replace(L, 4);                                             /* 4: the socket */
+  sget(L, 1, SK_SOCK);                                           /* 4: the socket */
   gh_sock *s = sock_test(L, 4);
   if (!s || s->type != SOCK_STREAM || s->kind != K_CLIENT || (s->tls && !tls_ready(s)))
     goto slow;
@@ -965,8 +963,7 @@ static int l_httpfinish(lua_State *L) {
   SKEY(L, SK_HEAD);
   ra.bodyless = lua_rawequal(L, -1, -2) || ra.status < 200 || ra.status == 204 || ra.status == 304;
   ra.minor = sget(L, 7, SK_VERSION) == LUA_TNIL || lua_tonumber(L, -1) >= 1.1; /* nil: 1.1 */
-  sget(L, 1, SK_KEEP);
-  ra.keep = lua_toboolean(L, -1);
+  ra.keep = sget(L, 1, SK_KEEP) == LUA_TNIL || lua_toboolean(L, -1); /* nil: Response's true */
   lua_settop(L, 5);
   if (lua_rawgeti(L, lua_upvalueindex(FIN_REASONS), ra.status) == LUA_TSTRING)  /* 6 */
     ra.reason = lua_tolstring(L, 6, &ra.rn);

@@ -188,7 +188,7 @@ end
 
 -- ---------------------------------------------------------------- response
 
-local Response = { status = 200, headers_sent = false } -- (until set on the response)
+local Response = { status = 200, headers_sent = false, _keep = true } -- (until set on the response)
 Response.__index = Response
 
 local httpresponse = core._httpresponse
@@ -208,7 +208,7 @@ local function head_text(res, length, body)
 end
 
 local function send(res, data)
-  local ok, err = res._conn.sock:send(data)
+  local ok, err = res._sock:send(data)
   if not ok then res._failed = err; res._keep = false; return nil, err end
   return true
 end
@@ -1005,7 +1005,7 @@ local function serve_fd(req, res, fd, real, size, mtime, types)
   end
   h["content-length"] = tostring(count)
   if req.method == "HEAD" or count == 0 then return res:finish() end
-  local sock = res._conn.sock
+  local sock = res._sock
   if sock._sendfile and not res.headers_sent and not res._buf then
     local head = head_text(res, nil) -- the framing: the Content-Length above
     res.headers_sent, res._sent = true, 0
@@ -1059,7 +1059,7 @@ function M.static(root, opts)
       if seg ~= "." then parts[#parts + 1] = seg end
     end
     local file = real_root .. "/" .. table.concat(parts, "/")
-    local sendfile = res._conn.sock._sendfile ~= nil
+    local sendfile = res._sock._sendfile ~= nil
     -- on plain TCP an open file is shared for ttl seconds (sendfile reads
     -- at an offset of its own: the position is never moved); over TLS each
     -- request opens its own
