@@ -153,14 +153,13 @@ static inline ssize_t sock_write_some(gh_sock *s, const char *p, size_t n) {
 }
 
 /* sockhttp.c */
-void push_head_keys(lua_State *L);
-int sock_httphead(lua_State *L);
 int sock_httpchunk(lua_State *L);
 int l_httpchunked(lua_State *L);
 int l_httpresponse(lua_State *L);
 int l_httpcfg(lua_State *L);
 int l_httpfinisher(lua_State *L);
 int l_httpindex(lua_State *L);
+void push_httphead(lua_State *L, int hub);
 void push_httpreq(lua_State *L, int hub);
 void push_httpres(lua_State *L, int hub);
 

@@ -854,8 +854,6 @@ void socket_open(lua_State *L, int mod, int hub) {
   h->flush_one = flush_one;
   const luaL_Reg meta[] = {{"__gc", sock_gc}, {"__close", sock_gc},
                            {"__tostring", sock_tostring}, {NULL, NULL}};
-  push_head_keys(L); /* upvalue 2 of the head builders */
-  int keys = lua_gettop(L);
   for (int i = 0; i < SC_NCLASS; i++) {
     char name[64];
     snprintf(name, sizeof name, "greenhub.%s", class_names[i]);
@@ -869,8 +867,7 @@ void socket_open(lua_State *L, int mod, int hub) {
       gh_setfuncs(L, methods, hub, dgram_methods);
     } else {
       gh_setfuncs(L, methods, hub, stream_methods);
-      lua_pushvalue(L, hub); lua_pushvalue(L, keys);
-      lua_pushcclosure(L, sock_httphead, 2);
+      push_httphead(L, hub);
       lua_setfield(L, methods, "_httphead");
       push_httpreq(L, hub);
       lua_setfield(L, methods, "_httpreq");
@@ -893,5 +890,4 @@ void socket_open(lua_State *L, int mod, int hub) {
   luaL_newmetatable(L, CHUNKED_MT);
   lua_pop(L, 1);
   gh_setfuncs(L, mod, hub, sock_funcs);
-  lua_pop(L, 1);
 }

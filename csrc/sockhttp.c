@@ -101,60 +101,73 @@ static const char *push_trailers(lua_State *L, const char *p, size_t n) {
 }
 
 /*
- * The names a head table is built with, made once and kept as upvalue 2
- * of _httphead: setting a
- * field from one is a raw set with a ready string, where lua_setfield
- * would look the C string up again for every field of every request.
+ * The field names the head readers (_httphead, _httpreq, _httpres) and the
+ * finisher set and read, made once and kept as upvalues 2.. of those
+ * closures: a field is then a raw set or get with a ready string (a push
+ * each), where lua_setfield would look the C string up again for every
+ * field of every request.
  */
-enum { HK_METHOD = 1, HK_TARGET, HK_STATUS, HK_REASON, HK_VERSION, HK_HEADERS, HK_FIELDS,
-       HK_KIND, HK_LEFT, HK_KEEP, HK_EXPECT_CONTINUE, HK_UPGRADE,
-       HK_NONE, HK_LENGTH, HK_CHUNKED, HK_CLOSE, HK_N = HK_CLOSE };
-static const char *const head_keys[] = {
-  NULL, "method", "target", "status", "reason", "version", "headers", "fields", "_kind",
-  "_left", "keep_alive", "expect_continue", "upgrade", "none", "length", "chunked", "close"};
+enum { SK_METHOD, SK_TARGET, SK_PATH, SK_QUERY, SK_CONN, SK_EXPECT, SK_VERSION,
+       SK_HEADERS, SK_KIND, SK_LEFT, SK_STATUS, SK_HEADERS_SENT, SK_REQ, SK_KEEP,
+       SK_FINISHED, SK_NBUF, SK_FAILED, SK_SOCK, SK_LENGTH, SK_HEAD,
+       SK_BODY_LENGTH, SK_BODY_CHUNKED, SK_BODY_CLOSE, SK_FIELDS, SK_RES,
+       SK_REASON, SK_KEEP_ALIVE, SK_BODY, SK_DONE, SK_EXPECT_CONTINUE, SK_UPGRADE,
+       SK_RAW_FIELDS, SK_BODY_NONE, SK_N };
+static const char *const server_keys[SK_N] = {
+  "method", "target", "path", "query", "_conn", "_expect", "version",
+  "headers", "_kind", "_left", "status", "headers_sent", "_req", "_keep",
+  "_finished", "_nbuf", "_failed", "_sock", "_length", "HEAD",
+  "length", "chunked", "close", "_fields", "_res",
+  "reason", "keep_alive", "body", "_done", "expect_continue", "upgrade",
+  "fields", "none"};
+#define SKEY(L, k) lua_pushvalue(L, lua_upvalueindex(2 + (k)))
 
-void push_head_keys(lua_State *L) {
-  lua_createtable(L, HK_N, 0);
-  for (int i = 1; i <= HK_N; i++) {
-    lua_pushstring(L, head_keys[i]);
-    lua_rawseti(L, -2, i);
-  }
+/* the hub (at hub) and the names: the first 1 + SK_N upvalues */
+static void push_server_upvalues(lua_State *L, int hub) {
+  luaL_checkstack(L, 1 + SK_N + 4, "http upvalues"); /* past the 20 slots a C call may assume */
+  lua_pushvalue(L, hub);
+  for (int i = 0; i < SK_N; i++) lua_pushstring(L, server_keys[i]);
 }
 
-#define HKEY(L, k) lua_rawgeti(L, lua_upvalueindex(2), k)
-/* t[key] = the value on top (t a negative index counted before the key) */
-static inline void hset(lua_State *L, int key) {
-  HKEY(L, key);
-  lua_insert(L, -2);
-  lua_rawset(L, -3);
+/* t[key] = v, the key pushed first: SKEY(L, key); <push v>; lua_rawset(L, t) */
+#define SSET(L, t, key, push) do { SKEY(L, key); push; lua_rawset(L, t); } while (0)
+
+/* t[key] (raw), pushed; its type */
+static inline int sget(lua_State *L, int t, int key) {
+  SKEY(L, key);
+  return lua_rawget(L, t);
 }
 
 /* The head table of a parsed (and framed) head h (with raw, its field
    list as head.fields too). */
 static void push_head(lua_State *L, const http_head *h, int request, int raw) {
   lua_createtable(L, 0, 10);
+  int t = lua_gettop(L);
   if (request) {
-    lua_pushlstring(L, h->method, h->method_len); hset(L, HK_METHOD);
-    lua_pushlstring(L, h->target, h->target_len); hset(L, HK_TARGET);
+    SSET(L, t, SK_METHOD, lua_pushlstring(L, h->method, h->method_len));
+    SSET(L, t, SK_TARGET, lua_pushlstring(L, h->target, h->target_len));
   } else {
-    lua_pushinteger(L, h->status); hset(L, HK_STATUS);
-    lua_pushlstring(L, h->reason, h->reason_len); hset(L, HK_REASON);
+    SSET(L, t, SK_STATUS, lua_pushinteger(L, h->status));
+    SSET(L, t, SK_REASON, lua_pushlstring(L, h->reason, h->reason_len));
   }
-  lua_pushnumber(L, h->minor ? 1.1 : 1.0); hset(L, HK_VERSION);
-  push_fields(L, h, raw);
-  if (raw) { /* the raw list is on top, the headers under it */
-    HKEY(L, HK_FIELDS);
+  SSET(L, t, SK_VERSION, lua_pushnumber(L, h->minor ? 1.1 : 1.0));
+  push_fields(L, h, raw); /* the headers; with raw, the field list on top */
+  if (raw) {
+    SKEY(L, SK_RAW_FIELDS);
     lua_insert(L, -2);
-    lua_rawset(L, -4);
+    lua_rawset(L, t);
   }
-  hset(L, HK_HEADERS);
+  SKEY(L, SK_HEADERS);
+  lua_insert(L, -2);
+  lua_rawset(L, t);
   /* the body's framing and length */
-  HKEY(L, HK_NONE + h->body); hset(L, HK_KIND);
-  lua_pushinteger(L, (lua_Integer)h->length); hset(L, HK_LEFT);
-  lua_pushboolean(L, h->keep_alive); hset(L, HK_KEEP);
+  SSET(L, t, SK_KIND, SKEY(L, h->body == HTTP_BODY_NONE ? SK_BODY_NONE : h->body == HTTP_BODY_LENGTH
+                               ? SK_BODY_LENGTH : h->body == HTTP_BODY_CHUNKED ? SK_BODY_CHUNKED : SK_BODY_CLOSE));
+  SSET(L, t, SK_LEFT, lua_pushinteger(L, (lua_Integer)h->length));
+  SSET(L, t, SK_KEEP_ALIVE, lua_pushboolean(L, h->keep_alive));
   /* rare ones only when set (absent reads as false) */
-  if (h->expect_continue) { lua_pushboolean(L, 1); hset(L, HK_EXPECT_CONTINUE); }
-  if (h->upgrade) { lua_pushboolean(L, 1); hset(L, HK_UPGRADE); }
+  if (h->expect_continue) SSET(L, t, SK_EXPECT_CONTINUE, lua_pushboolean(L, 1));
+  if (h->upgrade) SSET(L, t, SK_UPGRADE, lua_pushboolean(L, 1));
 }
 
 /*
@@ -616,37 +629,8 @@ int sock_httpchunk(lua_State *L) {
  * greenhub.http's server reads each request with s:_httpreq, which builds
  * the request object and its response object in one go, and ends small
  * responses with the finisher (Response.finish), which writes head and
- * body from C. The field names both use are upvalues 2.. of these
- * closures (a push each, no lookup).
+ * body from C (field names: the SK_* upvalues, above).
  */
-enum { SK_METHOD, SK_TARGET, SK_PATH, SK_QUERY, SK_CONN, SK_EXPECT, SK_VERSION,
-       SK_HEADERS, SK_KIND, SK_LEFT, SK_STATUS, SK_HEADERS_SENT, SK_REQ, SK_KEEP,
-       SK_FINISHED, SK_NBUF, SK_FAILED, SK_SOCK, SK_LENGTH, SK_HEAD,
-       SK_BODY_LENGTH, SK_BODY_CHUNKED, SK_BODY_CLOSE, SK_FIELDS, SK_RES,
-       SK_REASON, SK_KEEP_ALIVE, SK_BODY, SK_DONE, SK_EXPECT_CONTINUE, SK_UPGRADE, SK_N };
-static const char *const server_keys[SK_N] = {
-  "method", "target", "path", "query", "_conn", "_expect", "version",
-  "headers", "_kind", "_left", "status", "headers_sent", "_req", "_keep",
-  "_finished", "_nbuf", "_failed", "_sock", "_length", "HEAD",
-  "length", "chunked", "close", "_fields", "_res",
-  "reason", "keep_alive", "body", "_done", "expect_continue", "upgrade"};
-#define SKEY(L, k) lua_pushvalue(L, lua_upvalueindex(2 + (k)))
-
-/* the hub (at hub) and the names: the first 1 + SK_N upvalues */
-static void push_server_upvalues(lua_State *L, int hub) {
-  luaL_checkstack(L, 1 + SK_N + 4, "http upvalues"); /* past the 20 slots a C call may assume */
-  lua_pushvalue(L, hub);
-  for (int i = 0; i < SK_N; i++) lua_pushstring(L, server_keys[i]);
-}
-
-/* t[key] = v, the key pushed first: SKEY(L, key); <push v>; lua_rawset(L, t) */
-#define SSET(L, t, key, push) do { SKEY(L, key); push; lua_rawset(L, t); } while (0)
-
-/* t[key] (raw), pushed; its type */
-static inline int sget(lua_State *L, int t, int key) {
-  SKEY(L, key);
-  return lua_rawget(L, t);
-}
 
 /* A server's settings for _httpreq, made once per s:serve():
    core._httpcfg(max_line, max_head, max_headers, header_timeout, Request,
@@ -1035,7 +1019,12 @@ int l_httpfinisher(lua_State *L) {
   return 1;
 }
 
-/* s:_httpreq and s:_httpres with their upvalues (the hub at hub) */
+/* s:_httphead, s:_httpreq and s:_httpres with their upvalues (the hub at hub) */
+void push_httphead(lua_State *L, int hub) {
+  push_server_upvalues(L, hub);
+  lua_pushcclosure(L, sock_httphead, 1 + SK_N);
+}
+
 void push_httpreq(lua_State *L, int hub) {
   push_server_upvalues(L, hub);
   lua_pushcclosure(L, sock_httpreq, 1 + SK_N);
