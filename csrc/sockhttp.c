@@ -113,7 +113,7 @@ enum { SK_METHOD, SK_TARGET, SK_PATH, SK_QUERY, SK_CONN, SK_EXPECT, SK_VERSION,
        SK_BODY_LENGTH, SK_BODY_CHUNKED, SK_BODY_CLOSE, SK_FIELDS, SK_RES,
        SK_REASON, SK_KEEP_ALIVE, SK_BODY, SK_DONE, SK_EXPECT_CONTINUE, SK_UPGRADE,
        SK_RAW_FIELDS, SK_BODY_NONE, SK_N };
-static const char *const server_keys[SK_N] = {
+static const char *const field_keys[SK_N] = {
   "method", "target", "path", "query", "_conn", "_expect", "version",
   "headers", "_kind", "_left", "status", "headers_sent", "_req", "_keep",
   "_finished", "_nbuf", "_failed", "_sock", "_length", "HEAD",
@@ -123,10 +123,10 @@ static const char *const server_keys[SK_N] = {
 #define SKEY(L, k) lua_pushvalue(L, lua_upvalueindex(2 + (k)))
 
 /* the hub (at hub) and the names: the first 1 + SK_N upvalues */
-static void push_server_upvalues(lua_State *L, int hub) {
+static void push_field_upvalues(lua_State *L, int hub) {
   luaL_checkstack(L, 1 + SK_N + 4, "http upvalues"); /* past the 20 slots a C call may assume */
   lua_pushvalue(L, hub);
-  for (int i = 0; i < SK_N; i++) lua_pushstring(L, server_keys[i]);
+  for (int i = 0; i < SK_N; i++) lua_pushstring(L, field_keys[i]);
 }
 
 /* t[key] = v, the key pushed first: SKEY(L, key); <push v>; lua_rawset(L, t) */
@@ -1011,7 +1011,7 @@ int l_httpfinisher(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  push_server_upvalues(L, lua_upvalueindex(1));
+  push_field_upvalues(L, lua_upvalueindex(1));
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
@@ -1021,16 +1021,16 @@ int l_httpfinisher(lua_State *L) {
 
 /* s:_httphead, s:_httpreq and s:_httpres with their upvalues (the hub at hub) */
 void push_httphead(lua_State *L, int hub) {
-  push_server_upvalues(L, hub);
+  push_field_upvalues(L, hub);
   lua_pushcclosure(L, sock_httphead, 1 + SK_N);
 }
 
 void push_httpreq(lua_State *L, int hub) {
-  push_server_upvalues(L, hub);
+  push_field_upvalues(L, hub);
   lua_pushcclosure(L, sock_httpreq, 1 + SK_N);
 }
 
 void push_httpres(lua_State *L, int hub) {
-  push_server_upvalues(L, hub);
+  push_field_upvalues(L, hub);
   lua_pushcclosure(L, sock_httpres, 1 + SK_N);
 }
