@@ -266,7 +266,6 @@ struct gh_hub {
   int main_intr_ref;       /* registry: pending interrupt for main */
   int thread_mt_ref;       /* registry: the thread metatable */
   const void *mt[GH_NCLASS]; /* metatable addresses, for gh_check */
-  const void *sockmt[16];  /* the socket classes' metatables (socket.c) */
   int pool_ref;            /* registry: finished coroutines kept for reuse */
   int wrapped_ref;         /* registry: weak coroutine -> the coroutine
                               resuming it through gh.coroutine.resume */

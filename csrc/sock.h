@@ -28,7 +28,9 @@ enum { P_LINE = PAT_LINE, P_ALL = PAT_ALL, P_COUNT = PAT_COUNT };
 
 typedef struct gh_tls gh_tls; /* tls.c */
 
+#define GH_SOCK_MAGIC 0x6768736bu /* "ghsk": sock_test's mark */
 typedef struct gh_sock {
+  unsigned magic;          /* GH_SOCK_MAGIC */
   int fd;                  /* -1 when closed, or tcp() not yet created */
   int family;              /* AF_INET, AF_INET6, AF_UNIX; AF_UNSPEC = lazy */
   int type;                /* SOCK_STREAM or SOCK_DGRAM */

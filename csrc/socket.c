@@ -77,14 +77,15 @@ static int class_index(const gh_sock *s) {
 const char *sock_class(const gh_sock *s) { return class_names[class_index(s)]; }
 
 /* the green socket at arg, or NULL */
+/* A socket of this hub's at arg, or NULL. Checked by size, mark and hub
+   (every socket is made by sock_push_ex) rather than by its metatable: a
+   socket is the first argument of nearly every call, and the metatable
+   look-up was the larger part of a small call's cost. */
 gh_sock *sock_test(lua_State *L, int arg) {
-  gh_hub *h = HUB(L);
-  void *p = lua_touserdata(L, arg);
-  if (p && lua_getmetatable(L, arg)) {
-    const void *m = lua_topointer(L, -1);
-    lua_pop(L, 1);
-    for (int i = 0; i < SC_NCLASS; i++) if (h->sockmt[i] == m) return p;
-  }
+  gh_sock *s = lua_touserdata(L, arg);
+  if (s && lua_type(L, arg) == LUA_TUSERDATA && lua_rawlen(L, arg) >= sizeof *s &&
+      s->magic == GH_SOCK_MAGIC && s->hub == HUB(L))
+    return s;
   return NULL;
 }
 
@@ -126,6 +127,7 @@ gh_sock *sock_push_ex(lua_State *L, gh_hub *h, int fd, int family, int type, int
                       size_t tls_size, int nuv) {
   gh_sock *s = lua_newuserdatauv(L, sizeof *s + tls_size, nuv);
   memset(s, 0, sizeof *s + tls_size);
+  s->magic = GH_SOCK_MAGIC;
   if (tls_size) s->tls = (gh_tls *)(s + 1);
   s->fd = -1;
   s->family = family;
@@ -859,7 +861,6 @@ void socket_open(lua_State *L, int mod, int hub) {
     snprintf(name, sizeof name, "greenhub.%s", class_names[i]);
     luaL_newmetatable(L, name);
     int mt = lua_gettop(L);
-    h->sockmt[i] = lua_topointer(L, mt);
     lua_newtable(L);
     int methods = lua_gettop(L);
     gh_setfuncs(L, methods, hub, common_methods);

@@ -595,4 +595,21 @@ describe("method tables per family", function()
     assert.has_error(function() u:send("x") end, "greenhub: send is not available on udp{unconnected}")
     t:close(); u:close(); v:close(); d:close()
   end)
+
+  it("a method given anything but one of greenhub's sockets raises: other userdata, tables, nil", function()
+    local t = socket.tcp()
+    local ev = require("greenhub").event()
+    for _, x in ipairs({ io.stdout, ev, {}, "s", 1, false }) do
+      assert.has_error(function() t.settimeout(x, 1) end)
+      assert.has_error(function() t.receive(x) end)
+      assert.has_error(function() t.close(x) end)
+    end
+    assert.has_error(function() t.settimeout(nil, 1) end)
+    local ok, err = pcall(t.getfd, io.stdout)
+    assert.is_false(ok)
+    assert.matches("greenhub socket expected", err)
+    -- a closed socket is still a socket
+    t:close()
+    assert.is_true(pcall(t.settimeout, t, 1))
+  end)
 end)
