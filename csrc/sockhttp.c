@@ -216,8 +216,11 @@ static void add_field(lua_State *L, hbuf *b, const char *name, size_t nn, int vi
   const char *v;
   int pushed = lua_type(L, vidx) != LUA_TSTRING;
   v = pushed ? luaL_tolstring(L, vidx, &vn) : lua_tolstring(L, vidx, &vn);
-  if (memchr(v, '\r', vn) || memchr(v, '\n', vn) || memchr(v, '\0', vn))
-    luaL_error(L, "http: response header %s holds CR, LF or NUL", name);
+  for (size_t i = 0; i < vn; i++) { /* one pass (values are short): no CR, LF or NUL */
+    unsigned char c = (unsigned char)v[i];
+    if (c <= '\r' && (c == '\r' || c == '\n' || c == '\0'))
+      luaL_error(L, "http: response header %s holds CR, LF or NUL", name);
+  }
   hb_add(L, b, name, nn);
   hb_add(L, b, ": ", 2);
   hb_add(L, b, v, vn);

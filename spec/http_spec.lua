@@ -330,11 +330,19 @@ describe("http response heads", function()
         inject = { ["x-a"] = "1\r\nSet-Cookie: evil" },
         name = { ["bad name"] = "1" },
         te = { ["transfer-encoding"] = "chunked" },
+        lf = { ["x-b"] = "1\nX: y" },
+        nul = { ["x-c"] = "a\0b" },
+        fine = { ["x-d"] = "tab\there \xff" },
       }
       return 200, cases[req.path:sub(2)], "x"
     end)
     gh.onerror(function(_, err) errs[#errs + 1] = err end)
-    for _, case in ipairs({ "inject", "name", "te" }) do
+    local c = connect(port) -- a tab and obs-text are a value's own
+    c:send("GET /fine HTTP/1.1\r\nHost: x\r\n\r\n")
+    local st, h = response(c)
+    assert.same({ 200, "tab\there \xff" }, { st, h["x-d"] })
+    c:close()
+    for _, case in ipairs({ "inject", "name", "te", "lf", "nul" }) do
       local c = connect(port)
       c:send("GET /" .. case .. " HTTP/1.1\r\nHost: x\r\n\r\n")
       local st, h, body = response(c)
@@ -344,10 +352,12 @@ describe("http response heads", function()
     end
     gh.sleep(0.01)
     gh.onerror(nil)
-    assert.equal(3, #errs)
+    assert.equal(5, #errs)
     assert.matches("CR, LF or NUL", errs[1])
     assert.matches("bad response header name", errs[2])
     assert.matches("frames the body", errs[3])
+    assert.matches("x%-b holds CR, LF or NUL", errs[4])
+    assert.matches("x%-c holds CR, LF or NUL", errs[5])
     stop()
   end)
 
