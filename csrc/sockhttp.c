@@ -256,14 +256,15 @@ static const char *date_line(size_t *n) {
  *   handler set wins (and is returned, to be enforced). Date is added
  *   unless set; Connection: close / keep-alive as the framing needs. A body
  *   given comes back after the head, in the same string (not when
- *   bodyless).
+ *   bodyless). bodyless "head": the answer to a HEAD, which announces the
+ *   length a GET's body would have (RFC 9110 9.3.2) but sends none.
  */
 /* A response to write: what resp_build needs (headers: a stack index) */
 typedef struct {
   lua_Integer status, length; /* length: the body's, when has_length */
   const char *reason, *body;  /* body: NULL for none */
   size_t rn, bn;
-  int headers, has_length, bodyless, minor, keep;
+  int headers, has_length, bodyless, head, minor, keep; /* head: a HEAD's answer (bodyless) */
 } resp_args;
 
 /* the framing resp_build chose; handler_len -1: none set */
@@ -280,6 +281,7 @@ static void resp_args_from(lua_State *L, int a, resp_args *ra) {
   ra->length = ra->has_length ? luaL_checkinteger(L, a + 3) : 0;
   if (ra->length < 0) ra->length = 0;
   ra->bodyless = lua_toboolean(L, a + 4);
+  ra->head = lua_type(L, a + 4) == LUA_TSTRING;
   ra->minor = (int)luaL_checkinteger(L, a + 5);
   ra->keep = lua_toboolean(L, a + 6);
   ra->bn = 0;
@@ -350,7 +352,13 @@ static void resp_build(lua_State *L, const resp_args *ra, hbuf *b, char *stack, 
   }
   int chunked = 0, close = !ra->keep;
   if (ra->bodyless) {
-    /* no body, no framing (HEAD and 304 keep a Content-Length set) */
+    /* no body, no framing (HEAD and 304 keep a Content-Length set); a
+       HEAD's answer says the length its body would have had */
+    if (ra->head && ra->has_length && !has_cl) {
+      hb_add(L, b, "Content-Length: ", 16);
+      hb_uint(L, b, (unsigned long long)ra->length);
+      hb_add(L, b, "\r\n", 2);
+    }
   } else if (has_cl) {
     /* the handler's, enforced by the caller */
   } else if (ra->has_length) {
@@ -948,7 +956,9 @@ static int l_httpfinish(lua_State *L) {
   if (sget(L, 1, SK_REQ) != LUA_TTABLE) goto slow;               /* 7 */
   sget(L, 7, SK_METHOD);
   SKEY(L, SK_HEAD);
-  ra.bodyless = lua_rawequal(L, -1, -2) || ra.status < 200 || ra.status == 204 || ra.status == 304;
+  int nobody = ra.status < 200 || ra.status == 204 || ra.status == 304;
+  ra.head = !nobody && lua_rawequal(L, -1, -2);
+  ra.bodyless = nobody || lua_rawequal(L, -1, -2);
   ra.minor = sget(L, 7, SK_VERSION) == LUA_TNIL || lua_tonumber(L, -1) >= 1.1; /* nil: 1.1 */
   ra.keep = sget(L, 1, SK_KEEP) == LUA_TNIL || lua_toboolean(L, -1); /* nil: Response's true */
   lua_settop(L, 5);

@@ -383,6 +383,36 @@ describe("http response heads", function()
   end)
 end)
 
+describe("http HEAD", function()
+  it("every way a handler answers: HEAD's answer has the length a GET's has and no body bytes", function()
+    local big = string.rep("z", 5000)
+    local _, port, stop = H.http_server(function(req, res)
+      if req.path == "/fin" then res:finish("abc")
+      elseif req.path == "/pieces" then res:write("ab"); res:write({ "c", "d" }); res:finish("e")
+      elseif req.path == "/ret" then return 200, { ["x-r"] = "1" }, "return"
+      elseif req.path == "/big" then res:finish(big)
+      elseif req.path == "/empty" then res:finish() end
+    end)
+    local c = connect(port)
+    for _, case in ipairs({ { "/fin", "3" }, { "/pieces", "5" }, { "/ret", "6" }, { "/empty", "0" },
+                            { "/big", nil } }) do
+      c:send("GET " .. case[1] .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+      local st, gh_, body = response(c)
+      assert.equal(200, st)
+      c:send("HEAD " .. case[1] .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+      local hst, hh = response(c, "HEAD")
+      assert.equal(200, hst)
+      assert.equal(case[2], hh["content-length"], case[1])
+      if case[2] then assert.equal(tonumber(case[2]), #body) end
+    end
+    -- nothing of any body was sent after the heads: the next answer is read right
+    c:send("GET /fin HTTP/1.1\r\nHost: x\r\n\r\n")
+    local st, _, body = response(c)
+    assert.same({ 200, "abc" }, { st, body })
+    c:close(); stop()
+  end)
+end)
+
 describe("http server options", function()
   it("max_requests: the last allowed answer says Connection: close, then the connection closes", function()
     local _, port, stop = H.http_server(function() return 200, nil, "ok" end, { max_requests = 2 })

@@ -199,7 +199,8 @@ local function head_text(res, length, body)
   local req = res._req
   local status = res.status
   if math.type(status) ~= "integer" then error("http: bad response status " .. tostring(status), 4) end
-  local nobody = req.method == "HEAD" or status < 200 or status == 204 or status == 304
+  local nobody = status < 200 or status == 204 or status == 304
+  if not nobody and req.method == "HEAD" then nobody = "head" end -- announces the length, sends no body
   local head, chunked, keep, handler_len = httpresponse(status, REASONS[status] or "Unknown",
     res.headers, length, nobody, req.version >= 1.1 and 1 or 0, res._keep, body)
   res._keep, res._chunked, res._bodyless = keep, chunked, nobody
