@@ -833,7 +833,8 @@ function Client:fetch(o)
     local st = res.status
     if res._done then
       -- the whole body came with the head: the connection goes back now
-      if res.keep_alive then give_back(self, u, sock) else sock:close() end
+      -- (a 101's connection speaks another protocol now: never pooled)
+      if res.keep_alive and st ~= 101 then give_back(self, u, sock) else sock:close() end
       if not (redirects and REDIRECT[st]) then return res end
     else
       res._sock, res._client, res._url = sock, self, u
