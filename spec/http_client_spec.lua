@@ -99,6 +99,24 @@ describe("http client", function()
     stop()
   end)
 
+  it("length-framed bodies on both sides of what is taken along with the head", function()
+    local sizes = { 65535, 65536, 65537, 300000 }
+    local s, base, stop = start(function(req, res)
+      local n = tonumber(req.path:sub(2))
+      res.headers["content-length"] = n
+      res:finish(string.rep("x", n - 1) .. "!")
+    end)
+    local c = http.client()
+    for _ = 1, 2 do
+      for _, n in ipairs(sizes) do
+        local res = assert(c:fetch(base .. "/" .. n))
+        assert.same({ 200, n, "!" }, { res.status, #res.body, res.body:sub(-1) })
+      end
+    end
+    assert.equal(1, s:stats().connections)
+    stop()
+  end)
+
   it("s:_httpres: its arguments are checked", function()
     local l = assert(gh.listen("127.0.0.1", 0))
     local _, port = l:getsockname()
