@@ -68,6 +68,51 @@ describe("http fast lane", function()
     stop()
   end)
 
+  it("req.headers made on the first look equal the head's fields: 300 random heads", function()
+    local seed = os.time()
+    math.randomseed(seed)
+    local tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    local function pick(set, n)
+      local t = {}
+      for i = 1, n do local k = math.random(#set); t[i] = set:sub(k, k) end
+      return table.concat(t)
+    end
+    local function value()
+      local t = {}
+      for i = 1, math.random(0, 12) do
+        local r = math.random(10)
+        t[i] = r == 1 and "\t" or r == 2 and " " or r == 3 and string.char(math.random(0x80, 0xff))
+          or string.char(math.random(0x21, 0x7e))
+      end
+      return (table.concat(t):gsub("^[ \t]+", ""):gsub("[ \t]+$", ""))
+    end
+    local seen
+    local _, port, stop = start(function(req, res) seen = req.headers; res:finish("") end)
+    local c = connect(port)
+    for _ = 1, 300 do
+      local lines, want, names = {}, { host = "x" }, {}
+      for i = 1, math.random(0, 40) do
+        local name = (i > 1 and math.random(4) == 1) and names[math.random(#names)] or pick(tchar, math.random(1, 12))
+        names[#names + 1] = name
+        local v = value()
+        local sent = name:gsub(".", function(ch) return math.random(2) == 1 and ch:upper() or ch:lower() end)
+        lines[#lines + 1] = sent .. ":" .. (math.random(2) == 1 and " " or "") .. v .. (math.random(3) == 1 and " \t" or "")
+        local k = name:lower()
+        if k ~= "host" and k ~= "content-length" and k ~= "transfer-encoding" and k ~= "connection"
+          and k ~= "expect" and k ~= "upgrade" then
+          want[k] = want[k] and (want[k] .. ", " .. v) or v
+        else
+          lines[#lines] = nil -- the framing fields stay out of it
+        end
+      end
+      c:send("GET / HTTP/1.1\r\nHost: x\r\n" .. table.concat(lines, "\r\n") .. (#lines > 0 and "\r\n" or "") .. "\r\n")
+      local st = response(c)
+      assert.equal(200, st, "seed " .. seed)
+      assert.same(want, seen, "seed " .. seed)
+    end
+    c:close(); stop()
+  end)
+
   it("req.headers: set by the handler before a look, or its lines tampered with", function()
     local seen, errs = {}, {}
     gh.onerror(function(_, e) errs[#errs + 1] = tostring(e) end)
