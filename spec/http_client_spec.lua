@@ -117,6 +117,44 @@ describe("http client", function()
     stop()
   end)
 
+  it("res.headers made on the first look equal the answer's fields: 200 random answers", function()
+    local seed = os.time()
+    math.randomseed(seed)
+    local tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    local l = assert(gh.listen("127.0.0.1", 0))
+    local _, port = l:getsockname()
+    local heads, srv = gh.queue(), nil
+    local t = gh.spawn(function()
+      srv = l:accept()
+      while true do
+        local line = srv:receive()
+        if not line then break end
+        if line == "" then srv:send(heads:get()) end
+      end
+    end)
+    local c = http.client()
+    for _ = 1, 200 do
+      local lines, want = {}, { ["content-length"] = "2" }
+      for _ = 1, math.random(0, 30) do
+        local t_ = {}
+        for i = 1, math.random(1, 10) do local k = math.random(#tchar); t_[i] = tchar:sub(k, k) end
+        local name = table.concat(t_)
+        local k = name:lower()
+        if k ~= "content-length" and k ~= "transfer-encoding" and k ~= "connection" then
+          local v = tostring(math.random(1000)) .. (math.random(3) == 1 and "\tx y" or "")
+          lines[#lines + 1] = name .. ": " .. v .. " "
+          want[k] = want[k] and (want[k] .. ", " .. v) or v
+        end
+      end
+      heads:put("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" .. table.concat(lines, "\r\n")
+        .. (#lines > 0 and "\r\n" or "") .. "\r\nok")
+      local res = assert(c:fetch("http://127.0.0.1:" .. port .. "/"))
+      assert.equal("ok", res.body)
+      assert.same(want, res.headers, "seed " .. seed)
+    end
+    l:close(); srv:close(); t:wait()
+  end)
+
   it("s:_httpres: its arguments are checked", function()
     local l = assert(gh.listen("127.0.0.1", 0))
     local _, port = l:getsockname()
