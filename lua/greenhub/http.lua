@@ -813,7 +813,7 @@ function Client:fetch(o)
   elseif type(o) == "table" then
     url, headers, body, stream, redirects = o.url, o.headers, o.body, o.stream, o.redirects
     method = o.method
-    method = method == nil and "GET" or method:upper()
+    method = method and method:upper() or "GET"
     if redirects == nil then redirects = 5 end
     timeout, tls = o.timeout or self.timeout, o.tls or self.tls
   else
