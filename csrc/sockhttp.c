@@ -673,7 +673,7 @@ int l_httpcfg(lua_State *L) {
    object; then the body's framing (nil: none; reading then ends at once).
    Stack: 3 conn, 6 Request, 7 Response. req.headers is not made here:
    the header lines are kept as one string, req._fields, until the first
-   look at req.headers (l_reqindex), as OpenResty builds its header table
+   look at req.headers (l_headersindex), as OpenResty builds its header table
    only when asked -- a handler that never reads a header costs no table. */
 static void push_request(lua_State *L, const http_head *h, const char *end) {
   const char *q = memchr(h->target, '?', h->target_len);
@@ -871,7 +871,7 @@ static int sock_httpres(lua_State *L) {
  * as they did then) and kept. Upvalues: 1 the class, 2 "headers",
  * 3 "_fields".
  */
-static int l_reqindex(lua_State *L) {
+static int l_headersindex(lua_State *L) {
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
   if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL || !lua_rawequal(L, 2, lua_upvalueindex(2)) ||
@@ -906,7 +906,7 @@ int l_httpindex(lua_State *L) {
   lua_settop(L, 1);
   lua_pushliteral(L, "headers");
   lua_pushliteral(L, "_fields");
-  lua_pushcclosure(L, l_reqindex, 3);
+  lua_pushcclosure(L, l_headersindex, 3);
   return 1;
 }
 
