@@ -90,6 +90,24 @@ function H.http_server(handler, opts)
   return s, port, function() l:close(); s:shutdown(1); t:wait() end
 end
 
+-- Seed math.random from the clock; the seed, for a failing test's message.
+function H.seed()
+  local seed = os.time()
+  math.randomseed(seed)
+  return seed
+end
+
+-- A random token (RFC 9110 tchar: a header name, a method) of n characters.
+local TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+function H.random_token(n)
+  local t = {}
+  for i = 1, n do
+    local k = math.random(#TCHAR)
+    t[i] = TCHAR:sub(k, k)
+  end
+  return table.concat(t)
+end
+
 -- A green connection to 127.0.0.1:port with a 5 s timeout.
 function H.connect(port)
   local c = assert(H.gh.connect("127.0.0.1", port))

@@ -69,14 +69,7 @@ describe("http fast lane", function()
   end)
 
   it("req.headers made on the first look equal the head's fields: 300 random heads", function()
-    local seed = os.time()
-    math.randomseed(seed)
-    local tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    local function pick(set, n)
-      local t = {}
-      for i = 1, n do local k = math.random(#set); t[i] = set:sub(k, k) end
-      return table.concat(t)
-    end
+    local seed = H.seed()
     local function value()
       local t = {}
       for i = 1, math.random(0, 12) do
@@ -92,7 +85,7 @@ describe("http fast lane", function()
     for _ = 1, 300 do
       local lines, want, names = {}, { host = "x" }, {}
       for i = 1, math.random(0, 40) do
-        local name = (i > 1 and math.random(4) == 1) and names[math.random(#names)] or pick(tchar, math.random(1, 12))
+        local name = (i > 1 and math.random(4) == 1) and names[math.random(#names)] or H.random_token(math.random(1, 12))
         names[#names + 1] = name
         local v = value()
         local sent = name:gsub(".", function(ch) return math.random(2) == 1 and ch:upper() or ch:lower() end)
