@@ -923,7 +923,7 @@ static int fin_k(lua_State *L, int status, lua_KContext base) {
 
 /*
  * res:finish([body [, trailers]]): a whole body of a string under 2 KiB
- * with nothing written yet goes out here, head and body in one write from
+ * with nothing written yet (and no trailers) goes out here, head and body in one write from
  * C as far as the socket takes them; anything else is the Lua finish's.
  * Stack: 1 res, 2 body, 3 trailers, then 4 the socket, 5 the headers.
  */
@@ -935,7 +935,7 @@ static int l_httpfinish(lua_State *L) {
     lua_pushboolean(L, 1);
     return 1;
   }
-  if (lua_type(L, 2) != LUA_TSTRING) goto slow;
+  if (lua_type(L, 2) != LUA_TSTRING || !lua_isnil(L, 3)) goto slow; /* trailers: chunked, Lua's */
   ra.body = lua_tolstring(L, 2, &ra.bn);
   if (ra.bn >= 2048) goto slow;
   sget(L, 1, SK_HEADERS_SENT);

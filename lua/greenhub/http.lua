@@ -285,6 +285,13 @@ local function finish(self, body, trailers)
   end
   self._finished = true
   if self._failed then return nil, self._failed end
+  if not self.headers_sent and trailers ~= nil and next(trailers) ~= nil then
+    -- trailers go after a chunked body (HTTP/1.1): the head goes out
+    -- without a length (a handler's Content-Length or a 1.0 client leave
+    -- no place for them)
+    local ok, err = start(self)
+    if not ok then return nil, err end
+  end
   if not self.headers_sent then
     -- complete within the first bytes: a computed Content-Length
     local data = self._buf and concat(self._buf) or ""
