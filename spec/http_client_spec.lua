@@ -151,6 +151,28 @@ describe("http client", function()
     l:close(); srv:close(); t:wait()
   end)
 
+  it("a fetch killed or timed out while it waits for the answer leaves the pool clean", function()
+    local slow = gh.event()
+    local s, base, stop = start(function(req)
+      if req.path == "/slow" then slow:wait(5) end
+      return 200, nil, "ok " .. req.path
+    end)
+    local c = http.client()
+    assert.equal("ok /", assert(c:fetch(base .. "/")).body) -- one pooled connection
+    local t = gh.spawn(function() return c:fetch(base .. "/slow") end)
+    gh.sleep(0.05)
+    t:kill()
+    assert.equal("dead", t:status())
+    -- the killed fetch's connection did not go back: the next one opens another
+    assert.equal("ok /a", assert(c:fetch(base .. "/a")).body)
+    local ok, err = gh.with_timeout(0.05, function() return c:fetch(base .. "/slow") end)
+    assert.same({ nil, "timeout" }, { ok, err })
+    assert.equal("ok /b", assert(c:fetch(base .. "/b")).body)
+    slow:send()
+    assert.equal(3, s:stats().connections)
+    stop()
+  end)
+
   it("s:_httpres: its arguments are checked", function()
     local l = assert(gh.listen("127.0.0.1", 0))
     local _, port = l:getsockname()
