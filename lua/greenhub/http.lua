@@ -762,43 +762,63 @@ end
 local INLINE_BODY = 65536
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
+-- one try on one connection: the request out, the answer's head in ->
+-- head, herr, hx (as _httpres gives them), ok, err (the sending's), and
+-- true when the request body's own source failed (err is its error)
+local function try(c, sock, u, method, headers, body, timeout, inline)
+  sock:settimeout(timeout)
+  local text, chunked = headers == nil and body == nil and u.heads[method], false
+  if not text then text, chunked = request_text(u, method, headers, body) end
+  local ok, err = sock:send(text)
+  if ok and body ~= nil and type(body) ~= "string" then -- an LTN12 source
+    while ok do
+      local chunk, serr = body()
+      if chunk == nil then
+        if serr then return nil, nil, nil, false, serr, true end
+        if chunked then ok, err = sock:send("0\r\n\r\n") end
+        break
+      end
+      if #chunk > 0 then
+        ok, err = sock:send(chunked and (("%x\r\n"):format(#chunk) .. chunk .. "\r\n") or chunk)
+      end
+    end
+  end
+  if not ok then return nil, nil, nil, ok, err end
+  local head, herr, hx = sock:_httpres(method, c.max_header_size, inline, Resp)
+  -- 1xx informational answers before the real one
+  while head and head.status < 200 and head.status ~= 101 do
+    head, herr, hx = sock:_httpres(method, c.max_header_size, inline, Resp)
+  end
+  return head, herr, hx, ok, err
+end
+
 local function exchange(c, u, method, headers, body, timeout, inline)
   for attempt = 1, 2 do
     local sock, reused = take(c, u)
     if not sock then return nil, reused end
-    sock:settimeout(timeout)
-    local text, chunked = headers == nil and body == nil and u.heads[method], false
-    if not text then text, chunked = request_text(u, method, headers, body) end
-    local ok, err = sock:send(text)
-    if ok and body ~= nil and type(body) ~= "string" then -- an LTN12 source
-      while ok do
-        local chunk, serr = body()
-        if chunk == nil then
-          if serr then sock:close(); return nil, serr end
-          if chunked then ok, err = sock:send("0\r\n\r\n") end
-          break
-        end
-        if #chunk > 0 then
-          ok, err = sock:send(chunked and (("%x\r\n"):format(#chunk) .. chunk .. "\r\n") or chunk)
-        end
-      end
-    end
-    local head, herr, hx
-    if ok then
-      head, herr, hx = sock:_httpres(method, c.max_header_size, inline, Resp)
-      -- 1xx informational answers before the real one
-      while head and head.status < 200 and head.status ~= 101 do
-        head, herr, hx = sock:_httpres(method, c.max_header_size, inline, Resp)
-      end
+    local done, head, herr, hx, ok, err, source_failed =
+      pcall(try, c, sock, u, method, headers, body, timeout, inline)
+    if not done then -- killed, timed out (gh.with_timeout), a source that raised: the socket goes now
+      sock:close()
+      error(head, 0)
     end
     if head then return head, sock end
     sock:close()
+    if source_failed then return nil, err end
     local before_any = not ok or (herr == "closed" and hx == 0)
     local replayable = IDEMPOTENT[method] and (body == nil or type(body) == "string")
     if not (reused and before_any and replayable and attempt == 1) then
       return nil, ok and herr or err
     end
   end
+end
+
+-- res:body() for fetch: interrupted (killed, timed out), the connection
+-- closes at once rather than when the collector finds it
+local function body_of(res)
+  local done, b, err = pcall(res.body, res)
+  if not done then res:close(); error(b, 0) end
+  return b, err
 end
 
 local function resolve(base, loc)
@@ -850,7 +870,7 @@ function Client:fetch(o)
     end
     local loc = redirects and REDIRECT[st] and res.headers.location
     if loc then
-      if not res._done then res:body() end -- the redirect's own body: read away, the connection goes back
+      if not res._done then body_of(res) end -- the redirect's own body: read away, the connection goes back
       hops = hops + 1
       if hops > redirects then return nil, "too many redirects" end
       local nextu = resolve(url, loc)
@@ -872,7 +892,7 @@ function Client:fetch(o)
       url = nextu
     else
       if not stream and not res._done then
-        local b, err = res:body()
+        local b, err = body_of(res)
         if not b then return nil, err end
         res.body = b
       end

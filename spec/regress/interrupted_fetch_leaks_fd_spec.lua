@@ -1,0 +1,44 @@
+-- #12: a fetch interrupted while it waited (gh.with_timeout, a kill) left
+-- its connection open until the collector found the socket: 300 timed-out
+-- fetches in a loop held ~130 client fds open, on the way to EMFILE. Now
+-- the connection closes as the fetch is interrupted, in its head or body.
+local H = require "helper"
+local gh = H.gh
+local http = require "greenhub.http"
+
+describe("regress: an interrupted fetch leaks its fd", function()
+  it("fetches timed out in the head or in the body close their connection at once", function()
+    collectgarbage("stop") -- only the fetch itself may close them
+    local l = assert(gh.listen("127.0.0.1", 0))
+    local _, port = l:getsockname()
+    local closed, held = 0, {}
+    local t = gh.spawn(function()
+      while true do
+        local s = l:accept()
+        if not s then return end
+        held[#held + 1] = s
+        gh.spawn(function()
+          local first = s:receive()
+          repeat local x = s:receive() until x == "" or not x
+          if first and first:find("/body", 1, true) then
+            s:send("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nabc")
+          end
+          s:settimeout(2)
+          local _, err = s:receive("*a")
+          if err == nil or err == "closed" then closed = closed + 1 end
+        end)
+      end
+    end)
+    local c = http.client()
+    for i = 1, 20 do
+      local path = i % 2 == 0 and "/body" or "/head"
+      local ok, err = gh.with_timeout(0.05, function() return c:fetch("http://127.0.0.1:" .. port .. path) end)
+      assert.same({ nil, "timeout" }, { ok, err })
+    end
+    gh.sleep(0.2)
+    collectgarbage("restart")
+    assert.equal(20, closed)
+    l:close(); t:wait()
+    for _, s in ipairs(held) do s:close() end
+  end)
+end)
