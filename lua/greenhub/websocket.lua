@@ -374,9 +374,14 @@ function M.connect(url, opts)
   end
   for k, v in pairs(opts.headers or {}) do lines[#lines + 1] = k .. ": " .. v .. "\r\n" end
   lines[#lines + 1] = "\r\n"
-  local ok, serr = sock:send(table.concat(lines))
+  -- interrupted (gh.with_timeout, a kill) in the handshake: the
+  -- connection closes now, not when the collector finds it
+  local done, ok, serr = pcall(sock.send, sock, table.concat(lines))
+  if not done then sock:close(); error(ok, 0) end
   if not ok then sock:close(); return nil, serr end
-  local head, herr = sock:_httphead("response", 8192, 65536, 100, "GET")
+  local head, herr
+  done, head, herr = pcall(sock._httphead, sock, "response", 8192, 65536, 100, "GET")
+  if not done then sock:close(); error(head, 0) end
   if not head then sock:close(); return nil, herr end
   local h = head.headers
   local function bad(why) sock:close(); return nil, why end

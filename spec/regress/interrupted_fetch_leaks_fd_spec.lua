@@ -1,7 +1,8 @@
 -- #12: a fetch interrupted while it waited (gh.with_timeout, a kill) left
 -- its connection open until the collector found the socket: 300 timed-out
 -- fetches in a loop held ~130 client fds open, on the way to EMFILE. Now
--- the connection closes as the fetch is interrupted, in its head or body.
+-- the connection closes as the fetch is interrupted, in its head or body;
+-- websocket.connect's handshake had the same leak.
 local H = require "helper"
 local gh = H.gh
 local http = require "greenhub.http"
@@ -38,6 +39,35 @@ describe("regress: an interrupted fetch leaks its fd", function()
     gh.sleep(0.2)
     collectgarbage("restart")
     assert.equal(20, closed)
+    l:close(); t:wait()
+    for _, s in ipairs(held) do s:close() end
+  end)
+
+  it("websocket.connect timed out in its handshake closes its connection at once", function()
+    collectgarbage("stop")
+    local l = assert(gh.listen("127.0.0.1", 0))
+    local _, port = l:getsockname()
+    local closed, held = 0, {}
+    local t = gh.spawn(function()
+      while true do
+        local s = l:accept()
+        if not s then return end
+        held[#held + 1] = s
+        gh.spawn(function()
+          s:settimeout(2)
+          local _, err = s:receive("*a") -- the request comes; no answer goes
+          if err == nil or err == "closed" then closed = closed + 1 end
+        end)
+      end
+    end)
+    local websocket = require "greenhub.websocket"
+    for _ = 1, 10 do
+      local ok, err = gh.with_timeout(0.05, websocket.connect, "ws://127.0.0.1:" .. port .. "/")
+      assert.same({ nil, "timeout" }, { ok, err })
+    end
+    gh.sleep(0.2)
+    collectgarbage("restart")
+    assert.equal(10, closed)
     l:close(); t:wait()
     for _, s in ipairs(held) do s:close() end
   end)
