@@ -183,7 +183,10 @@ function M._connect(host, port, timeout)
   local sock, err = core.tcp()
   if not sock then return nil, err end
   if timeout then sock:settimeout(timeout, "t") end
-  local ok, e = sock:connect(host, port)
+  -- interrupted (gh.with_timeout, a kill): the socket closes now, not
+  -- when the collector finds it
+  local done, ok, e = pcall(sock.connect, sock, host, port)
+  if not done then sock:close(); error(ok, 0) end
   if not ok then sock:close(); return nil, e end
   if timeout then sock:settimeout(nil, "t") end
   return sock

@@ -96,11 +96,16 @@ function M.connect(host, port, params)
   local sock, err = core.tcp()
   if not sock then return nil, err end
   if params.timeout then sock:settimeout(params.timeout, "t") end
-  local ok, e = sock:connect(host, port)
+  -- interrupted (gh.with_timeout, a kill) in the connect or the
+  -- handshake: the connection closes now, not when the collector finds it
+  local done, ok, e = pcall(sock.connect, sock, host, port)
+  if not done then sock:close(); error(ok, 0) end
   if not ok then sock:close(); return nil, e end
   local t, werr = M.wrap(sock, params, host, params.timeout)
   if not t then sock:close(); return nil, werr end
-  local hs, herr = t:dohandshake()
+  local hs, herr
+  done, hs, herr = pcall(t.dohandshake, t)
+  if not done then t:close(); error(hs, 0) end
   if not hs then t:close(); return nil, herr end
   return t
 end

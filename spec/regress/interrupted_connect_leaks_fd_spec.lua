@@ -2,12 +2,66 @@
 -- its connection open until the collector found the socket: 300 timed-out
 -- fetches in a loop held ~130 client fds open, on the way to EMFILE. Now
 -- the connection closes as the fetch is interrupted, in its head or body;
--- websocket.connect's handshake had the same leak.
+-- websocket.connect's handshake, gh.tls.connect's handshake and gh.connect
+-- itself had the same leak.
 local H = require "helper"
 local gh = H.gh
 local http = require "greenhub.http"
 
-describe("regress: an interrupted fetch leaks its fd", function()
+-- this process's open fds
+local PID = io.open("/proc/self/stat"):read("n")
+local function nfds()
+  local p = io.popen("ls /proc/" .. PID .. "/fd")
+  local n = 0
+  for _ in p:lines() do n = n + 1 end
+  p:close()
+  return n
+end
+
+describe("regress: an interrupted connect, handshake or fetch leaks its fd", function()
+  it("gh.connect interrupted while it connects closes its socket at once", function()
+    collectgarbage("stop")
+    local l = assert(gh.listen("127.0.0.1", 0, 0)) -- a backlog of one: the second connect waits
+    local _, port = l:getsockname()
+    local first = assert(gh.connect("127.0.0.1", port))
+    local before = nfds()
+    for _ = 1, 5 do
+      assert.same({ nil, "timeout" }, { gh.with_timeout(0.05, gh.connect, "127.0.0.1", port) })
+    end
+    local after = nfds()
+    collectgarbage("restart")
+    assert.equal(before, after)
+    first:close(); l:close()
+  end)
+
+  it("gh.tls.connect interrupted in its handshake closes its connection at once", function()
+    if not gh.tls.available then return pending("lua-sec missing") end
+    collectgarbage("stop")
+    local l = assert(gh.listen("127.0.0.1", 0))
+    local _, port = l:getsockname()
+    local closed, held = 0, {}
+    local t = gh.spawn(function()
+      while true do
+        local s = l:accept()
+        if not s then return end
+        held[#held + 1] = s
+        gh.spawn(function()
+          s:settimeout(2)
+          local _, err = s:receive("*a") -- a ClientHello comes; no answer goes
+          if err == nil or err == "closed" then closed = closed + 1 end
+        end)
+      end
+    end)
+    for _ = 1, 10 do
+      assert.same({ nil, "timeout" }, { gh.with_timeout(0.05, gh.tls.connect, "127.0.0.1", port, { verify = "none" }) })
+    end
+    gh.sleep(0.2)
+    collectgarbage("restart")
+    assert.equal(10, closed)
+    l:close(); t:wait()
+    for _, s in ipairs(held) do s:close() end
+  end)
+
   it("fetches timed out in the head or in the body close their connection at once", function()
     collectgarbage("stop") -- only the fetch itself may close them
     local l = assert(gh.listen("127.0.0.1", 0))
