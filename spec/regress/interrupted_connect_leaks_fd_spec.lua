@@ -21,6 +21,7 @@ end
 describe("regress: an interrupted connect, handshake or fetch leaks its fd", function()
   it("gh.connect interrupted while it connects closes its socket at once", function()
     collectgarbage("stop")
+    finally(function() collectgarbage("restart") end)
     local l = assert(gh.listen("127.0.0.1", 0, 0)) -- a backlog of one: the second connect waits
     local _, port = l:getsockname()
     local first = assert(gh.connect("127.0.0.1", port))
@@ -37,6 +38,7 @@ describe("regress: an interrupted connect, handshake or fetch leaks its fd", fun
   it("gh.tls.connect interrupted in its handshake closes its connection at once", function()
     if not gh.tls.available then return pending("lua-sec missing") end
     collectgarbage("stop")
+    finally(function() collectgarbage("restart") end)
     local l = assert(gh.listen("127.0.0.1", 0))
     local _, port = l:getsockname()
     local closed, held = 0, {}
@@ -64,6 +66,7 @@ describe("regress: an interrupted connect, handshake or fetch leaks its fd", fun
 
   it("fetches timed out in the head or in the body close their connection at once", function()
     collectgarbage("stop") -- only the fetch itself may close them
+    finally(function() collectgarbage("restart") end)
     local l = assert(gh.listen("127.0.0.1", 0))
     local _, port = l:getsockname()
     local closed, held = 0, {}
@@ -99,6 +102,7 @@ describe("regress: an interrupted connect, handshake or fetch leaks its fd", fun
 
   it("websocket.connect timed out in its handshake closes its connection at once", function()
     collectgarbage("stop")
+    finally(function() collectgarbage("restart") end)
     local l = assert(gh.listen("127.0.0.1", 0))
     local _, port = l:getsockname()
     local closed, held = 0, {}
