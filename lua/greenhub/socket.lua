@@ -44,7 +44,8 @@ function M.connect(address, port, laddress, lport, family)
     local ok, e = sock:bind(laddress, lport or 0)
     if not ok then sock:close(); return nil, e end
   end
-  local ok, e = sock:connect(address, port)
+  local done, ok, e = pcall(sock.connect, sock, address, port) -- interrupted: closed now (as _connect)
+  if not done then sock:close(); error(ok, 0) end
   if not ok then sock:close(); return nil, e end
   return sock
 end

@@ -19,15 +19,17 @@ local function nfds()
 end
 
 describe("regress: an interrupted connect, handshake or fetch leaks its fd", function()
-  it("gh.connect interrupted while it connects closes its socket at once", function()
+  it("gh.connect and socket.connect interrupted while they connect close their socket at once", function()
     collectgarbage("stop")
     finally(function() collectgarbage("restart") end)
     local l = assert(gh.listen("127.0.0.1", 0, 0)) -- a backlog of one: the second connect waits
     local _, port = l:getsockname()
     local first = assert(gh.connect("127.0.0.1", port))
     local before = nfds()
+    local socket = require "greenhub.socket" -- LuaSocket's socket.connect, as gh.patch() gives it
     for _ = 1, 5 do
       assert.same({ nil, "timeout" }, { gh.with_timeout(0.05, gh.connect, "127.0.0.1", port) })
+      assert.same({ nil, "timeout" }, { gh.with_timeout(0.05, socket.connect, "127.0.0.1", port) })
     end
     local after = nfds()
     collectgarbage("restart")
