@@ -606,6 +606,31 @@ static int sock_dirty(lua_State *L) {
   return 1;
 }
 
+/* s:_quiet([idle]): nothing came in since the socket was last read dry --
+   a pooled keep-alive connection safe to reuse, as far as can be known:
+   one the peer closed while it sat idle has its EOF waiting. The kernel is
+   asked (a one-byte peek) when the hub saw a read event since (or the last
+   read filled its buffer), or when the socket sat idle a millisecond or
+   more (a backend that watches only waited-on fds sees no event then):
+   EOF or an error is not quiet; bytes on plain TCP were never asked for
+   (not quiet), on TLS they are records the TLS layer reads (a session
+   ticket); nothing: quiet, and drained. */
+static int sock_quiet(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  double idle = luaL_optnumber(L, 2, 0);
+  int quiet = s->fd >= 0 && !s->plain && buf_len(&s->buf) == 0 && !(s->tls && tls_has_pending(s));
+  if (quiet && (idle >= 0.001 || hub_fd_maybe_ready(s->hub, s->fd, FD_R))) {
+    char c;
+    ssize_t n = recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0) quiet = 0;
+    else if (n > 0) quiet = s->tls != NULL;
+    else if (errno == EAGAIN || errno == EWOULDBLOCK) hub_fd_drained(s->hub, s->fd, FD_R);
+    else if (errno != EINTR) quiet = 0;
+  }
+  lua_pushboolean(L, quiet);
+  return 1;
+}
+
 static int sock_getstats(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
   lua_pushnumber(L, s->nrecv);
@@ -809,7 +834,7 @@ static int l_strerror(lua_State *L) {
    ones. */
 static const luaL_Reg common_methods[] = {
   {"bind", sock_bind}, {"close", sock_close}, {"connect", sock_connect},
-  {"dirty", sock_dirty}, {"getfd", sock_getfd}, {"getoption", sock_getoption},
+  {"dirty", sock_dirty}, {"_quiet", sock_quiet}, {"getfd", sock_getfd}, {"getoption", sock_getoption},
   {"getpeername", sock_getpeername}, {"getsockname", sock_getsockname},
   {"getstats", sock_getstats}, {"setfd", sock_setfd}, {"setoption", sock_setoption},
   {"setstats", sock_setstats}, {"settimeout", sock_settimeout},

@@ -637,7 +637,10 @@ local function take(c, u)
     local sock, at = list[n - 1], list[n]
     list[n], list[n - 1] = nil, nil
     n = n - 2
-    if core.clock() - at < c.idle_timeout and not sock:dirty() then return sock, true end
+    -- (not quiet: the server closed it while it sat idle, or sent what
+    -- nobody asked for)
+    local idle = core.clock() - at
+    if idle < c.idle_timeout and sock:_quiet(idle) then return sock, true end
     sock:close()
   end
   local timeout = c.connect_timeout
