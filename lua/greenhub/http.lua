@@ -5,6 +5,7 @@
 --   local s = http.server(handler [, opts]); s:serve(listener); s:shutdown([grace]); s:stats()
 --   handler(req, res)   -- or return status [, headers [, body]]
 local core = require "greenhub.core"
+local closing = require("greenhub.util").closing
 local gsocket = require "greenhub.socket"
 
 local M = {}
@@ -799,12 +800,9 @@ local function exchange(c, u, method, headers, body, timeout, inline)
   for attempt = 1, 2 do
     local sock, reused = take(c, u)
     if not sock then return nil, reused end
-    local done, head, herr, hx, ok, err, source_failed =
-      pcall(try, c, sock, u, method, headers, body, timeout, inline)
-    if not done then -- killed, timed out (gh.with_timeout), a source that raised: the socket goes now
-      sock:close()
-      error(head, 0)
-    end
+    -- (killed, timed out, a source that raised: the socket closes now)
+    local head, herr, hx, ok, err, source_failed =
+      closing(sock, try, c, sock, u, method, headers, body, timeout, inline)
     if head then return head, sock end
     sock:close()
     if source_failed then return nil, err end
@@ -814,14 +812,6 @@ local function exchange(c, u, method, headers, body, timeout, inline)
       return nil, ok and herr or err
     end
   end
-end
-
--- res:body() for fetch: interrupted (killed, timed out), the connection
--- closes at once rather than when the collector finds it
-local function body_of(res)
-  local done, b, err = pcall(res.body, res)
-  if not done then res:close(); error(b, 0) end
-  return b, err
 end
 
 local function resolve(base, loc)
@@ -873,7 +863,7 @@ function Client:fetch(o)
     end
     local loc = redirects and REDIRECT[st] and res.headers.location
     if loc then
-      if not res._done then body_of(res) end -- the redirect's own body: read away, the connection goes back
+      if not res._done then closing(res, res.body, res) end -- the redirect's own body: read away, the connection goes back
       hops = hops + 1
       if hops > redirects then return nil, "too many redirects" end
       local nextu = resolve(url, loc)
@@ -895,7 +885,7 @@ function Client:fetch(o)
       url = nextu
     else
       if not stream and not res._done then
-        local b, err = body_of(res)
+        local b, err = closing(res, res.body, res) -- interrupted: the connection closes now
         if not b then return nil, err end
         res.body = b
       end

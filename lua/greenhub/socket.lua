@@ -2,6 +2,7 @@
 -- the C core; this file adds LuaSocket's module-level helpers (connect,
 -- bind, select, dns, ...) on top, with LuaSocket's arguments and results.
 local core = require "greenhub.core"
+local closing = require("greenhub.util").closing
 
 local M = {}
 
@@ -44,8 +45,7 @@ function M.connect(address, port, laddress, lport, family)
     local ok, e = sock:bind(laddress, lport or 0)
     if not ok then sock:close(); return nil, e end
   end
-  local done, ok, e = pcall(sock.connect, sock, address, port) -- interrupted: closed now (as _connect)
-  if not done then sock:close(); error(ok, 0) end
+  local ok, e = closing(sock, sock.connect, sock, address, port) -- interrupted: closed now
   if not ok then sock:close(); return nil, e end
   return sock
 end
@@ -184,10 +184,7 @@ function M._connect(host, port, timeout)
   local sock, err = core.tcp()
   if not sock then return nil, err end
   if timeout then sock:settimeout(timeout, "t") end
-  -- interrupted (gh.with_timeout, a kill): the socket closes now, not
-  -- when the collector finds it
-  local done, ok, e = pcall(sock.connect, sock, host, port)
-  if not done then sock:close(); error(ok, 0) end
+  local ok, e = closing(sock, sock.connect, sock, host, port) -- interrupted: closed now
   if not ok then sock:close(); return nil, e end
   if timeout then sock:settimeout(nil, "t") end
   return sock

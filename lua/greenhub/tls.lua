@@ -5,6 +5,7 @@
 --   gh.tls.wrap(sock, params_or_context)    wrap a connected green socket
 --   gh.tls.listen(host, port, params)       server; works with gh.serve
 local core = require "greenhub.core"
+local closing = require("greenhub.util").closing
 local ok_ssl, ssl = pcall(require, "ssl")
 
 local M = {}
@@ -98,14 +99,11 @@ function M.connect(host, port, params)
   if params.timeout then sock:settimeout(params.timeout, "t") end
   -- interrupted (gh.with_timeout, a kill) in the connect or the
   -- handshake: the connection closes now, not when the collector finds it
-  local done, ok, e = pcall(sock.connect, sock, host, port)
-  if not done then sock:close(); error(ok, 0) end
+  local ok, e = closing(sock, sock.connect, sock, host, port)
   if not ok then sock:close(); return nil, e end
   local t, werr = M.wrap(sock, params, host, params.timeout)
   if not t then sock:close(); return nil, werr end
-  local hs, herr
-  done, hs, herr = pcall(t.dohandshake, t)
-  if not done then t:close(); error(hs, 0) end
+  local hs, herr = closing(t, t.dohandshake, t)
   if not hs then t:close(); return nil, herr end
   return t
 end

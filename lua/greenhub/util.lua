@@ -37,4 +37,17 @@ function M.public(name, shift, f, ...)
   error(e, 0)
 end
 
+local function closed_on_error(obj, done, ...)
+  if not done then obj:close(); error((...), 0) end
+  return ...
+end
+
+--- closing(obj, f, ...): f(...)'s results; if f raises (a kill, a
+-- gh.with_timeout, a source's error), obj is closed first and the same
+-- error goes on -- a socket or response made for the call is not left
+-- open until the collector finds it
+function M.closing(obj, f, ...)
+  return closed_on_error(obj, pcall(f, ...))
+end
+
 return M

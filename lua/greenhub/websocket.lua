@@ -376,12 +376,10 @@ function M.connect(url, opts)
   lines[#lines + 1] = "\r\n"
   -- interrupted (gh.with_timeout, a kill) in the handshake: the
   -- connection closes now, not when the collector finds it
-  local done, ok, serr = pcall(sock.send, sock, table.concat(lines))
-  if not done then sock:close(); error(ok, 0) end
+  local closing = require("greenhub.util").closing
+  local ok, serr = closing(sock, sock.send, sock, table.concat(lines))
   if not ok then sock:close(); return nil, serr end
-  local head, herr
-  done, head, herr = pcall(sock._httphead, sock, "response", 8192, 65536, 100, "GET")
-  if not done then sock:close(); error(head, 0) end
+  local head, herr = closing(sock, sock._httphead, sock, "response", 8192, 65536, 100, "GET")
   if not head then sock:close(); return nil, herr end
   local h = head.headers
   local function bad(why) sock:close(); return nil, why end
