@@ -342,20 +342,21 @@ function M.server(handler, opts)
 end
 
 -- requests in flight: connections busy with one (counted when asked, not
--- kept per request)
+-- kept per request); and the connections in all
 local function active(s)
-  local n = 0
-  for c in pairs(s.conns) do if c.busy then n = n + 1 end end
-  return n
+  local n, all = 0, 0
+  for c in pairs(s.conns) do
+    all = all + 1
+    if c.busy then n = n + 1 end
+  end
+  return n, all
 end
 
 function Server:stats()
-  local n = active(self)
+  local n, all = active(self)
   local errors = {}
   for k, v in pairs(self.errors) do errors[k] = v end
-  local idle = 0
-  for _ in pairs(self.conns) do idle = idle + 1 end
-  return { connections = self.connections, open = self.nconns, active = n, idle = idle - n,
+  return { connections = self.connections, open = self.nconns, active = n, idle = all - n,
            requests = self.requests, errors = errors }
 end
 
