@@ -161,8 +161,6 @@ int l_httpresponse(lua_State *L);
 int l_httpcfg(lua_State *L);
 int l_httpfinisher(lua_State *L);
 int l_httpindex(lua_State *L);
-void push_httphead(lua_State *L, int hub);
-void push_httpreq(lua_State *L, int hub);
-void push_httpres(lua_State *L, int hub);
+void set_http_methods(lua_State *L, int methods, int hub);
 
 #endif

@@ -76,7 +76,6 @@ static int class_index(const gh_sock *s) {
 
 const char *sock_class(const gh_sock *s) { return class_names[class_index(s)]; }
 
-/* the green socket at arg, or NULL */
 /* A socket of this hub's at arg, or NULL. Checked by size, mark and hub
    (every socket is made by sock_push_ex) rather than by its metatable: a
    socket is the first argument of nearly every call, and the metatable
@@ -893,12 +892,7 @@ void socket_open(lua_State *L, int mod, int hub) {
       gh_setfuncs(L, methods, hub, dgram_methods);
     } else {
       gh_setfuncs(L, methods, hub, stream_methods);
-      push_httphead(L, hub);
-      lua_setfield(L, methods, "_httphead");
-      push_httpreq(L, hub);
-      lua_setfield(L, methods, "_httpreq");
-      push_httpres(L, hub);
-      lua_setfield(L, methods, "_httpres");
+      set_http_methods(L, methods, hub);
     }
     if (i == SC_TLS) { /* a TCP client's methods, TLS's own, and none that
                           would act on the fd behind OpenSSL's back */

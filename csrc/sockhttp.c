@@ -138,6 +138,20 @@ static inline int sget(lua_State *L, int t, int key) {
   return lua_rawget(L, t);
 }
 
+/* the name of a body's framing (HTTP_BODY_*), as _kind holds it */
+static int kind_key(int body) {
+  return body == HTTP_BODY_NONE ? SK_BODY_NONE : body == HTTP_BODY_LENGTH ? SK_BODY_LENGTH
+       : body == HTTP_BODY_CHUNKED ? SK_BODY_CHUNKED : SK_BODY_CLOSE;
+}
+
+/* t._fields: h's field lines as one string, each with its CRLF (the head
+   ends at end), when it has any -- headers made from it on the first look
+   (l_headersindex) */
+static void set_field_lines(lua_State *L, int t, const http_head *h, const char *end) {
+  if (h->nheaders > 0)
+    SSET(L, t, SK_FIELDS, lua_pushlstring(L, h->headers[0].name, (size_t)(end - h->headers[0].name)));
+}
+
 /* The head table of a parsed (and framed) head h (with raw, its field
    list as head.fields too). */
 static void push_head(lua_State *L, const http_head *h, int request, int raw) {
@@ -161,8 +175,7 @@ static void push_head(lua_State *L, const http_head *h, int request, int raw) {
   lua_insert(L, -2);
   lua_rawset(L, t);
   /* the body's framing and length */
-  SSET(L, t, SK_KIND, SKEY(L, h->body == HTTP_BODY_NONE ? SK_BODY_NONE : h->body == HTTP_BODY_LENGTH
-                               ? SK_BODY_LENGTH : h->body == HTTP_BODY_CHUNKED ? SK_BODY_CHUNKED : SK_BODY_CLOSE));
+  SSET(L, t, SK_KIND, SKEY(L, kind_key(h->body)));
   SSET(L, t, SK_LEFT, lua_pushinteger(L, (lua_Integer)h->length));
   SSET(L, t, SK_KEEP_ALIVE, lua_pushboolean(L, h->keep_alive));
   /* rare ones only when set (absent reads as false) */
@@ -696,10 +709,8 @@ static void push_request(lua_State *L, const http_head *h, const char *end) {
   SSET(L, req, SK_CONN, lua_pushvalue(L, 3));
   if (expect) SSET(L, req, SK_EXPECT, lua_pushboolean(L, 1));
   if (!h->minor) SSET(L, req, SK_VERSION, lua_pushnumber(L, 1.0)); /* 1.1: Request's */
-  if (h->nheaders > 0) /* the field lines, each with its CRLF */
-    SSET(L, req, SK_FIELDS, lua_pushlstring(L, h->headers[0].name, (size_t)(end - h->headers[0].name)));
-  int kind = h->body == HTTP_BODY_NONE ? -1 : h->body == HTTP_BODY_LENGTH ? SK_BODY_LENGTH
-           : h->body == HTTP_BODY_CHUNKED ? SK_BODY_CHUNKED : SK_BODY_CLOSE;
+  set_field_lines(L, req, h, end);
+  int kind = h->body == HTTP_BODY_NONE ? -1 : kind_key(h->body);
   if (kind >= 0) SSET(L, req, SK_KIND, SKEY(L, kind));
   if (h->body == HTTP_BODY_LENGTH) SSET(L, req, SK_LEFT, lua_pushinteger(L, (lua_Integer)h->length));
   lua_pushvalue(L, 6);
@@ -801,8 +812,7 @@ static void push_response(lua_State *L, gh_sock *s, const http_head *h, const ch
   SSET(L, res, SK_REASON, lua_pushlstring(L, h->reason, h->reason_len));
   if (!h->minor) SSET(L, res, SK_VERSION, lua_pushnumber(L, 1.0));
   SSET(L, res, SK_KEEP_ALIVE, lua_pushboolean(L, h->keep_alive));
-  if (h->nheaders > 0)
-    SSET(L, res, SK_FIELDS, lua_pushlstring(L, h->headers[0].name, (size_t)(end - h->headers[0].name)));
+  set_field_lines(L, res, h, end);
   if (h->expect_continue) SSET(L, res, SK_EXPECT_CONTINUE, lua_pushboolean(L, 1));
   if (h->upgrade) SSET(L, res, SK_UPGRADE, lua_pushboolean(L, 1));
   size_t head_len = (size_t)(end + 2 - buf_head(&s->buf));
@@ -812,9 +822,7 @@ static void push_response(lua_State *L, gh_sock *s, const http_head *h, const ch
     SSET(L, res, SK_DONE, lua_pushboolean(L, 1));
     head_len += n;
   } else if (h->body != HTTP_BODY_NONE) {
-    int kind = h->body == HTTP_BODY_LENGTH ? SK_BODY_LENGTH
-             : h->body == HTTP_BODY_CHUNKED ? SK_BODY_CHUNKED : SK_BODY_CLOSE;
-    SSET(L, res, SK_KIND, SKEY(L, kind));
+    SSET(L, res, SK_KIND, SKEY(L, kind_key(h->body)));
     if (h->body == HTTP_BODY_LENGTH) SSET(L, res, SK_LEFT, lua_pushinteger(L, (lua_Integer)h->length));
   }
   lua_pushvalue(L, mt);
@@ -956,9 +964,9 @@ static int l_httpfinish(lua_State *L) {
   if (sget(L, 1, SK_REQ) != LUA_TTABLE) goto slow;               /* 7 */
   sget(L, 7, SK_METHOD);
   SKEY(L, SK_HEAD);
-  int nobody = ra.status < 200 || ra.status == 204 || ra.status == 304;
-  ra.head = !nobody && lua_rawequal(L, -1, -2);
-  ra.bodyless = nobody || lua_rawequal(L, -1, -2);
+  int nobody = ra.status < 200 || ra.status == 204 || ra.status == 304, is_head = lua_rawequal(L, -1, -2);
+  ra.head = !nobody && is_head;
+  ra.bodyless = nobody || is_head;
   ra.minor = sget(L, 7, SK_VERSION) == LUA_TNIL || lua_tonumber(L, -1) >= 1.1; /* nil: 1.1 */
   ra.keep = sget(L, 1, SK_KEEP) == LUA_TNIL || lua_toboolean(L, -1); /* nil: Response's true */
   lua_settop(L, 5);
@@ -1032,18 +1040,15 @@ int l_httpfinisher(lua_State *L) {
   return 1;
 }
 
-/* s:_httphead, s:_httpreq and s:_httpres with their upvalues (the hub at hub) */
-void push_httphead(lua_State *L, int hub) {
-  push_field_upvalues(L, hub);
-  lua_pushcclosure(L, sock_httphead, 1 + SK_N);
-}
-
-void push_httpreq(lua_State *L, int hub) {
-  push_field_upvalues(L, hub);
-  lua_pushcclosure(L, sock_httpreq, 1 + SK_N);
-}
-
-void push_httpres(lua_State *L, int hub) {
-  push_field_upvalues(L, hub);
-  lua_pushcclosure(L, sock_httpres, 1 + SK_N);
+/* methods._httphead, _httpreq and _httpres, each with the hub (at hub)
+   and the field names as upvalues */
+void set_http_methods(lua_State *L, int methods, int hub) {
+  static const luaL_Reg fns[] = {{"_httphead", sock_httphead}, {"_httpreq", sock_httpreq},
+                                 {"_httpres", sock_httpres}, {NULL, NULL}};
+  methods = lua_absindex(L, methods);
+  for (const luaL_Reg *f = fns; f->name; f++) {
+    push_field_upvalues(L, hub);
+    lua_pushcclosure(L, f->func, 1 + SK_N);
+    lua_setfield(L, methods, f->name);
+  }
 }
