@@ -108,6 +108,28 @@ function H.random_token(n)
   return table.concat(t)
 end
 
+-- A raw TCP server on 127.0.0.1 (any port): on_conn(sock) runs in a green
+-- thread of its own for each connection it accepts. Returns the port; a
+-- stop that closes the listener and every accepted socket; and the list
+-- of accepted sockets (its length: how many connections came).
+function H.raw_server(on_conn)
+  local l = assert(H.gh.listen("127.0.0.1", 0))
+  local _, port = l:getsockname()
+  local held = {}
+  local t = H.gh.spawn(function()
+    while true do
+      local s = l:accept()
+      if not s then return end
+      held[#held + 1] = s
+      H.gh.spawn(on_conn, s)
+    end
+  end)
+  return port, function()
+    l:close(); t:wait()
+    for _, s in ipairs(held) do s:close() end
+  end, held
+end
+
 -- A green connection to 127.0.0.1:port with a 5 s timeout.
 function H.connect(port)
   local c = assert(H.gh.connect("127.0.0.1", port))

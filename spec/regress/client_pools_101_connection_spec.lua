@@ -7,26 +7,16 @@ local http = require "greenhub.http"
 
 describe("regress: a 101's connection pooled", function()
   it("a 101 to a plain fetch is the answer, and its connection is never reused", function()
-    local l = assert(gh.listen("127.0.0.1", 0))
-    local _, port = l:getsockname()
-    local conns, held = 0, {}
-    local t = gh.spawn(function()
-      while true do
-        local s = l:accept()
-        if not s then return end
-        conns = conns + 1
-        held[#held + 1] = s
-        repeat local line = s:receive() until line == "" or line == nil
-        s:send("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: other\r\n\r\n")
-      end
+    local port, stop, held = H.raw_server(function(s)
+      repeat local line = s:receive() until line == "" or line == nil
+      s:send("HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: other\r\n\r\n")
     end)
     local c = http.client({ timeout = 2 })
     for _ = 1, 2 do
       local res, err = c:fetch("http://127.0.0.1:" .. port .. "/")
       assert.equal(101, res and res.status, err)
     end
-    assert.equal(2, conns)
-    l:close(); t:wait()
-    for _, s in ipairs(held) do s:close() end
+    assert.equal(2, #held)
+    stop()
   end)
 end)

@@ -18,6 +18,19 @@ local function nfds()
   return n
 end
 
+-- A raw server whose connections wait (2 s at most) for their peer to
+-- close: count.closed says how many saw it. answer(s), if given, runs first.
+local function close_counter(answer)
+  local count = { closed = 0 }
+  local port, stop = H.raw_server(function(s)
+    if answer then answer(s) end
+    s:settimeout(2)
+    local _, err = s:receive("*a")
+    if err == nil or err == "closed" then count.closed = count.closed + 1 end
+  end)
+  return count, port, stop
+end
+
 describe("regress: an interrupted connect, handshake or fetch leaks its fd", function()
   it("gh.connect and socket.connect interrupted while they connect close their socket at once", function()
     collectgarbage("stop")
@@ -41,52 +54,24 @@ describe("regress: an interrupted connect, handshake or fetch leaks its fd", fun
     if not gh.tls.available then return pending("lua-sec missing") end
     collectgarbage("stop")
     finally(function() collectgarbage("restart") end)
-    local l = assert(gh.listen("127.0.0.1", 0))
-    local _, port = l:getsockname()
-    local closed, held = 0, {}
-    local t = gh.spawn(function()
-      while true do
-        local s = l:accept()
-        if not s then return end
-        held[#held + 1] = s
-        gh.spawn(function()
-          s:settimeout(2)
-          local _, err = s:receive("*a") -- a ClientHello comes; no answer goes
-          if err == nil or err == "closed" then closed = closed + 1 end
-        end)
-      end
-    end)
+    local count, port, stop = close_counter() -- a ClientHello comes; no answer goes
     for _ = 1, 10 do
       assert.same({ nil, "timeout" }, { gh.with_timeout(0.05, gh.tls.connect, "127.0.0.1", port, { verify = "none" }) })
     end
     gh.sleep(0.2)
     collectgarbage("restart")
-    assert.equal(10, closed)
-    l:close(); t:wait()
-    for _, s in ipairs(held) do s:close() end
+    assert.equal(10, count.closed)
+    stop()
   end)
 
   it("fetches timed out in the head or in the body close their connection at once", function()
     collectgarbage("stop") -- only the fetch itself may close them
     finally(function() collectgarbage("restart") end)
-    local l = assert(gh.listen("127.0.0.1", 0))
-    local _, port = l:getsockname()
-    local closed, held = 0, {}
-    local t = gh.spawn(function()
-      while true do
-        local s = l:accept()
-        if not s then return end
-        held[#held + 1] = s
-        gh.spawn(function()
-          local first = s:receive()
-          repeat local x = s:receive() until x == "" or not x
-          if first and first:find("/body", 1, true) then
-            s:send("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nabc")
-          end
-          s:settimeout(2)
-          local _, err = s:receive("*a")
-          if err == nil or err == "closed" then closed = closed + 1 end
-        end)
+    local count, port, stop = close_counter(function(s)
+      local first = s:receive()
+      repeat local x = s:receive() until x == "" or not x
+      if first and first:find("/body", 1, true) then
+        s:send("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nabc")
       end
     end)
     local c = http.client()
@@ -97,29 +82,14 @@ describe("regress: an interrupted connect, handshake or fetch leaks its fd", fun
     end
     gh.sleep(0.2)
     collectgarbage("restart")
-    assert.equal(20, closed)
-    l:close(); t:wait()
-    for _, s in ipairs(held) do s:close() end
+    assert.equal(20, count.closed)
+    stop()
   end)
 
   it("websocket.connect timed out in its handshake closes its connection at once", function()
     collectgarbage("stop")
     finally(function() collectgarbage("restart") end)
-    local l = assert(gh.listen("127.0.0.1", 0))
-    local _, port = l:getsockname()
-    local closed, held = 0, {}
-    local t = gh.spawn(function()
-      while true do
-        local s = l:accept()
-        if not s then return end
-        held[#held + 1] = s
-        gh.spawn(function()
-          s:settimeout(2)
-          local _, err = s:receive("*a") -- the request comes; no answer goes
-          if err == nil or err == "closed" then closed = closed + 1 end
-        end)
-      end
-    end)
+    local count, port, stop = close_counter() -- the request comes; no answer goes
     local websocket = require "greenhub.websocket"
     for _ = 1, 10 do
       local ok, err = gh.with_timeout(0.05, websocket.connect, "ws://127.0.0.1:" .. port .. "/")
@@ -127,8 +97,7 @@ describe("regress: an interrupted connect, handshake or fetch leaks its fd", fun
     end
     gh.sleep(0.2)
     collectgarbage("restart")
-    assert.equal(10, closed)
-    l:close(); t:wait()
-    for _, s in ipairs(held) do s:close() end
+    assert.equal(10, count.closed)
+    stop()
   end)
 end)
