@@ -605,19 +605,23 @@ static int sock_dirty(lua_State *L) {
   return 1;
 }
 
-/* s:_quiet([idle]): nothing came in since the socket was last read dry --
-   a pooled keep-alive connection safe to reuse, as far as can be known:
-   one the peer closed while it sat idle has its EOF waiting. The kernel is
-   asked (a one-byte peek) when the hub saw a read event since (or the last
-   read filled its buffer), or when the socket sat idle a millisecond or
-   more (a backend that watches only waited-on fds sees no event then):
-   EOF or an error is not quiet; bytes on plain TCP were never asked for
-   (not quiet), on TLS they are records the TLS layer reads (a session
-   ticket); nothing: quiet, and drained. */
+/* s:_quiet(since, max_idle): a pooled keep-alive connection, idle since
+   `since` (core.clock() seconds), safe to reuse, as far as can be known:
+   not idle max_idle seconds or more, and nothing came in since the socket
+   was last read dry (one the peer closed while it sat idle has its EOF
+   waiting). The kernel is asked (a one-byte peek) when the hub saw a read
+   event since (or the last read filled its buffer), or when the socket sat
+   idle a millisecond or more (a backend that watches only waited-on fds
+   sees no event then): EOF or an error is not quiet; bytes on plain TCP
+   were never asked for (not quiet), on TLS they are records the TLS layer
+   reads (a session ticket); nothing: quiet, and drained. One clock read,
+   here, for the pool's idle test and this one. */
 static int sock_quiet(lua_State *L) {
   gh_sock *s = sock_check(L, 1);
-  double idle = luaL_optnumber(L, 2, 0);
-  int quiet = s->fd >= 0 && !s->plain && buf_len(&s->buf) == 0 && !(s->tls && tls_has_pending(s));
+  double since = luaL_checknumber(L, 2), max_idle = luaL_checknumber(L, 3);
+  double idle = (double)hub_clock() / 1e9 - since;
+  int quiet = idle < max_idle && s->fd >= 0 && !s->plain && buf_len(&s->buf) == 0 &&
+              !(s->tls && tls_has_pending(s));
   if (quiet && (idle >= 0.001 || hub_fd_maybe_ready(s->hub, s->fd, FD_R))) {
     char c;
     ssize_t n = recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);

@@ -108,18 +108,18 @@ static const char *push_trailers(lua_State *L, const char *p, size_t n) {
  * field of every request.
  */
 enum { SK_METHOD, SK_TARGET, SK_PATH, SK_QUERY, SK_CONN, SK_EXPECT, SK_VERSION,
-       SK_HEADERS, SK_KIND, SK_LEFT, SK_STATUS, SK_HEADERS_SENT, SK_REQ, SK_KEEP,
+       SK_HEADERS, SK_KIND, SK_LEFT, SK_STATUS, SK_HEADERS_SENT, SK_KEEP,
        SK_FINISHED, SK_NBUF, SK_FAILED, SK_SOCK, SK_LENGTH, SK_HEAD,
        SK_BODY_LENGTH, SK_BODY_CHUNKED, SK_BODY_CLOSE, SK_FIELDS, SK_RES,
        SK_REASON, SK_KEEP_ALIVE, SK_BODY, SK_DONE, SK_EXPECT_CONTINUE, SK_UPGRADE,
-       SK_RAW_FIELDS, SK_BODY_NONE, SK_N };
+       SK_RAW_FIELDS, SK_BODY_NONE, SK_RQ, SK_GET, SK_POST, SK_N };
 static const char *const field_keys[SK_N] = {
   "method", "target", "path", "query", "_conn", "_expect", "version",
-  "headers", "_kind", "_left", "status", "headers_sent", "_req", "_keep",
+  "headers", "_kind", "_left", "status", "headers_sent", "_keep",
   "_finished", "_nbuf", "_failed", "_sock", "_length", "HEAD",
   "length", "chunked", "close", "_fields", "_res",
   "reason", "keep_alive", "body", "_done", "expect_continue", "upgrade",
-  "fields", "none"};
+  "fields", "none", "_rq", "GET", "POST"};
 #define SKEY(L, k) lua_pushvalue(L, lua_upvalueindex(2 + (k)))
 
 /* the hub (at hub) and the names: the first 1 + SK_N upvalues */
@@ -695,7 +695,12 @@ static void push_request(lua_State *L, const http_head *h, const char *end) {
   if (h->body != HTTP_BODY_NONE) nf += 2 + (h->body == HTTP_BODY_LENGTH) + 4; /* _kind, _chunked, _left; the reader's */
   lua_createtable(L, 0, nf);
   int req = lua_gettop(L);
-  SSET(L, req, SK_METHOD, lua_pushlstring(L, h->method, h->method_len));
+  /* the common methods are kept strings (no hashing them again) */
+  int mk = h->method_len == 3 && !memcmp(h->method, "GET", 3) ? SK_GET
+         : h->method_len == 4 && !memcmp(h->method, "POST", 4) ? SK_POST
+         : h->method_len == 4 && !memcmp(h->method, "HEAD", 4) ? SK_HEAD : -1;
+  if (mk >= 0) SSET(L, req, SK_METHOD, SKEY(L, mk));
+  else SSET(L, req, SK_METHOD, lua_pushlstring(L, h->method, h->method_len));
   SSET(L, req, SK_TARGET, lua_pushlstring(L, h->target, h->target_len));
   if (q) {
     SSET(L, req, SK_PATH, lua_pushlstring(L, h->target, (size_t)(q - h->target)));
@@ -716,12 +721,14 @@ static void push_request(lua_State *L, const http_head *h, const char *end) {
   lua_pushvalue(L, 6);
   lua_setmetatable(L, req);
   /* the response (status 200, headers_sent false, _keep true: Response's): room for
-     what finishing adds */
+     what finishing adds. What its head depends on in the request, as
+     received, is res._rq (nil: 0): 1 a HEAD, 2 HTTP/1.0 */
   lua_createtable(L, 0, 8);
   int res = lua_gettop(L);
   SSET(L, res, SK_HEADERS, lua_createtable(L, 0, 4));
-  SSET(L, res, SK_REQ, lua_pushvalue(L, req));
   SSET(L, res, SK_SOCK, lua_pushvalue(L, 1));
+  int rq = (mk == SK_HEAD) | (!h->minor << 1);
+  if (rq) SSET(L, res, SK_RQ, lua_pushinteger(L, rq));
   if (!h->keep_alive) SSET(L, res, SK_KEEP, lua_pushboolean(L, 0)); /* true: Response's */
   lua_pushvalue(L, 7);
   lua_setmetatable(L, res);
@@ -961,13 +968,11 @@ static int l_httpfinish(lua_State *L) {
   if (st != LUA_TNIL && !lua_isinteger(L, 6))
     return luaL_error(L, "http: bad response status %s", luaL_tolstring(L, 6, NULL));
   ra.status = st == LUA_TNIL ? 200 : lua_tointeger(L, 6);        /* nil: Response's 200 */
-  if (sget(L, 1, SK_REQ) != LUA_TTABLE) goto slow;               /* 7 */
-  sget(L, 7, SK_METHOD);
-  SKEY(L, SK_HEAD);
-  int nobody = ra.status < 200 || ra.status == 204 || ra.status == 304, is_head = lua_rawequal(L, -1, -2);
+  lua_Integer rq = sget(L, 1, SK_RQ) == LUA_TNIL ? 0 : lua_tointeger(L, 7); /* 7 */
+  int nobody = ra.status < 200 || ra.status == 204 || ra.status == 304, is_head = rq & 1;
   ra.head = !nobody && is_head;
   ra.bodyless = nobody || is_head;
-  ra.minor = sget(L, 7, SK_VERSION) == LUA_TNIL || lua_tonumber(L, -1) >= 1.1; /* nil: 1.1 */
+  ra.minor = !(rq & 2);
   ra.keep = sget(L, 1, SK_KEEP) == LUA_TNIL || lua_toboolean(L, -1); /* nil: Response's true */
   lua_settop(L, 5);
   if (lua_rawgeti(L, lua_upvalueindex(FIN_REASONS), ra.status) == LUA_TSTRING)  /* 6 */

@@ -24,6 +24,21 @@ describe("http client", function()
     stop()
   end)
 
+  it("a pooled connection idle for the client's idle_timeout is not reused", function()
+    local s, base, stop = start(function() return 200, nil, "ok" end)
+    local c = http.client({ idle_timeout = 0.15 })
+    assert.equal("ok", assert(c:fetch(base .. "/")).body)
+    gh.sleep(0.02)
+    assert.equal("ok", assert(c:fetch(base .. "/")).body)
+    assert.equal(1, s:stats().connections) -- idle 20 ms: reused
+    gh.sleep(0.3)
+    assert.equal("ok", assert(c:fetch(base .. "/")).body)
+    assert.equal(2, s:stats().connections) -- idle 300 ms: a new one
+    assert.equal("ok", assert(c:fetch(base .. "/")).body)
+    assert.equal(2, s:stats().connections)
+    stop()
+  end)
+
   it("a body that came with its head: whole, or streamed in pieces of at most max", function()
     local _, base, stop = start(function() return 200, nil, "0123456789" end)
     local c = http.client()

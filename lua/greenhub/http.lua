@@ -196,14 +196,15 @@ local httpresponse = core._httpresponse
 
 -- the head (written in C, csrc/socket.c), with the framing decided there;
 -- with body, the body follows it in the same string
+-- (res._rq, set with the response: 1 the request was a HEAD, 2 HTTP/1.0)
 local function head_text(res, length, body)
-  local req = res._req
+  local rq = res._rq or 0
   local status = res.status
   if math.type(status) ~= "integer" then error("http: bad response status " .. tostring(status), 4) end
   local nobody = status < 200 or status == 204 or status == 304
-  if not nobody and req.method == "HEAD" then nobody = "head" end -- announces the length, sends no body
+  if not nobody and rq & 1 ~= 0 then nobody = "head" end -- announces the length, sends no body
   local head, chunked, keep, handler_len = httpresponse(status, REASONS[status] or "Unknown",
-    res.headers, length, nobody, req.version >= 1.1 and 1 or 0, res._keep, body)
+    res.headers, length, nobody, rq & 2 ~= 0 and 0 or 1, res._keep, body)
   res._keep, res._chunked, res._bodyless = keep, chunked, nobody
   if handler_len and not nobody then res._length = handler_len end
   return head
@@ -639,10 +640,9 @@ local function take(c, u)
     local sock, at = list[n - 1], list[n]
     list[n], list[n - 1] = nil, nil
     n = n - 2
-    -- (not quiet: the server closed it while it sat idle, or sent what
-    -- nobody asked for)
-    local idle = core.clock() - at
-    if idle < c.idle_timeout and sock:_quiet(idle) then return sock, true end
+    -- (not quiet: idle too long, the server closed it while it sat idle,
+    -- or sent what nobody asked for)
+    if sock:_quiet(at, c.idle_timeout) then return sock, true end
     sock:close()
   end
   local timeout = c.connect_timeout
@@ -801,9 +801,11 @@ local function exchange(c, u, method, headers, body, timeout, inline)
   for attempt = 1, 2 do
     local sock, reused = take(c, u)
     if not sock then return nil, reused end
-    -- (killed, timed out, a source that raised: the socket closes now)
-    local head, herr, hx, ok, err, source_failed =
-      closing(sock, try, c, sock, u, method, headers, body, timeout, inline)
+    -- (killed, timed out, a source that raised: the socket closes now;
+    -- util.closing's pcall written out, as every fetch comes this way)
+    local done, head, herr, hx, ok, err, source_failed =
+      pcall(try, c, sock, u, method, headers, body, timeout, inline)
+    if not done then sock:close(); error(head, 0) end
     if head then return head, sock end
     sock:close()
     if source_failed then return nil, err end
