@@ -68,6 +68,33 @@ describe("http fast lane", function()
     stop()
   end)
 
+  it("pairs(req) shows the headers and the version before any look", function()
+    local seen
+    local _, port, stop = start(function(req, res)
+      seen = {}
+      for k, v in pairs(req) do seen[k] = v end
+      res:finish("ok")
+    end)
+    assert.equal(200, (get(port, "/p?q=1", "X-A: 1\r\n")))
+    assert.same({ method = "GET", target = "/p?q=1", path = "/p", query = "q=1", version = 1.1,
+                  headers = { host = "x", ["x-a"] = "1" } },
+                { method = seen.method, target = seen.target, path = seen.path, query = seen.query,
+                  version = seen.version, headers = seen.headers })
+    assert.is_nil(seen._fields)
+    stop()
+  end)
+
+  it("pairs(res) of the client's response shows its headers and version", function()
+    local _, port, stop = start(function() return 200, { ["x-b"] = "2" }, "hi" end)
+    local res = assert(require("greenhub.http").fetch("http://127.0.0.1:" .. port .. "/"))
+    local seen = {}
+    for k, v in pairs(res) do seen[k] = v end
+    assert.same({ 200, "OK", 1.1, "hi", "2" }, { seen.status, seen.reason, seen.version, seen.body,
+                                                 seen.headers and seen.headers["x-b"] })
+    assert.is_nil(seen._fields)
+    stop()
+  end)
+
   it("req.headers made on the first look equal the head's fields: 300 random heads", function()
     local seed = H.seed()
     local function value()

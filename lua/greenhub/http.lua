@@ -71,6 +71,14 @@ end
 local Request = { version = 1.1 } -- (a 1.0 request carries its own)
 -- Request's fields, and req.headers made on its first look (csrc/sockhttp.c)
 Request.__index = core._httpindex(Request)
+-- pairs(req) (and a client's pairs(res)) shows what reading it shows: the
+-- headers and the version are made its own fields first
+local function show_all(t)
+  local _ = t.headers
+  if rawget(t, "version") == nil then rawset(t, "version", t.version) end
+  return next, t, nil
+end
+Request.__pairs = show_all
 
 function Request:header(name)
   return self.headers[name:lower()]
@@ -709,6 +717,7 @@ end
 -- says 1.0; res.headers made on its first look, as req.headers
 local Resp = { version = 1.1 }
 Resp.__index = core._httpindex(Resp)
+Resp.__pairs = show_all
 
 --- res:read([max]) -> next body chunk, nil at the end, or nil, err
 function Resp:read(max)
