@@ -39,6 +39,41 @@ describe("http client", function()
     stop()
   end)
 
+  it("max_body_size: a longer body is refused (nil, 'body too large') and its connection closed", function()
+    local s, base, stop = start(function(req, res)
+      local n = tonumber(req.query)
+      if req.path == "/chunked" then
+        for _ = 1, n // 100 do res:write(("c"):rep(100)) end
+        return res:finish()
+      end
+      return 200, { ["content-length"] = n }, ("x"):rep(n) -- (over 2 KiB it would go chunked)
+    end)
+    local c = http.client({ max_body_size = 1000 })
+    assert.equal(1000, #assert(c:fetch(base .. "/?1000")).body) -- at the limit: whole
+    assert.same({ nil, "body too large" }, { c:fetch(base .. "/?1001") })
+    assert.same({ nil, "body too large" }, { c:fetch(base .. "/?100000") }) -- past the inline size
+    assert.same({ nil, "body too large" }, { c:fetch(base .. "/chunked?5000") })
+    assert.equal(5000, #assert(c:fetch({ url = base .. "/chunked?5000", max_body_size = 5000 })).body)
+    assert.equal(100000, #assert(c:fetch({ url = base .. "/?100000", max_body_size = false })).body)
+    local before = s:stats().connections
+    assert.equal(10, #assert(c:fetch(base .. "/?10")).body)
+    assert.equal(10, #assert(c:fetch(base .. "/?10")).body)
+    assert.equal(before, s:stats().connections) -- a body within the limit leaves the connection pooled
+    -- streamed: res:body([max]), the fetch's limit by default
+    local res = assert(c:fetch({ url = base .. "/chunked?3000", stream = true }))
+    local b, err, partial = res:body()
+    assert.same({ nil, "body too large" }, { b, err })
+    assert.is_true(#partial > 1000)
+    res = assert(c:fetch({ url = base .. "/?3000", stream = true }))
+    assert.same({ nil, "body too large", "" }, { res:body(2999) }) -- announced too large: not read
+    res = assert(c:fetch({ url = base .. "/?3000", stream = true }))
+    assert.equal(3000, #assert(res:body(3000)))
+    assert.has_error(function() res:body("many") end, "bad argument #1 to 'body' (non-negative number expected)")
+    -- without a limit (the default, as socket.http): any size
+    assert.equal(200000, #assert(http.client():fetch(base .. "/?200000")).body)
+    stop()
+  end)
+
   it("a body that came with its head: whole, or streamed in pieces of at most max", function()
     local _, base, stop = start(function() return 200, nil, "0123456789" end)
     local c = http.client()

@@ -605,6 +605,7 @@ function M.client(opts)
     connect_timeout = opts.connect_timeout or 10, timeout = opts.timeout or 60,
     -- opts.tls: gh.tls params for https (cafile, verify, ...)
     max_header_size = opts.max_header_size or 1024 * 1024, tls = opts.tls, pools = {},
+    max_body_size = opts.max_body_size, -- nil: no limit (socket.http, Go and requests set none)
   }, Client)
 end
 
@@ -748,16 +749,32 @@ function Resp:_finish()
   return nil
 end
 
---- res:body() -> the whole (rest of the) body, or nil, err, partial
-function Resp:body()
-  local parts = {}
+--- res:body([max]) -> the whole (rest of the) body, or nil, err, partial;
+-- over max bytes (default: the fetch's max_body_size, else no limit):
+-- nil, "body too large" and the connection closes
+function Resp:body(max)
+  if max == nil then max = self._max end
+  if max == false or max == math.huge then max = nil end
+  if max ~= nil and (type(max) ~= "number" or max < 0) then
+    error("bad argument #1 to 'body' (non-negative number expected)", 2)
+  end
+  if max and self._kind == "length" and self._left > max and not self._done then
+    self:close() -- announced too large: not read at all
+    return nil, "body too large", ""
+  end
+  local parts, n = {}, 0
   while true do
     local d, err = self:read()
     if not d then
       if err then return nil, err, concat(parts) end
       return concat(parts)
     end
+    n = n + #d
     parts[#parts + 1] = d
+    if max and n > max then
+      self:close()
+      return nil, "body too large", concat(parts)
+    end
   end
 end
 
@@ -839,15 +856,17 @@ end
 -- opts: url, method ("GET"), headers, body (string | LTN12 source),
 -- timeout, redirects (5), stream (false)
 function Client:fetch(o)
-  local url, method, headers, body, stream, redirects, timeout, tls
+  local url, method, headers, body, stream, redirects, timeout, tls, max
   if type(o) == "string" then -- a plain GET: no options table to read
-    url, method, redirects, timeout, tls = o, "GET", 5, self.timeout, self.tls
+    url, method, redirects, timeout, tls, max = o, "GET", 5, self.timeout, self.tls, self.max_body_size
   elseif type(o) == "table" then
     url, headers, body, stream, redirects = o.url, o.headers, o.body, o.stream, o.redirects
     method = o.method
     method = method and method:upper() or "GET"
     if redirects == nil then redirects = 5 end
     timeout, tls = o.timeout or self.timeout, o.tls or self.tls
+    max = o.max_body_size
+    if max == nil then max = self.max_body_size end
   else
     error("bad argument #1 to 'fetch' (string or table expected)", 2)
   end
@@ -860,7 +879,8 @@ function Client:fetch(o)
       if not u then return nil, uerr end
     end
     if u.scheme == "https" then u = with_tls(u, tls) end
-    local res, sock = exchange(self, u, method, headers, body, timeout, stream and 0 or INLINE_BODY)
+    local res, sock = exchange(self, u, method, headers, body, timeout,
+      stream and 0 or max and max < INLINE_BODY and max or INLINE_BODY)
     if not res then return nil, sock end
     local st = res.status
     if res._done then
@@ -869,7 +889,7 @@ function Client:fetch(o)
       if res.keep_alive and st ~= 101 then give_back(self, u, sock) else sock:close() end
       if not (redirects and REDIRECT[st]) then return res end
     else
-      res._sock, res._client, res._url = sock, self, u
+      res._sock, res._client, res._url, res._max = sock, self, u, max
       res._reusable = res.keep_alive and res._kind ~= "close"
       if res._kind == "chunked" then res._chunked = core._httpchunked(4096, self.max_header_size) end
     end
