@@ -791,6 +791,7 @@ end
 -- Unless streamed, a length-framed response body up to this size that came
 -- with its head is taken along in C (res.body, res._done)
 local INLINE_BODY = 65536
+local MAX_1XX = 5
 local REDIRECT = { [301] = true, [302] = true, [303] = true, [307] = true, [308] = true }
 
 -- one try on one connection: the request out, the answer's head in ->
@@ -816,8 +817,12 @@ local function try(c, sock, u, method, headers, body, timeout, inline)
   end
   if not ok then return nil, nil, nil, ok, err end
   local head, herr, hx = sock:_httpres(method, c.max_header_size, inline, Resp)
-  -- 1xx informational answers before the real one
+  -- 1xx informational answers before the real one (a few, as Go allows:
+  -- a server sending them without end would hold the fetch for ever)
+  local n1xx = 0
   while head and head.status < 200 and head.status ~= 101 do
+    n1xx = n1xx + 1
+    if n1xx > MAX_1XX then return nil, "too many 1xx responses", nil, ok, err end
     head, herr, hx = sock:_httpres(method, c.max_header_size, inline, Resp)
   end
   return head, herr, hx, ok, err
