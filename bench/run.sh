@@ -264,7 +264,8 @@ httpmod() {
   local d; d=$(mktemp -d)
   local servers=${HTTPMOD_SERVERS:-"raw hello_raw http.serve nginx nginx-lua gevent.pywsgi eventlet.wsgi"}
   echo "== greenhub.http: hello world, wrk -t1 -c100 -d${DUR}s, servers interleaved, median of $RUNS (req/s, server us/req, p99)"
-  declare -A RPS=() CPU=() P99=()
+  declare -A RPS=() CPU=() P99=() ROUND=()
+  local PAIRED=""
   for _ in $(seq $RUNS); do
     for s in $servers; do
       case $s in
@@ -311,7 +312,13 @@ NGX
       p99=$(echo "$out" | awk '$1=="99%" {print $2}')
       cpu=$(awk -v a=$c0 -v b=$c1 -v n=$total -v hz=$(getconf CLK_TCK) 'BEGIN { if (n > 0) printf "%.2f", (b - a) / hz * 1e6 / n }')
       RPS[$s]="${RPS[$s]:-}$rps"$'\n'; CPU[$s]="${CPU[$s]:-}$cpu"$'\n'; P99[$s]="${P99[$s]:-} $p99"
+      ROUND[$s]=$cpu
     done
+    # the two measured in the same round (minutes apart at most): a ratio
+    # the machine's slower and faster phases move less than the medians
+    [ -n "${ROUND[http.serve]:-}" ] && [ -n "${ROUND[nginx-lua]:-}" ] &&
+      PAIRED="$PAIRED $(ratio ${ROUND[http.serve]} ${ROUND[nginx-lua]})"
+    ROUND=()
   done
   for s in $servers; do
     case $s in
@@ -325,6 +332,7 @@ NGX
     printf "   %-14s %10s req/s %8s us/req  p99 %s\n" $s "$rps" "$cpu" "${P99[$s]}"
   done
   echo "   http.serve CPU/req vs nginx-lua: $(ratio ${C_http_serve:-0} ${C_nginx_lua:-0}) (target <= 1.0)   vs hello_raw: $(ratio ${C_http_serve:-0} ${C_hello_raw:-0}) (target <= 1.33)   req/s vs nginx-lua: $(ratio ${R_http_serve:-0} ${R_nginx_lua:-0}) (target >= 0.9)"
+  [ -n "$PAIRED" ] && echo "   http.serve CPU/req vs nginx-lua round by round:$PAIRED (median $(echo $PAIRED | tr ' ' '\n' | median))"
   rm -rf $d
   echo "== greenhub.http client: 1,000 keep-alive GETs vs socket.http under gh.patch() (a connection each), the two alternating in rounds (client on CPU 1), median of $RUNS"
   echo "   against raw C (bench/raw_http.c: the client's own cost) and hello_raw (a greenhub server);"
