@@ -356,7 +356,7 @@ local function active(s)
   local n, all = 0, 0
   for c in pairs(s.conns) do
     all = all + 1
-    if c.busy then n = n + 1 end
+    if c.res then n = n + 1 end
   end
   return n, all
 end
@@ -422,10 +422,11 @@ local function with_traceback(e)
   return e
 end
 
--- One connection: requests until it closes, errs, or asks to.
-local function connection(s, sock)
-  local conn = { sock = sock, max_body = s.max_body_size, thread = core.current(), fresh = true,
-    hijacked = false }
+-- One connection: requests until it closes, errs, or asks to. The whole
+-- connection runs under one xpcall (run, in Server:serve), not one per
+-- request: a handler's error comes out there with the handler's own stack,
+-- and conn.res is the response it was making (nil between requests).
+local function connection(s, sock, conn)
   local handler = s.handler
   s.conns[conn] = conn
   s.connections = s.connections + 1
@@ -450,7 +451,7 @@ local function connection(s, sock)
     end
     nreq = nreq + 1
     s.requests = s.requests + 1
-    conn.busy = true
+    conn.res = res -- busy
     if kind == "chunked" then req._chunked = core._httpchunked(4096, s.max_header_size)
     elseif kind == "length" and max_body and req._left > max_body then
       -- too large before anything was read: 413 at once, no 100
@@ -459,27 +460,12 @@ local function connection(s, sock)
     end
     if s.closing or (max_requests and nreq >= max_requests) then res._keep = false end
     if body_t then sock:settimeout(s.body_timeout) end
-    local ok, herr, hh, hb = xpcall(handler, with_traceback, req, res)
-    if ok and herr ~= nil then -- returned: status [, headers [, body]]
-      ok, herr = xpcall(answer, with_traceback, res, herr, hh, hb)
-    end
+    local st, hh, hb = handler(req, res)
+    if st ~= nil then answer(res, st, hh, hb) end -- returned: status [, headers [, body]]
     if body_t then sock:settimeout(s.send_timeout) end
     if conn.hijacked then
       s.conns[conn] = nil
       return "hijacked"
-    end
-    if not ok then
-      count_error(s, 500)
-      if not res.headers_sent then
-        res.status, res.headers, res._buf, res._nbuf, res._keep = 500, {}, nil, nil, false
-        res._finished = false
-        res:finish("")
-      else
-        res._keep = false
-      end
-      conn.busy = false
-      s.conns[conn] = nil
-      error(herr, 0) -- reported like any thread error, with the handler's stack
     end
     if not res._finished then
       if req._err == "body too large" and not res.headers_sent then
@@ -491,11 +477,28 @@ local function connection(s, sock)
       end
       res:finish()
     end
-    conn.busy = false
+    conn.res = nil
     if not res._keep then break end -- (false too when a send failed)
     if kind and not req._done and not drain(s, req) then break end
   end
   s.conns[conn] = nil
+end
+
+-- after an error on a connection (a handler's, or a kill): the response
+-- in the making, if its head is not out yet, becomes an empty 500; the
+-- connection then closes. A hijacked connection is the handler's: nothing
+-- more is sent on it.
+local function failed(s, conn)
+  s.conns[conn] = nil
+  local res = conn.res
+  conn.res = nil
+  if not res or conn.hijacked then return end
+  count_error(s, 500)
+  res._keep = false
+  if not res.headers_sent then
+    res.status, res.headers, res._buf, res._nbuf, res._finished = 500, {}, nil, nil, false
+    pcall(res.finish, res, "") -- (a send that fails here changes nothing: it closes)
+  end
 end
 
 --- s:serve(listener) -> true when the listener closes or the server shuts down
@@ -506,8 +509,11 @@ function Server:serve(listener)
   local s = self
   local slot
   local function run(sock)
-    local ok, how = pcall(connection, s, sock)
+    local conn = { sock = sock, max_body = s.max_body_size, thread = core.current(), fresh = true,
+      hijacked = false }
+    local ok, how = xpcall(connection, with_traceback, s, sock, conn)
     s.nconns = s.nconns - 1
+    if not ok then failed(s, conn) end
     if how ~= "hijacked" or not ok then sock:close() end
     if slot and s.nconns < (s.max_connections or math.huge) then local e = slot; slot = nil; e:send() end
     if not ok then error(how, 0) end
@@ -542,7 +548,7 @@ function Server:shutdown(grace)
   -- idle keep-alive connections close now; a connection accepted but
   -- still before its first request is in flight (its client is sending
   -- it): it is served, unless nothing of a request came within a second
-  for c in pairs(self.conns) do if not c.busy and not c.fresh then c.sock:close() end end
+  for c in pairs(self.conns) do if not c.res and not c.fresh then c.sock:close() end end
   local t0 = core.clock()
   local deadline = grace and t0 + grace
   local function fresh_left()
