@@ -69,6 +69,10 @@ describe("http client", function()
     res = assert(c:fetch({ url = base .. "/?3000", stream = true }))
     assert.equal(3000, #assert(res:body(3000)))
     assert.has_error(function() res:body("many") end, "bad argument #1 to 'body' (non-negative number expected)")
+    assert.has_error(function() c:fetch({ url = base .. "/?1", max_body_size = "1k" }) end,
+      "bad argument #1 to 'fetch' (max_body_size: non-negative number or false expected)")
+    assert.has_error(function() http.client({ max_body_size = -1 }) end,
+      "bad argument #1 to 'client' (max_body_size: non-negative number or false expected)")
     -- without a limit (the default, as socket.http): any size
     assert.equal(200000, #assert(http.client():fetch(base .. "/?200000")).body)
     stop()

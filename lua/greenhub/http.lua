@@ -606,6 +606,10 @@ end
 function M.client(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #1 to 'client' (table expected)", 2) end
+  local mb = opts.max_body_size
+  if mb ~= nil and mb ~= false and (type(mb) ~= "number" or mb < 0) then
+    error("bad argument #1 to 'client' (max_body_size: non-negative number or false expected)", 2)
+  end
   return setmetatable({
     pool_size = opts.pool_size or 30, idle_timeout = opts.idle_timeout or 60,
     connect_timeout = opts.connect_timeout or 10, timeout = opts.timeout or 60,
@@ -877,7 +881,10 @@ function Client:fetch(o)
     if redirects == nil then redirects = 5 end
     timeout, tls = o.timeout or self.timeout, o.tls or self.tls
     max = o.max_body_size
-    if max == nil then max = self.max_body_size end
+    if max == nil then max = self.max_body_size
+    elseif max ~= false and (type(max) ~= "number" or max < 0) then
+      error("bad argument #1 to 'fetch' (max_body_size: non-negative number or false expected)", 2)
+    end
   else
     error("bad argument #1 to 'fetch' (string or table expected)", 2)
   end
