@@ -462,7 +462,7 @@ static int head_loop(lua_State *L, gh_sock *s, int64_t total, const head_run *a,
     }
     /* the server's idle timeout until a byte of the head is here, then
        its header timeout (from that first byte); else the socket's own */
-    int64_t d = wait_deadline(s, total);
+    int64_t d;
     if (a->tslot && !lua_isnil(L, a->tslot)) {
       if (buf_len(&s->buf) == 0) d = (int64_t)lua_tointeger(L, a->tslot);
       else {
@@ -472,6 +472,8 @@ static int head_loop(lua_State *L, gh_sock *s, int64_t total, const head_run *a,
         }
         d = (int64_t)lua_tointeger(L, a->hslot);
       }
+    } else {
+      d = wait_deadline(s, total); /* (a clock read: only when it is the one) */
     }
     if (hub_expired(d)) {
       lua_pushnil(L);
