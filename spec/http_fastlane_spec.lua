@@ -68,6 +68,49 @@ describe("http fast lane", function()
     stop()
   end)
 
+  it("returned headers: the handler's table is used as it is, never written into", function()
+    local shared = { ["content-type"] = "text/plain", ["x-list"] = { "a", "b" } }
+    local errs = {}
+    gh.onerror(function(_, e) errs[#errs + 1] = e end)
+    local _, port, stop = start(function(req, res)
+      if req.path == "/shared" then return 200, shared, "hi"
+      elseif req.path == "/big" then return 200, shared, ("b"):rep(5000)
+      elseif req.path == "/source" then
+        local n = 0
+        return 200, shared, function() n = n + 1; if n <= 3 then return ("s"):rep(1000) end end
+      elseif req.path == "/merge" then
+        res.headers["x-a"] = "1"
+        return 201, { ["x-b"] = "2" }, "m"
+      elseif req.path == "/bad" then return 200, "text/plain", "x" end
+    end)
+    local c = connect(port)
+    for _ = 1, 3 do
+      for _, path in ipairs({ "/shared", "/big", "/source" }) do
+        c:send("GET " .. path .. " HTTP/1.1\r\nHost: x\r\n\r\n")
+        local st, h, body = response(c)
+        assert.same({ 200, "text/plain" }, { st, h["content-type"] }, path)
+        assert.is_not_nil(h["x-list"], path)
+        assert.equal(path == "/shared" and 2 or 5000 - 2000 * (path == "/source" and 1 or 0), #body, path)
+      end
+    end
+    -- nothing was added to the handler's table (no Content-Length, no Date)
+    local keys = {}
+    for k in pairs(shared) do keys[#keys + 1] = k end
+    table.sort(keys)
+    assert.same({ "content-type", "x-list" }, keys)
+    assert.same({ "a", "b" }, shared["x-list"])
+    c:send("GET /merge HTTP/1.1\r\nHost: x\r\n\r\n")
+    local st, h, body = response(c)
+    assert.same({ 201, "1", "2", "m" }, { st, h["x-a"], h["x-b"], body })
+    c:send("GET /bad HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.equal(500, (response(c)))
+    gh.sleep(0.01)
+    gh.onerror(nil)
+    assert.equal(1, #errs)
+    assert.matches("the handler returned headers that are not a table %(a string%)", errs[1])
+    c:close(); stop()
+  end)
+
   it("pairs(req) shows the headers and the version before any look", function()
     local seen
     local _, port, stop = start(function(req, res)

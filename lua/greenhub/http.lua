@@ -398,7 +398,17 @@ local function answer(res, status, headers, body)
   if not res._finished and status ~= nil then
     if res.headers_sent then error("http: the handler returned a response after writing one", 0) end
     res.status = status
-    if headers then for k, v in pairs(headers) do res.headers[k] = v end end
+    if headers then
+      if type(headers) ~= "table" then
+        error("http: the handler returned headers that are not a table (a " .. type(headers) .. ")", 0)
+      end
+      local own = res.headers
+      -- the handler's own table when it set none on res and the head is
+      -- made right here (finish, below, reads it once, in C; a source
+      -- body's head waits for 2 KiB, so it gets a copy)
+      if next(own) == nil and type(body) ~= "function" then res.headers = headers
+      else for k, v in pairs(headers) do own[k] = v end end
+    end
     if type(body) == "function" then -- an LTN12 source
       while true do
         local chunk, err = body()
