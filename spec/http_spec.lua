@@ -165,6 +165,29 @@ describe("http server", function()
     stop()
   end)
 
+  it("req:body(max): a handler's own smaller limit; a bad max raises", function()
+    local errs = {}
+    gh.onerror(function(_, e) errs[#errs + 1] = e end)
+    local _, port, stop = start(function(req)
+      if req.path == "/bad" then return 200, nil, req:body("5") end
+      local b, err, partial = req:body(5)
+      return 200, nil, b or (err .. " " .. partial)
+    end)
+    local c = connect(port)
+    c:send("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n01234")
+    assert.equal("01234", select(3, response(c)))
+    c:send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n012345\r\n0\r\n\r\n")
+    assert.equal("body too large ", select(3, response(c)))
+    c:close()
+    c = connect(port)
+    c:send("POST /bad HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx")
+    assert.equal(500, (response(c)))
+    gh.sleep(0.01)
+    gh.onerror(nil)
+    assert.matches("bad argument #1 to 'body' %(non%-negative number expected%)", errs[1])
+    c:close(); stop()
+  end)
+
   it("max_body_size: 413 before reading; a chunked body one byte over too", function()
     -- a handler that does not answer after a failed read: the failure's status
     local _, port, stop = start(function(req) local b = req:body(); if b then return 200, nil, b end end,

@@ -170,6 +170,9 @@ end
 
 --- body([max]) -> the whole body, or nil, err, partial
 function Request:body(max)
+  if max ~= nil and (type(max) ~= "number" or max < 0) then
+    error("bad argument #1 to 'body' (non-negative number expected)", 2)
+  end
   local parts, n = {}, 0
   local cap = max or self._conn.max_body
   while true do
