@@ -2,7 +2,7 @@
 # make bench: greenhub next to its peers, measured side by side in one run,
 # reported as ratios. Server pinned to CPU 0, load generator to CPU 1;
 # every figure is the median of $RUNS runs.
-#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|ws|prefork|fs|static|pg|scope|all]
+#   RUNS=3 DUR=4 bash bench/run.sh [core|http|echo|syscalls|patch|tls|resp|httpmod|httpinstr|ws|prefork|fs|static|pg|scope|all]
 set -u
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -356,6 +356,58 @@ NGX
   done
 }
 
+# ---------------------------------------------------------------- httpinstr
+# The same hello servers counted instead of timed: user-space instructions
+# per request under callgrind (wrk -c10 for 6 s, an idle run of the same
+# server subtracted). No noise from the machine's phases, but only the
+# user part of the CPU (the kernel's recv and send are the same for all).
+httpinstr() {
+  command -v valgrind >/dev/null || { echo "== httpinstr: valgrind missing"; return; }
+  local d; d=$(mktemp -d)
+  local servers=${HTTPINSTR_SERVERS:-"raw hello_raw http.serve nginx-lua"}
+  echo "== greenhub.http: user-space instructions per hello request (callgrind, wrk -t1 -c10 -d6s, idle run subtracted)"
+  declare -A INS=()
+  for s in $servers; do
+    local tot=() n=0
+    for load in 0 1; do
+      local vg="valgrind --tool=callgrind --callgrind-out-file=$d/cg.out"
+      case $s in
+        raw) taskset -c 0 $vg $B/raw_http $PORT 2>/dev/null & ;;
+        hello_raw) taskset -c 0 $vg lua5.4 examples/hello_raw.lua $PORT 2>/dev/null & ;;
+        http.serve) taskset -c 0 $vg lua5.4 examples/hello_http.lua $PORT 2>/dev/null & ;;
+        nginx-lua)
+          [ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || { echo "   nginx-lua: not installed"; continue 2; }
+          mkdir -p $d/ng
+          cat > $d/ng/nginx.conf <<NGX
+load_module /usr/lib/nginx/modules/ndk_http_module.so; load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1; daemon off; master_process off;
+error_log $d/ng/error.log; pid $d/ng/nginx.pid;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:$PORT; location / { default_type text/plain; content_by_lua_block { ngx.print("Hello, World!") } } } }
+NGX
+          taskset -c 0 $vg --smc-check=all nginx -c $d/ng/nginx.conf -p $d/ng 2>/dev/null & ;;
+      esac
+      SPID=$!
+      for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+      sleep 1
+      [ $load = 1 ] && n=$(taskset -c 1 wrk -t1 -c10 -d6s http://127.0.0.1:$PORT/ | awk '/requests in/ {print $1}')
+      kill -INT $SPID 2>/dev/null; sleep 1; kill -QUIT $SPID 2>/dev/null; sleep 2; kill $SPID 2>/dev/null; wait $SPID 2>/dev/null
+      tot[$load]=$(callgrind_annotate $d/cg.out 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
+      rm -f $d/cg.out
+      PORT=$((PORT + 1))
+    done
+    if [ -n "${tot[0]:-}" ] && [ -n "${tot[1]:-}" ] && [ "${n:-0}" -gt 0 ]; then
+      INS[$s]=$(( (tot[1] - tot[0]) / n ))
+      printf "   %-12s %8d instructions/request  (%d requests)\n" $s ${INS[$s]} $n
+    else
+      echo "   $s: no figure (did not start or answer under valgrind)"
+    fi
+  done
+  [ -n "${INS[http.serve]:-}" ] && [ -n "${INS[nginx-lua]:-}" ] &&
+    echo "   http.serve / nginx-lua: $(ratio ${INS[http.serve]} ${INS[nginx-lua]})   http.serve / hello_raw: $(ratio ${INS[http.serve]} ${INS[hello_raw]:-0})"
+  rm -rf $d
+}
+
 # ---------------------------------------------------------------- RESP
 # redis-benchmark against redis-server and a small RESP server on greenhub
 # (bench/resp_server.lua), unpipelined and with -P 16, with and without
@@ -634,5 +686,6 @@ case $what in
   tls) tls_bench ;;
   resp) resp ;;
   httpmod) httpmod ;;
-  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod; ws_bench; prefork_bench; fs_bench; static_bench; pg_bench; scope_bench ;;
+  httpinstr) httpinstr ;;
+  all) core; http 100; http 1000; echo_bench; syscalls; http_client; tls_bench; resp; httpmod; httpinstr; ws_bench; prefork_bench; fs_bench; static_bench; pg_bench; scope_bench ;;
 esac

@@ -4,7 +4,7 @@
 set -e
 need_test="lua5.4 liblua5.4-dev lua-busted luarocks lua-socket lua-sec openssl libssl-dev pkg-config gcc make redis-server lua-redis python3 curl apache2-utils node-ws python3-websockets nginx libpq-dev postgresql"
 need_demo="lua5.4 liblua5.4-dev libssl-dev pkg-config gcc make"
-need_bench="lua5.4 liblua5.4-dev libssl-dev pkg-config gcc make lua-cqueues lua-luv lua-socket lua-sec openssl nginx-light wrk strace python3-eventlet python3-gevent util-linux procps redis-server redis-tools libnginx-mod-http-lua node-ws python3-websockets libpq-dev postgresql python3-psycopg2"
+need_bench="valgrind lua5.4 liblua5.4-dev libssl-dev pkg-config gcc make lua-cqueues lua-luv lua-socket lua-sec openssl nginx-light wrk strace python3-eventlet python3-gevent util-linux procps redis-server redis-tools libnginx-mod-http-lua node-ws python3-websockets libpq-dev postgresql python3-psycopg2"
 case "${1:-test}" in
   test) pkgs=$need_test ;;
   demo) pkgs=$need_demo ;;
