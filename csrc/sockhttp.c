@@ -931,6 +931,7 @@ int l_httpindex(lua_State *L) {
 #define FIN_SLOW (2 + SK_N)    /* the Lua finish, for everything but the common case */
 #define FIN_REASONS (3 + SK_N) /* status -> reason phrase */
 #define FIN_REST (4 + SK_N)    /* function(res, sock, rest): what the socket did not take */
+#define FIN_ANSWER (5 + SK_N)  /* the Lua answer(res, status, headers, body) */
 
 /* the results of a Lua function called at stack level base */
 static int fin_k(lua_State *L, int status, lua_KContext base) {
@@ -938,51 +939,52 @@ static int fin_k(lua_State *L, int status, lua_KContext base) {
   return lua_gettop(L) - (int)base;
 }
 
-/*
- * res:finish([body [, trailers]]): a whole body of a string under 2 KiB
- * with nothing written yet (and no trailers) goes out here, head and body in one write from
- * C as far as the socket takes them; anything else is the Lua finish's.
- * Stack: 1 res, 2 body, 3 trailers, then 4 the socket, 5 the headers.
- */
-static int l_httpfinish(lua_State *L) {
-  resp_args ra;
-  lua_settop(L, 3);
-  if (lua_type(L, 1) != LUA_TTABLE) goto slow;
-  if (sget(L, 1, SK_FINISHED) != LUA_TNIL && lua_toboolean(L, -1)) {
-    lua_pushboolean(L, 1);
-    return 1;
-  }
-  if (lua_type(L, 2) != LUA_TSTRING || !lua_isnil(L, 3)) goto slow; /* trailers: chunked, Lua's */
-  ra.body = lua_tolstring(L, 2, &ra.bn);
-  if (ra.bn >= 2048) goto slow;
+/* res (stack 1) not started in any way: not finished, no head sent, nothing
+   buffered, no failed send; its socket pushed (a plain or ready TLS stream)
+   or NULL (the Lua side then) */
+static gh_sock *fresh_response(lua_State *L) {
+  int top = lua_gettop(L);
+  sget(L, 1, SK_FINISHED);
   sget(L, 1, SK_HEADERS_SENT);
   sget(L, 1, SK_NBUF);
   sget(L, 1, SK_FAILED);
-  if (lua_toboolean(L, 5) || lua_toboolean(L, 6) || lua_toboolean(L, 7)) goto slow;
-  lua_settop(L, 3);
-  sget(L, 1, SK_SOCK);                                           /* 4: the socket */
-  gh_sock *s = sock_test(L, 4);
-  if (!s || s->type != SOCK_STREAM || s->kind != K_CLIENT || (s->tls && !tls_ready(s)))
-    goto slow;
-  if (sget(L, 1, SK_HEADERS) != LUA_TTABLE) goto slow;           /* 5 */
-  ra.headers = 5;
-  int st = sget(L, 1, SK_STATUS);                                /* 6 */
-  if (st != LUA_TNIL && !lua_isinteger(L, 6))
-    return luaL_error(L, "http: bad response status %s", luaL_tolstring(L, 6, NULL));
-  ra.status = st == LUA_TNIL ? 200 : lua_tointeger(L, 6);        /* nil: Response's 200 */
-  lua_Integer rq = sget(L, 1, SK_RQ) == LUA_TNIL ? 0 : lua_tointeger(L, 7); /* 7 */
-  int nobody = ra.status < 200 || ra.status == 204 || ra.status == 304, is_head = rq & 1;
+  int used = lua_toboolean(L, top + 1) || lua_toboolean(L, top + 2) || lua_toboolean(L, top + 3) ||
+             lua_toboolean(L, top + 4);
+  lua_settop(L, top);
+  if (used) return NULL;
+  sget(L, 1, SK_SOCK);
+  gh_sock *s = sock_test(L, -1);
+  if (!s || s->type != SOCK_STREAM || s->kind != K_CLIENT || (s->tls && !tls_ready(s))) return NULL;
+  return s;
+}
+
+/*
+ * Finish res (stack 1) here: status, body (anchored on the stack), the head's
+ * fields from the table at hidx, the socket s at sidx; head and body in one
+ * write from C as far as the socket takes them (the rest through FIN_REST).
+ * Returns as res:finish does.
+ */
+static int finish_fast(lua_State *L, gh_sock *s, int sidx, int hidx, lua_Integer status,
+                       const char *body, size_t bn) {
+  resp_args ra;
+  ra.headers = hidx;
+  ra.status = status;
+  ra.body = body;
+  ra.bn = bn;
+  int top = lua_gettop(L);
+  lua_Integer rq = sget(L, 1, SK_RQ) == LUA_TNIL ? 0 : lua_tointeger(L, -1);
+  int nobody = status < 200 || status == 204 || status == 304, is_head = rq & 1;
   ra.head = !nobody && is_head;
   ra.bodyless = nobody || is_head;
   ra.minor = !(rq & 2);
   ra.keep = sget(L, 1, SK_KEEP) == LUA_TNIL || lua_toboolean(L, -1); /* nil: Response's true */
-  lua_settop(L, 5);
-  if (lua_rawgeti(L, lua_upvalueindex(FIN_REASONS), ra.status) == LUA_TSTRING)  /* 6 */
-    ra.reason = lua_tolstring(L, 6, &ra.rn);
+  lua_settop(L, top);
+  if (lua_rawgeti(L, lua_upvalueindex(FIN_REASONS), status) == LUA_TSTRING) /* (stays: anchored) */
+    ra.reason = lua_tolstring(L, -1, &ra.rn);
   else
     ra.reason = "Unknown", ra.rn = 7;
   ra.has_length = 1;
-  ra.length = (lua_Integer)ra.bn;
+  ra.length = (lua_Integer)bn;
   char stack[1024];
   hbuf b;
   resp_info ri;
@@ -1009,7 +1011,7 @@ static int l_httpfinish(lua_State *L) {
   int keep = ri.keep;
   if (ri.handler_len >= 0 && !ra.bodyless) {
     SSET(L, 1, SK_LENGTH, lua_pushinteger(L, ri.handler_len));
-    if ((lua_Integer)ra.bn != ri.handler_len) keep = 0;
+    if ((lua_Integer)bn != ri.handler_len) keep = 0;
   }
   if (keep != ra.keep) SSET(L, 1, SK_KEEP, lua_pushboolean(L, keep));
   if (done == b.n) {
@@ -1018,14 +1020,40 @@ static int l_httpfinish(lua_State *L) {
   }
   /* the rest waits for the socket, through its send: FIN_REST(res, sock, rest) */
   lua_pushlstring(L, b.p + done, b.n - done);
-  lua_replace(L, 2);
-  lua_settop(L, 4);
+  int base = lua_gettop(L);
   lua_pushvalue(L, lua_upvalueindex(FIN_REST));
   lua_pushvalue(L, 1);
-  lua_pushvalue(L, 4);
-  lua_pushvalue(L, 2);
-  lua_callk(L, 3, LUA_MULTRET, 4, fin_k);
-  return lua_gettop(L) - 4;
+  lua_pushvalue(L, sidx);
+  lua_pushvalue(L, base);
+  lua_callk(L, 3, LUA_MULTRET, base, fin_k);
+  return lua_gettop(L) - base;
+}
+
+/*
+ * res:finish([body [, trailers]]): a whole body of a string under 2 KiB
+ * (or none) with nothing written yet (and no trailers) goes out here, head
+ * and body in one write from C as far as the socket takes them; anything
+ * else is the Lua finish's.
+ * Stack: 1 res, 2 body, 3 trailers, then 4 the socket, 5 the headers.
+ */
+static int l_httpfinish(lua_State *L) {
+  lua_settop(L, 3);
+  int bt = lua_type(L, 2);
+  /* (trailers: chunked, Lua's; a finished one too: its finish says true) */
+  if (lua_type(L, 1) != LUA_TTABLE || (bt != LUA_TSTRING && bt != LUA_TNIL) || !lua_isnil(L, 3))
+    goto slow;
+  size_t bn = 0;
+  const char *body = bt == LUA_TSTRING ? lua_tolstring(L, 2, &bn) : "";
+  if (bn >= 2048) goto slow;
+  gh_sock *s = fresh_response(L);                                /* 4: the socket */
+  if (!s) goto slow;
+  if (sget(L, 1, SK_HEADERS) != LUA_TTABLE) goto slow;           /* 5 */
+  int st = sget(L, 1, SK_STATUS);                                /* 6 */
+  if (st != LUA_TNIL && !lua_isinteger(L, 6))
+    return luaL_error(L, "http: bad response status %s", luaL_tolstring(L, 6, NULL));
+  lua_Integer status = st == LUA_TNIL ? 200 : lua_tointeger(L, 6); /* nil: Response's 200 */
+  lua_settop(L, 5);
+  return finish_fast(L, s, 4, 5, status, body, bn);
 slow:
   lua_settop(L, 3);
   lua_pushvalue(L, lua_upvalueindex(FIN_SLOW));
@@ -1034,17 +1062,54 @@ slow:
   return lua_gettop(L);
 }
 
-/* core._httpfinisher(slow, reasons, send_rest) -> the finisher */
+/*
+ * answer(res, status, headers, body): what a handler returned, the server's
+ * loop hands it here. An integer status, a string body under 2 KiB (or
+ * none), and no headers or headers into a response that has none of its
+ * own go out as res:finish's common case -- the handler's table read as it
+ * is, nothing written into it; anything else is the Lua answer's. Stack:
+ * 1 res, 2 status, 3 headers, 4 body, then 5 the socket, 6 res.headers.
+ */
+static int l_httpanswer(lua_State *L) {
+  lua_settop(L, 4);
+  int ht = lua_type(L, 3), bt = lua_type(L, 4);
+  if (lua_type(L, 1) != LUA_TTABLE || !lua_isinteger(L, 2) || (ht != LUA_TNIL && ht != LUA_TTABLE) ||
+      (bt != LUA_TSTRING && bt != LUA_TNIL))
+    goto slow;
+  size_t bn = 0;
+  const char *body = bt == LUA_TSTRING ? lua_tolstring(L, 4, &bn) : "";
+  if (bn >= 2048) goto slow;
+  gh_sock *s = fresh_response(L);                                /* 5: the socket */
+  if (!s) goto slow;
+  if (sget(L, 1, SK_HEADERS) != LUA_TTABLE) goto slow;           /* 6 */
+  int hidx = 6;
+  if (ht == LUA_TTABLE) {
+    lua_pushnil(L);
+    if (lua_next(L, 6)) goto slow; /* the handler set some on res too: merged in Lua */
+    hidx = 3;
+  }
+  return finish_fast(L, s, 5, hidx, lua_tointeger(L, 2), body, bn);
+slow:
+  lua_settop(L, 4);
+  lua_pushvalue(L, lua_upvalueindex(FIN_ANSWER));
+  lua_insert(L, 1);
+  lua_callk(L, 4, LUA_MULTRET, 0, fin_k);
+  return lua_gettop(L);
+}
+
+/* core._httpfinisher(slow, reasons, send_rest, answer) -> the finisher,
+   the answerer */
 int l_httpfinisher(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checktype(L, 3, LUA_TFUNCTION);
-  push_field_upvalues(L, lua_upvalueindex(1));
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 2);
-  lua_pushvalue(L, 3);
-  lua_pushcclosure(L, l_httpfinish, 1 + SK_N + 3);
-  return 1;
+  luaL_checktype(L, 4, LUA_TFUNCTION);
+  for (int f = 0; f < 2; f++) {
+    push_field_upvalues(L, lua_upvalueindex(1));
+    for (int i = 1; i <= 4; i++) lua_pushvalue(L, i);
+    lua_pushcclosure(L, f ? l_httpanswer : l_httpfinish, 1 + SK_N + 4);
+  }
+  return 2;
 }
 
 /* methods._httphead, _httpreq and _httpres, each with the hub (at hub)

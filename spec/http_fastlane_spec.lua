@@ -215,6 +215,56 @@ describe("http fast lane", function()
     assert.matches("http: bad response status 1000", errs[2])
   end)
 
+  it("what a handler returns: every case the C answerer takes, and every one it hands on", function()
+    local errs = {}
+    gh.onerror(function(_, e) errs[#errs + 1] = tostring(e) end)
+    local _, port, stop = start(function(req, res)
+      local p = req.path
+      if p == "/plain" then return 201, nil, "x"
+      elseif p == "/res-headers" then res.headers["x-a"] = "1"; return 200, nil, "y"
+      elseif p == "/nobody" then return 204
+      elseif p == "/empty" then return 200
+      elseif p == "/float" then return 200.0, nil, "f"
+      elseif p == "/str" then return "200", nil, "s"
+      elseif p == "/number-body" then return 200, nil, 42
+      elseif p == "/written" then res:write("w1"); return 200, nil, "w2"
+      elseif p == "/finished" then res:finish("done"); return 500, nil, "ignored"
+      elseif p == "/reason" then return 599, { ["x-b"] = "2" }, "r"
+      end
+    end)
+    local st, h, body = get(port, "/plain")
+    assert.same({ 201, "1", "x" }, { st, h["content-length"], body })
+    st, h, body = get(port, "/res-headers")
+    assert.same({ 200, "1", "y" }, { st, h["x-a"], body })
+    st, h, body = get(port, "/nobody")
+    assert.same({ 204, nil, "" }, { st, h["content-length"], body })
+    st, h, body = get(port, "/empty")
+    assert.same({ 200, "0", "" }, { st, h["content-length"], body })
+    assert.equal(500, (get(port, "/float")))
+    assert.equal(500, (get(port, "/str")))
+    st, _, body = get(port, "/number-body")
+    assert.same({ 200, "42" }, { st, body })
+    st, _, body = get(port, "/written")
+    assert.same({ 200, "w1w2" }, { st, body })
+    st, _, body = get(port, "/finished")
+    assert.same({ 200, "done" }, { st, body })
+    st, h, body = get(port, "/reason")
+    assert.same({ 599, "2", "r" }, { st, h["x-b"], body })
+    -- a HEAD's answer through the answerer: the length, no body; the
+    -- connection goes on
+    local c = connect(port)
+    c:send("HEAD /plain HTTP/1.1\r\nHost: x\r\n\r\nGET /plain HTTP/1.1\r\nHost: x\r\n\r\n")
+    st, h = response(c, true)
+    assert.same({ 201, "1" }, { st, h["content-length"] })
+    assert.equal("x", select(3, response(c)))
+    c:close()
+    gh.sleep(0.05)
+    stop(); gh.onerror(nil)
+    assert.equal(2, #errs)
+    assert.matches("http: bad response status 200.0", errs[1])
+    assert.matches("http: bad response status 200", errs[2])
+  end)
+
   it("everything the finisher hands on: non-string, big, after write, replaced headers", function()
     local _, port, stop = start(function(req, res)
       if req.path == "/num" then res:finish(12345)

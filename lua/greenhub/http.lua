@@ -333,7 +333,9 @@ local function send_rest(res, sock, rest)
   return true
 end
 
-Response.finish = core._httpfinisher(finish, REASONS, send_rest)
+-- (Response.finish and answer_c, the C side of both, are made below
+-- answer: they share their slow paths)
+local answer_c
 
 -- ---------------------------------------------------------------- server
 
@@ -396,7 +398,9 @@ local function drain(s, req)
   end
 end
 
--- what a handler returned: status [, headers [, body]] (no table per call)
+-- what a handler returned: status [, headers [, body]] (no table per call);
+-- the common case, an integer status with a small string body, is the C
+-- answerer's (answer_c), this is everything else
 local function answer(res, status, headers, body)
   if not res._finished and status ~= nil then
     if res.headers_sent then error("http: the handler returned a response after writing one", 0) end
@@ -427,6 +431,8 @@ local function answer(res, status, headers, body)
     return res:finish(body)
   end
 end
+
+Response.finish, answer_c = core._httpfinisher(finish, REASONS, send_rest, answer)
 
 
 -- the handler's own stack goes into the report (string errors)
@@ -474,7 +480,7 @@ local function connection(s, sock, conn)
     if s.closing or (max_requests and nreq >= max_requests) then res._keep = false end
     if body_t then sock:settimeout(s.body_timeout) end
     local st, hh, hb = handler(req, res)
-    if st ~= nil then answer(res, st, hh, hb) end -- returned: status [, headers [, body]]
+    if st ~= nil then answer_c(res, st, hh, hb) end -- returned: status [, headers [, body]]
     if body_t then sock:settimeout(s.send_timeout) end
     if conn.hijacked then
       s.conns[conn] = nil
