@@ -939,6 +939,26 @@ static int fin_k(lua_State *L, int status, lua_KContext base) {
   return lua_gettop(L) - (int)base;
 }
 
+/* the string at idx (nil: none, "") as a whole body the fast path takes
+   (under 2 KiB), or NULL */
+static const char *small_body(lua_State *L, int idx, size_t *bn) {
+  int t = lua_type(L, idx);
+  *bn = 0;
+  if (t == LUA_TNIL) return "";
+  if (t != LUA_TSTRING) return NULL;
+  const char *b = lua_tolstring(L, idx, bn);
+  return *bn < 2048 ? b : NULL;
+}
+
+/* the Lua side (upvalue up) with the nargs arguments on the stack */
+static int lua_side(lua_State *L, int nargs, int up) {
+  lua_settop(L, nargs);
+  lua_pushvalue(L, lua_upvalueindex(up));
+  lua_insert(L, 1);
+  lua_callk(L, nargs, LUA_MULTRET, 0, fin_k);
+  return lua_gettop(L);
+}
+
 /* res (stack 1) not started in any way: not finished, no head sent, nothing
    buffered, no failed send; its socket pushed (a plain or ready TLS stream)
    or NULL (the Lua side then) */
@@ -1038,13 +1058,10 @@ static int finish_fast(lua_State *L, gh_sock *s, int sidx, int hidx, lua_Integer
  */
 static int l_httpfinish(lua_State *L) {
   lua_settop(L, 3);
-  int bt = lua_type(L, 2);
+  size_t bn;
+  const char *body = small_body(L, 2, &bn);
   /* (trailers: chunked, Lua's; a finished one too: its finish says true) */
-  if (lua_type(L, 1) != LUA_TTABLE || (bt != LUA_TSTRING && bt != LUA_TNIL) || !lua_isnil(L, 3))
-    goto slow;
-  size_t bn = 0;
-  const char *body = bt == LUA_TSTRING ? lua_tolstring(L, 2, &bn) : "";
-  if (bn >= 2048) goto slow;
+  if (lua_type(L, 1) != LUA_TTABLE || !body || !lua_isnil(L, 3)) goto slow;
   gh_sock *s = fresh_response(L);                                /* 4: the socket */
   if (!s) goto slow;
   if (sget(L, 1, SK_HEADERS) != LUA_TTABLE) goto slow;           /* 5 */
@@ -1055,11 +1072,7 @@ static int l_httpfinish(lua_State *L) {
   lua_settop(L, 5);
   return finish_fast(L, s, 4, 5, status, body, bn);
 slow:
-  lua_settop(L, 3);
-  lua_pushvalue(L, lua_upvalueindex(FIN_SLOW));
-  lua_insert(L, 1);
-  lua_callk(L, 3, LUA_MULTRET, 0, fin_k);
-  return lua_gettop(L);
+  return lua_side(L, 3, FIN_SLOW);
 }
 
 /*
@@ -1072,13 +1085,12 @@ slow:
  */
 static int l_httpanswer(lua_State *L) {
   lua_settop(L, 4);
-  int ht = lua_type(L, 3), bt = lua_type(L, 4);
+  int ht = lua_type(L, 3);
+  size_t bn;
+  const char *body = small_body(L, 4, &bn);
   if (lua_type(L, 1) != LUA_TTABLE || !lua_isinteger(L, 2) || (ht != LUA_TNIL && ht != LUA_TTABLE) ||
-      (bt != LUA_TSTRING && bt != LUA_TNIL))
+      !body)
     goto slow;
-  size_t bn = 0;
-  const char *body = bt == LUA_TSTRING ? lua_tolstring(L, 4, &bn) : "";
-  if (bn >= 2048) goto slow;
   gh_sock *s = fresh_response(L);                                /* 5: the socket */
   if (!s) goto slow;
   if (sget(L, 1, SK_HEADERS) != LUA_TTABLE) goto slow;           /* 6 */
@@ -1090,11 +1102,7 @@ static int l_httpanswer(lua_State *L) {
   }
   return finish_fast(L, s, 5, hidx, lua_tointeger(L, 2), body, bn);
 slow:
-  lua_settop(L, 4);
-  lua_pushvalue(L, lua_upvalueindex(FIN_ANSWER));
-  lua_insert(L, 1);
-  lua_callk(L, 4, LUA_MULTRET, 0, fin_k);
-  return lua_gettop(L);
+  return lua_side(L, 4, FIN_ANSWER);
 }
 
 /* core._httpfinisher(slow, reasons, send_rest, answer) -> the finisher,
