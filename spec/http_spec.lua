@@ -256,6 +256,83 @@ describe("http server", function()
     idle:close(); busy:close()
   end)
 
+  it("res:inform: a 1xx before the final answer; none to HTTP/1.0; misuse", function()
+    local got = {}
+    local errs = {}
+    gh.onerror(function(_, e) errs[#errs + 1] = tostring(e) end)
+    local _, port, stop = start(function(req, res)
+      if req.path == "/bad" then res:inform(200) end
+      if req.path == "/late" then
+        res:write(("w"):rep(3000)) -- the head went out
+        got[#got + 1] = { res:inform(103) }
+        return res:finish()
+      end
+      got[#got + 1] = { res:inform(103, { link = "</a.css>; rel=preload" }) }
+      got[#got + 1] = { res:inform(102) }
+      return 200, nil, "final"
+    end)
+    local c = connect(port)
+    c:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    local st, h, body = response(c)
+    assert.same({ 103, "</a.css>; rel=preload", "" }, { st, h.link, body })
+    st, h, body = response(c)
+    assert.same({ 102, "" }, { st, body })
+    st, h, body = response(c)
+    assert.same({ 200, "final" }, { st, body })
+    c:close()
+    -- HTTP/1.0: no interim answer, inform says true
+    c = connect(port)
+    c:send("GET / HTTP/1.0\r\n\r\n")
+    st, _, body = response(c)
+    assert.same({ 200, "final" }, { st, body })
+    c:close()
+    assert.same({ { true }, { true }, { true }, { true } }, got)
+    got = {}
+    c = connect(port)
+    c:send("GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.equal(200, (response(c)))
+    assert.same({ { nil, "headers sent" } }, got)
+    c:send("GET /bad HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.equal(500, (response(c)))
+    gh.sleep(0.01)
+    gh.onerror(nil)
+    assert.matches("bad argument #1 to 'inform' %(a 1xx status from 102 to 199 expected%)", errs[1])
+    -- our own client reads past them
+    assert.equal("final", assert(http.fetch("http://127.0.0.1:" .. port .. "/")).body)
+    c:close(); stop()
+  end)
+
+  it("s:on_shutdown: hooks run once, in threads of their own, for what shutdown does not wait for", function()
+    local l = assert(gh.listen("127.0.0.1", 0))
+    local _, port = l:getsockname()
+    local hijacked, ran = {}, 0
+    local s = http.server(function(req)
+      local sock = req:hijack()
+      hijacked[#hijacked + 1] = sock
+      sock:send("upgraded\n")
+    end)
+    s:on_shutdown(function()
+      ran = ran + 1
+      for _, sock in ipairs(hijacked) do sock:send("bye\n"); sock:close() end
+    end)
+    assert.has_error(function() s:on_shutdown("x") end, "bad argument #1 to 'on_shutdown' (function expected, got string)")
+    local t = gh.spawn(s.serve, s, l)
+    local c = connect(port)
+    c:send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert.equal("upgraded", c:receive())
+    gh.sleep(0.02)
+    local t0 = gh.clock()
+    assert.is_true(s:shutdown(5)) -- not waiting for the hijacked one
+    assert.is_true(gh.clock() - t0 < 1)
+    assert.equal("bye", c:receive())
+    local line, err = c:receive()
+    assert.same({ nil, "closed" }, { line, err })
+    assert.is_true(s:shutdown(5)) -- again: the hooks do not run twice
+    gh.sleep(0.01)
+    assert.equal(1, ran)
+    t:wait(); c:close()
+  end)
+
   it("shutdown past its grace kills the handlers still running", function()
     local l = assert(gh.listen("127.0.0.1", 0))
     local _, port = l:getsockname()

@@ -22,7 +22,8 @@ M.DEFAULTS = {
 }
 
 local REASONS = {
-  [100] = "Continue", [101] = "Switching Protocols", [200] = "OK", [201] = "Created",
+  [100] = "Continue", [101] = "Switching Protocols", [102] = "Processing", [103] = "Early Hints",
+  [200] = "OK", [201] = "Created",
   [202] = "Accepted", [204] = "No Content", [206] = "Partial Content",
   [301] = "Moved Permanently", [302] = "Found", [303] = "See Other", [304] = "Not Modified",
   [307] = "Temporary Redirect", [308] = "Permanent Redirect", [400] = "Bad Request",
@@ -279,6 +280,24 @@ function Response:write(...)
     self._sent = self._sent + #data
   end
   return send(self, data)
+end
+
+--- inform(status [, headers]): an interim 1xx answer (103 Early Hints,
+-- ...) before the final one; true, or nil, err. An HTTP/1.0 client gets
+-- none (RFC 9110 15.2: true, nothing sent). 100 is the server's own (sent
+-- on the first body read), 101 is an upgrade's (hijack)
+function Response:inform(status, headers)
+  if math.type(status) ~= "integer" or status < 102 or status > 199 then
+    error("bad argument #1 to 'inform' (a 1xx status from 102 to 199 expected)", 2)
+  end
+  if headers ~= nil and type(headers) ~= "table" then
+    error("bad argument #2 to 'inform' (table expected, got " .. type(headers) .. ")", 2)
+  end
+  if self._finished or self.headers_sent then return nil, "headers sent" end
+  if self._failed then return nil, self._failed end
+  if (self._rq or 0) & 2 ~= 0 then return true end
+  return send(self, (httpresponse(status, REASONS[status] or "Informational", headers or {}, nil,
+    true, 1, true)))
 end
 
 --- flush(): the head (and what is buffered) goes out now
@@ -559,10 +578,27 @@ function Server:serve(listener)
   return true
 end
 
+--- s:on_shutdown(f): f() runs in a green thread of its own when a
+-- shutdown begins -- for connections the server no longer holds
+-- (hijacked: WebSocket), which shutdown does not wait for (Go's
+-- RegisterOnShutdown). f should start their closing, not wait for it.
+function Server:on_shutdown(f)
+  if type(f) ~= "function" and not (getmetatable(f) or {}).__call then
+    error("bad argument #1 to 'on_shutdown' (function expected, got " .. type(f) .. ")", 2)
+  end
+  local hooks = self._on_shutdown or {}
+  self._on_shutdown = hooks
+  hooks[#hooks + 1] = f
+end
+
 --- s:shutdown([grace]) -> true, or nil, "timeout" (what was left was killed)
 function Server:shutdown(grace)
   grace = grace or self.grace
+  local first = not self.closing
   self.closing = true
+  -- (hijacked connections are not waited for: the hooks tell their owners,
+  -- once)
+  if first then for _, f in ipairs(self._on_shutdown or {}) do core.spawn(f) end end
   for l in pairs(self.listeners) do l:close() end
   -- idle keep-alive connections close now; a connection accepted but
   -- still before its first request is in flight (its client is sending
