@@ -161,6 +161,7 @@ int l_httpresponse(lua_State *L);
 int l_httpcfg(lua_State *L);
 int l_httpfinisher(lua_State *L);
 int l_httpindex(lua_State *L);
+int l_httpfieldlist(lua_State *L);
 void set_http_methods(lua_State *L, int methods, int hub);
 
 #endif

@@ -871,7 +871,7 @@ static const luaL_Reg sock_funcs[] = {
   {"_httpchunked", l_httpchunked},
   {"_httpresponse", l_httpresponse},
   {"_httpcfg", l_httpcfg}, {"_httpfinisher", l_httpfinisher},
-  {"_httpindex", l_httpindex},
+  {"_httpindex", l_httpindex}, {"_httpfieldlist", l_httpfieldlist},
   {"trampoline", l_trampoline}, {"notify_close", l_notify_close},
   {"_resolver_delay", resolver_set_delay}, {"fdopen", l_fdopen},
   {"_tlswrap", l_tlswrap}, {"_tlsctxsize", l_tlsctxsize},

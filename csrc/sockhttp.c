@@ -911,9 +911,30 @@ static int l_headersindex(lua_State *L) {
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 5);
   lua_rawset(L, 1);
-  lua_pushvalue(L, lua_upvalueindex(3));
-  lua_pushnil(L);
-  lua_rawset(L, 1);
+  return 1; /* (_fields stays: req:header_list() reads it) */
+}
+
+/* core._httpfieldlist([lines]) -> { {name, value}, ... }: the field lines
+   a head was parsed from (req._fields) parsed again, in their order, the
+   names as written */
+int l_httpfieldlist(lua_State *L) {
+  size_t n = 0;
+  const char *p = lua_isnoneornil(L, 1) ? "" : luaL_checklstring(L, 1, &n);
+  http_header hs[256];
+  http_head h;
+  memset(&h, 0, sizeof h);
+  h.headers = hs;
+  h.max_headers = 256;
+  if (n > 0 && http_parse_trailers(p, n, &h) < 0) return luaL_error(L, "http: bad _fields (%s)", h.why);
+  lua_createtable(L, (int)h.nheaders, 0);
+  for (size_t i = 0; i < h.nheaders; i++) {
+    lua_createtable(L, 2, 0);
+    lua_pushlstring(L, h.headers[i].name, h.headers[i].name_len);
+    lua_rawseti(L, -2, 1);
+    lua_pushlstring(L, h.headers[i].value, h.headers[i].value_len);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
   return 1;
 }
 

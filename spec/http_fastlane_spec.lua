@@ -53,18 +53,19 @@ describe("http fast lane", function()
       table.sort(names)
       seen = { before, table.concat(names, " "), h["x-a"], h.host, h["x-empty"], h["x-sp"],
                req:header("X-A"), rawequal(h, req.headers), rawget(req, "headers") == h,
-               rawget(req, "_fields"), req.nothing, req.read ~= nil }
+               req:header_list(), req.nothing, req.read ~= nil }
       res:finish("ok")
     end)
     local st = get(port, "/", "X-A: 1\r\nX-Empty:\r\nx-a:  2 \r\nX-Sp: a  b\r\n")
     assert.equal(200, st)
     assert.same({ nil, "host x-a x-empty x-sp", "1, 2", "x", "", "a  b", "1, 2", true, true,
-                  nil, nil, true }, seen)
+                  { { "Host", "x" }, { "X-A", "1" }, { "X-Empty", "" }, { "x-a", "2" }, { "X-Sp", "a  b" } },
+                  nil, true }, seen)
     -- a head with no header lines at all (1.0): an empty table
     local c = connect(port)
     c:send("GET / HTTP/1.0\r\n\r\n")
     assert.equal(200, (response(c)))
-    assert.equal("", seen[2]); c:close()
+    assert.equal("", seen[2]); assert.same({}, seen[10]); c:close()
     stop()
   end)
 
@@ -149,11 +150,17 @@ describe("http fast lane", function()
       end
       return (table.concat(t):gsub("^[ \t]+", ""):gsub("[ \t]+$", ""))
     end
-    local seen
-    local _, port, stop = start(function(req, res) seen = req.headers; res:finish("") end)
+    local seen, list
+    local _, port, stop = start(function(req, res)
+      -- every other head: the list before the table, then after it
+      if math.random(2) == 1 then list = req:header_list(); seen = req.headers
+      else seen = req.headers; list = req:header_list() end
+      res:finish("")
+    end)
     local c = connect(port)
     for _ = 1, 300 do
       local lines, want, names = {}, { host = "x" }, {}
+      local want_list = { { "Host", "x" } }
       for i = 1, math.random(0, 40) do
         local name = (i > 1 and math.random(4) == 1) and names[math.random(#names)] or H.random_token(math.random(1, 12))
         names[#names + 1] = name
@@ -164,6 +171,7 @@ describe("http fast lane", function()
         if k ~= "host" and k ~= "content-length" and k ~= "transfer-encoding" and k ~= "connection"
           and k ~= "expect" and k ~= "upgrade" then
           want[k] = want[k] and (want[k] .. ", " .. v) or v
+          want_list[#want_list + 1] = { sent, v }
         else
           lines[#lines] = nil -- the framing fields stay out of it
         end
@@ -172,6 +180,7 @@ describe("http fast lane", function()
       local st = response(c)
       assert.equal(200, st, "seed " .. seed)
       assert.same(want, seen, "seed " .. seed)
+      assert.same(want_list, list, "seed " .. seed)
     end
     c:close(); stop()
   end)

@@ -73,16 +73,28 @@ local Request = { version = 1.1 } -- (a 1.0 request carries its own)
 -- Request's fields, and req.headers made on its first look (csrc/sockhttp.c)
 Request.__index = core._httpindex(Request)
 -- pairs(req) (and a client's pairs(res)) shows what reading it shows: the
--- headers and the version are made its own fields first
+-- headers and the version are made its own fields first (and the raw
+-- field lines, kept for header_list, are not shown)
+local function next_shown(t, k)
+  local nk, v = next(t, k)
+  if nk == "_fields" then nk, v = next(t, nk) end
+  return nk, v
+end
 local function show_all(t)
   local _ = t.headers
   if rawget(t, "version") == nil then rawset(t, "version", t.version) end
-  return next, t, nil
+  return next_shown, t, nil
 end
 Request.__pairs = show_all
 
 function Request:header(name)
   return self.headers[name:lower()]
+end
+
+--- header_list() -> { {name, value}, ... }: the head's fields in the order
+-- they came, names as received (repeats not joined)
+function Request:header_list()
+  return core._httpfieldlist(rawget(self, "_fields"))
 end
 
 function Request:getpeername() return self._conn.sock:getpeername() end
