@@ -31,6 +31,22 @@ local function close_counter(answer)
   return count, port, stop
 end
 
+-- n calls, each call(port, i) interrupted by gh.with_timeout (nil,
+-- "timeout") against a close_counter(answer) server, with the collector
+-- stopped (only the calls themselves may close): every connection closed
+local function each_closes(n, answer, call)
+  collectgarbage("stop")
+  finally(function() collectgarbage("restart") end)
+  local count, port, stop = close_counter(answer)
+  for i = 1, n do
+    assert.same({ nil, "timeout" }, { call(port, i) })
+  end
+  gh.sleep(0.2)
+  collectgarbage("restart")
+  assert.equal(n, count.closed)
+  stop()
+end
+
 describe("regress: an interrupted connect, handshake or fetch leaks its fd", function()
   it("gh.connect and socket.connect interrupted while they connect close their socket at once", function()
     collectgarbage("stop")
@@ -52,52 +68,29 @@ describe("regress: an interrupted connect, handshake or fetch leaks its fd", fun
 
   it("gh.tls.connect interrupted in its handshake closes its connection at once", function()
     if not gh.tls.available then return pending("lua-sec missing") end
-    collectgarbage("stop")
-    finally(function() collectgarbage("restart") end)
-    local count, port, stop = close_counter() -- a ClientHello comes; no answer goes
-    for _ = 1, 10 do
-      assert.same({ nil, "timeout" }, { gh.with_timeout(0.05, gh.tls.connect, "127.0.0.1", port, { verify = "none" }) })
-    end
-    gh.sleep(0.2)
-    collectgarbage("restart")
-    assert.equal(10, count.closed)
-    stop()
+    each_closes(10, nil, function(port) -- a ClientHello comes; no answer goes
+      return gh.with_timeout(0.05, gh.tls.connect, "127.0.0.1", port, { verify = "none" })
+    end)
   end)
 
   it("fetches timed out in the head or in the body close their connection at once", function()
-    collectgarbage("stop") -- only the fetch itself may close them
-    finally(function() collectgarbage("restart") end)
-    local count, port, stop = close_counter(function(s)
+    local c = http.client()
+    each_closes(20, function(s)
       local first = s:receive()
       repeat local x = s:receive() until x == "" or not x
       if first and first:find("/body", 1, true) then
         s:send("HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nabc")
       end
-    end)
-    local c = http.client()
-    for i = 1, 20 do
+    end, function(port, i)
       local path = i % 2 == 0 and "/body" or "/head"
-      local ok, err = gh.with_timeout(0.05, function() return c:fetch("http://127.0.0.1:" .. port .. path) end)
-      assert.same({ nil, "timeout" }, { ok, err })
-    end
-    gh.sleep(0.2)
-    collectgarbage("restart")
-    assert.equal(20, count.closed)
-    stop()
+      return gh.with_timeout(0.05, function() return c:fetch("http://127.0.0.1:" .. port .. path) end)
+    end)
   end)
 
   it("websocket.connect timed out in its handshake closes its connection at once", function()
-    collectgarbage("stop")
-    finally(function() collectgarbage("restart") end)
-    local count, port, stop = close_counter() -- the request comes; no answer goes
     local websocket = require "greenhub.websocket"
-    for _ = 1, 10 do
-      local ok, err = gh.with_timeout(0.05, websocket.connect, "ws://127.0.0.1:" .. port .. "/")
-      assert.same({ nil, "timeout" }, { ok, err })
-    end
-    gh.sleep(0.2)
-    collectgarbage("restart")
-    assert.equal(10, count.closed)
-    stop()
+    each_closes(10, nil, function(port) -- the request comes; no answer goes
+      return gh.with_timeout(0.05, websocket.connect, "ws://127.0.0.1:" .. port .. "/")
+    end)
   end)
 end)
