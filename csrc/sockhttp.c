@@ -888,6 +888,22 @@ static int sock_httpres(lua_State *L) {
  * as they did then) and kept. Upvalues: 1 the class, 2 "headers",
  * 3 "_fields".
  */
+/* The field lines at idx (an object's _fields; nil: none) parsed again
+   into *h, its headers array hs (room for 256); raises when they are not
+   field lines (a handler may have set _fields) */
+static void parse_field_lines(lua_State *L, int idx, http_head *h, http_header *hs) {
+  memset(h, 0, sizeof *h);
+  h->headers = hs;
+  h->max_headers = 256;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t n;
+    const char *p = lua_tolstring(L, idx, &n);
+    if (http_parse_trailers(p, n, h) < 0) luaL_error(L, "http: bad _fields (%s)", h->why);
+  } else if (!lua_isnil(L, idx)) {
+    luaL_error(L, "http: bad _fields (a %s)", luaL_typename(L, idx));
+  }
+}
+
 static int l_headersindex(lua_State *L) {
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
@@ -896,17 +912,9 @@ static int l_headersindex(lua_State *L) {
     return 1;
   http_header hs[256];
   http_head h;
-  memset(&h, 0, sizeof h);
-  h.headers = hs;
-  h.max_headers = 256;
   lua_pushvalue(L, lua_upvalueindex(3));
-  if (lua_rawget(L, 1) == LUA_TSTRING) { /* 4 */
-    size_t n;
-    const char *p = lua_tolstring(L, 4, &n);
-    if (http_parse_trailers(p, n, &h) < 0) return luaL_error(L, "http: bad _fields (%s)", h.why);
-  } else if (!lua_isnil(L, 4)) {
-    return luaL_error(L, "http: bad _fields (a %s)", luaL_typename(L, 4));
-  }
+  lua_rawget(L, 1); /* 4 */
+  parse_field_lines(L, 4, &h, hs);
   push_fields(L, &h, 0); /* 5 */
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 5);
@@ -918,14 +926,10 @@ static int l_headersindex(lua_State *L) {
    a head was parsed from (req._fields) parsed again, in their order, the
    names as written */
 int l_httpfieldlist(lua_State *L) {
-  size_t n = 0;
-  const char *p = lua_isnoneornil(L, 1) ? "" : luaL_checklstring(L, 1, &n);
   http_header hs[256];
   http_head h;
-  memset(&h, 0, sizeof h);
-  h.headers = hs;
-  h.max_headers = 256;
-  if (n > 0 && http_parse_trailers(p, n, &h) < 0) return luaL_error(L, "http: bad _fields (%s)", h.why);
+  lua_settop(L, 1);
+  parse_field_lines(L, 1, &h, hs);
   lua_createtable(L, (int)h.nheaders, 0);
   for (size_t i = 0; i < h.nheaders; i++) {
     lua_createtable(L, 2, 0);
