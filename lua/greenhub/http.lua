@@ -669,14 +669,20 @@ function M.parse_url(url)
   return { scheme = scheme, host = host, port = port, target = target, hosthdr = hosthdr }
 end
 
+-- max_body_size as client or fetch (fname) was given it: nil, false (no
+-- limit) or a size
+local function body_limit(v, fname)
+  if v ~= nil and v ~= false and (type(v) ~= "number" or v < 0) then
+    error("bad argument #1 to '" .. fname .. "' (max_body_size: non-negative number or false expected)", 3)
+  end
+  return v
+end
+
 --- client([opts]) -> c: keep-alive pool per (scheme, host, port)
 function M.client(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("bad argument #1 to 'client' (table expected)", 2) end
-  local mb = opts.max_body_size
-  if mb ~= nil and mb ~= false and (type(mb) ~= "number" or mb < 0) then
-    error("bad argument #1 to 'client' (max_body_size: non-negative number or false expected)", 2)
-  end
+  body_limit(opts.max_body_size, "client")
   return setmetatable({
     pool_size = opts.pool_size or 30, idle_timeout = opts.idle_timeout or 60,
     connect_timeout = opts.connect_timeout or 10, timeout = opts.timeout or 60,
@@ -947,11 +953,8 @@ function Client:fetch(o)
     method = method and method:upper() or "GET"
     if redirects == nil then redirects = 5 end
     timeout, tls = o.timeout or self.timeout, o.tls or self.tls
-    max = o.max_body_size
-    if max == nil then max = self.max_body_size
-    elseif max ~= false and (type(max) ~= "number" or max < 0) then
-      error("bad argument #1 to 'fetch' (max_body_size: non-negative number or false expected)", 2)
-    end
+    max = body_limit(o.max_body_size, "fetch")
+    if max == nil then max = self.max_body_size end
   else
     error("bad argument #1 to 'fetch' (string or table expected)", 2)
   end
