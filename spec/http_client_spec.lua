@@ -78,6 +78,21 @@ describe("http client", function()
     stop()
   end)
 
+  it("timeout bounds each wait, not the whole fetch (as socket.http): a trickling server is waited for", function()
+    local d = H.scale(0.1) -- a byte every d; each wait's bound 3 d
+    local port, stop = H.raw_server(function(s)
+      s:settimeout(5)
+      repeat local l = s:receive() until l == "" or not l
+      s:send("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n")
+      for i = 1, 6 do gh.sleep(d); s:send(tostring(i)) end
+    end)
+    local t0 = gh.clock()
+    local res = assert(http.client({ timeout = 3 * d }):fetch("http://127.0.0.1:" .. port .. "/"))
+    assert.equal("123456", res.body)
+    assert.is_true(gh.clock() - t0 >= 5 * d) -- longer than timeout in all, no wait longer than it
+    stop()
+  end)
+
   it("a body that came with its head: whole, or streamed in pieces of at most max", function()
     local _, base, stop = start(function() return 200, nil, "0123456789" end)
     local c = http.client()
