@@ -219,7 +219,10 @@ static int each_elem(const char *p, size_t n, elem_fn f, void *ud) {
   return 0;
 }
 
-typedef struct { int chunked, last_chunked, unknown, bad; } te_state;
+/* chunked: how often chunked came; unknown: a name not registered;
+   coded: a registered compression coding (gzip, deflate, compress): known,
+   but decoded nowhere here */
+typedef struct { int chunked, last_chunked, unknown, coded, bad; } te_state;
 
 static int te_elem(const char *p, size_t n, void *ud) {
   te_state *t = ud;
@@ -227,9 +230,11 @@ static int te_elem(const char *p, size_t n, void *ud) {
     if (!is_tchar((unsigned char)p[i])) { t->bad = 1; return -1; } /* parameters, junk */
   t->last_chunked = http_token_eq(p, n, "chunked");
   if (t->last_chunked) t->chunked++;
-  else if (!http_token_eq(p, n, "gzip") && !http_token_eq(p, n, "x-gzip") &&
-           !http_token_eq(p, n, "deflate") && !http_token_eq(p, n, "compress") &&
-           !http_token_eq(p, n, "x-compress"))
+  else if (http_token_eq(p, n, "gzip") || http_token_eq(p, n, "x-gzip") ||
+           http_token_eq(p, n, "deflate") || http_token_eq(p, n, "compress") ||
+           http_token_eq(p, n, "x-compress"))
+    t->coded = 1;
+  else
     t->unknown = 1;
   return 0;
 }
@@ -247,7 +252,7 @@ static int conn_elem(const char *p, size_t n, void *ud) {
 int http_framing(http_head *h, int request, const char *request_method) {
   int cl_seen = 0, te_seen = 0, host = 0;
   uint64_t cl = 0;
-  te_state te = {0, 0, 0, 0};
+  te_state te = {0, 0, 0, 0, 0};
   conn_state conn = {0, 0, 0};
   h->expect_continue = 0;
   for (size_t i = 0; i < h->nheaders; i++) {
@@ -295,6 +300,13 @@ int http_framing(http_head *h, int request, const char *request_method) {
     else if (!te.last_chunked || te.chunked > 1)
       return bad(h, 400, "Transfer-Encoding must end with chunked, once");
     else if (te.unknown) return bad(h, 501, "unknown transfer coding");
+    /* a request's body in gzip (deflate, compress) under its chunks: the
+       server decodes none of them, and the handler would read the coded
+       bytes as the body (RFC 9112 6.1: a coding the server does not
+       understand, SHOULD 501; Go and nginx take chunked alone). A response
+       keeps them: the client hands the body over as it came, the header
+       with it. */
+    else if (te.coded && request) return bad(h, 501, "transfer coding not implemented");
     else h->body = HTTP_BODY_CHUNKED;
   } else if (cl_seen) {
     h->body = HTTP_BODY_LENGTH;

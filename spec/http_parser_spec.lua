@@ -83,6 +83,7 @@ describe("http head parser", function()
     { "chunked twice", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 400 },
     { "TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400 },
     { "unknown coding before chunked", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: fugazi, chunked\r\n\r\n", 501 },
+    { "gzip before chunked (decoded nowhere)", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501 },
     { "missing Host on 1.1", "GET / HTTP/1.1\r\nX: 1\r\n\r\n", 400 },
     { "two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400 },
   }
