@@ -336,22 +336,26 @@ NGX
   rm -rf $d
   echo "== greenhub.http client: 1,000 keep-alive GETs vs socket.http under gh.patch() (a connection each), the two alternating in rounds (client on CPU 1), median of $RUNS"
   echo "   against raw C (bench/raw_http.c: the client's own cost) and hello_raw (a greenhub server);"
-  echo "   floor: a blocking C client's GET (bench/http_get.c), and the speedup a client at that floor would reach"
+  echo "   floor: a blocking C client's GET (bench/http_get.c), and the speedup a client at that floor would reach;"
+  echo "   event-loop floor: the same C loop non-blocking with epoll_wait (the system calls a green client makes)"
   for srv in raw hello_raw; do
     if [ $srv = raw ]; then taskset -c 0 $B/raw_http $PORT & else taskset -c 0 lua5.4 examples/hello_raw.lua $PORT 2>/dev/null & fi
     SPID=$!
     for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
-    local sp="" us="" theirs="" floor=""
+    local sp="" us="" theirs="" floor="" efloor=""
     for _ in $(seq $RUNS); do
       local line; line=$(taskset -c 1 lua5.4 bench/http_client_bench.lua http://127.0.0.1:$PORT/ 1000)
       sp="$sp$(echo "$line" | sed -n 's/.*speedup \([0-9.]*\)x.*/\1/p')"$'\n'
       us="$us$(echo "$line" | awk '{printf "%.2f", $2 / 1000 * 1e6}')"$'\n'
       theirs="$theirs$(echo "$line" | awk '{printf "%.2f", $5 / 1000 * 1e6}')"$'\n'
       floor="$floor$(taskset -c 1 $B/http_get $PORT 5000)"$'\n'
+      efloor="$efloor$(taskset -c 1 $B/http_get $PORT 5000 epoll)"$'\n'
     done
+    efloor=$(printf "%s" "$efloor" | median)
     us=$(printf "%s" "$us" | median); theirs=$(printf "%s" "$theirs" | median); floor=$(printf "%s" "$floor" | median)
-    printf "   %-9s greenhub.http %6s us/GET  socket.http %6s us  speedup %sx (target >= 3x)  floor %s us: at best %sx\n" \
-      $srv "$us" "$theirs" "$(printf "%s" "$sp" | grep -E '^[0-9.]+$' | median)" "$floor" "$(ratio "$theirs" "$floor")"
+    printf "   %-9s greenhub.http %6s us/GET  socket.http %6s us  speedup %sx (target >= 3x)  floor %s us: at best %sx  event-loop floor %s us: at best %sx\n" \
+      $srv "$us" "$theirs" "$(printf "%s" "$sp" | grep -E '^[0-9.]+$' | median)" "$floor" "$(ratio "$theirs" "$floor")" \
+      "$efloor" "$(ratio "$theirs" "$efloor")"
     stop_server
   done
 }
