@@ -25,6 +25,22 @@ const unsigned char http_tchar[256] = {
 };
 #define is_tchar(c) (http_tchar[(unsigned char)(c)])
 
+/* a byte of a Host value: uri-host [ ":" port ] (RFC 3986 3.2.2: reg-name's
+   unreserved, pct-encoded and sub-delims, an IP literal's brackets and
+   colons), checked byte by byte as Go's httpguts.ValidHostHeader does */
+static const unsigned char host_byte[256] = {
+  ['0' ... '9'] = 1, ['a' ... 'z'] = 1, ['A' ... 'Z'] = 1,
+  ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['%'] = 1,
+  ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1,
+  [','] = 1, [';'] = 1, ['='] = 1, [':'] = 1, ['['] = 1, [']'] = 1,
+};
+
+static int valid_host(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!host_byte[(unsigned char)p[i]]) return 0;
+  return 1;
+}
+
 /* a field-value byte: HTAB, SP, VCHAR, obs-text (no other CTL, no DEL) */
 static int is_vchar_ws(unsigned char c) {
   return c == '\t' || (c >= 0x20 && c != 0x7f);
@@ -261,7 +277,11 @@ int http_framing(http_head *h, int request, const char *request_method) {
     size_t vn = f->value_len;
     switch (f->name_len) {
       case 4:
-        if (http_token_eq(f->name, 4, "host")) host++;
+        if (http_token_eq(f->name, 4, "host")) {
+          host++;
+          /* (an empty value is valid: a target without an authority) */
+          if (request && !valid_host(v, vn)) return bad(h, 400, "invalid Host");
+        }
         break;
       case 6:
         if (http_token_eq(f->name, 6, "expect") && http_token_eq(v, vn, "100-continue"))
@@ -315,8 +335,9 @@ int http_framing(http_head *h, int request, const char *request_method) {
     h->body = request ? HTTP_BODY_NONE : HTTP_BODY_CLOSE;
   }
   if (request) {
-    if (h->minor == 1 && host != 1)
-      return bad(h, 400, host ? "more than one Host" : "missing Host");
+    /* RFC 9112 3.2: missing on 1.1, or more than one in any request: 400 */
+    if (host > 1) return bad(h, 400, "more than one Host");
+    if (h->minor == 1 && !host) return bad(h, 400, "missing Host");
   } else {
     int head = request_method && strcmp(request_method, "HEAD") == 0;
     int connect = request_method && strcmp(request_method, "CONNECT") == 0;

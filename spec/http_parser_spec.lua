@@ -86,6 +86,9 @@ describe("http head parser", function()
     { "gzip before chunked (decoded nowhere)", "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501 },
     { "missing Host on 1.1", "GET / HTTP/1.1\r\nX: 1\r\n\r\n", 400 },
     { "two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400 },
+    { "two Hosts on 1.0", "GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400 },
+    { "a Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400 },
+    { "a Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400 },
   }
   for _, case in ipairs(rejections) do
     it("rejects " .. case[1] .. " with " .. case[3], function()
