@@ -1007,7 +1007,9 @@ static gh_sock *fresh_response(lua_State *L) {
  * Finish res (stack 1) here: status, body (anchored on the stack), the head's
  * fields from the table at hidx, the socket s at sidx; head and body in one
  * write from C as far as the socket takes them (the rest through FIN_REST).
- * Returns as res:finish does.
+ * Returns as res:finish does; or -1, nothing done, when res._keep is a
+ * request whose body is not read yet (the Lua side settles whether the
+ * connection stays: settle_keep).
  */
 static int finish_fast(lua_State *L, gh_sock *s, int sidx, int hidx, lua_Integer status,
                        const char *body, size_t bn) {
@@ -1022,7 +1024,16 @@ static int finish_fast(lua_State *L, gh_sock *s, int sidx, int hidx, lua_Integer
   ra.head = !nobody && is_head;
   ra.bodyless = nobody || is_head;
   ra.minor = !(rq & 2);
-  ra.keep = sget(L, 1, SK_KEEP) == LUA_TNIL || lua_toboolean(L, -1); /* nil: Response's true */
+  int kt = sget(L, 1, SK_KEEP);
+  int settled = kt == LUA_TTABLE; /* the request, its body not known read: read now? */
+  if (settled) {
+    SKEY(L, SK_DONE);
+    if (lua_rawget(L, -2) == LUA_TNIL || !lua_toboolean(L, -1)) { /* the Lua side settles it */
+      lua_settop(L, top);
+      return -1;
+    }
+  }
+  ra.keep = settled || kt == LUA_TNIL || lua_toboolean(L, -1); /* nil: Response's true */
   lua_settop(L, top);
   if (lua_rawgeti(L, lua_upvalueindex(FIN_REASONS), status) == LUA_TSTRING) /* (stays: anchored) */
     ra.reason = lua_tolstring(L, -1, &ra.rn);
@@ -1058,7 +1069,7 @@ static int finish_fast(lua_State *L, gh_sock *s, int sidx, int hidx, lua_Integer
     SSET(L, 1, SK_LENGTH, lua_pushinteger(L, ri.handler_len));
     if ((lua_Integer)bn != ri.handler_len) keep = 0;
   }
-  if (keep != ra.keep) SSET(L, 1, SK_KEEP, lua_pushboolean(L, keep));
+  if (keep != ra.keep || settled) SSET(L, 1, SK_KEEP, lua_pushboolean(L, keep));
   if (done == b.n) {
     lua_pushboolean(L, 1);
     return 1;
@@ -1095,7 +1106,8 @@ static int l_httpfinish(lua_State *L) {
     return luaL_error(L, "http: bad response status %s", luaL_tolstring(L, 6, NULL));
   lua_Integer status = st == LUA_TNIL ? 200 : lua_tointeger(L, 6); /* nil: Response's 200 */
   lua_settop(L, 5);
-  return finish_fast(L, s, 4, 5, status, body, bn);
+  int r = finish_fast(L, s, 4, 5, status, body, bn);
+  if (r >= 0) return r;
 slow:
   return lua_side(L, 3, FIN_SLOW);
 }
@@ -1125,7 +1137,8 @@ static int l_httpanswer(lua_State *L) {
     if (lua_next(L, 6)) goto slow; /* the handler set some on res too: merged in Lua */
     hidx = 3;
   }
-  return finish_fast(L, s, 5, hidx, lua_tointeger(L, 2), body, bn);
+  int r = finish_fast(L, s, 5, hidx, lua_tointeger(L, 2), body, bn);
+  if (r >= 0) return r;
 slow:
   return lua_side(L, 4, FIN_ANSWER);
 }

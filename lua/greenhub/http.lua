@@ -221,6 +221,24 @@ local httpresponse = core._httpresponse
 -- the head (written in C, csrc/socket.c), with the framing decided there;
 -- with body, the body follows it in the same string
 -- (res._rq, set with the response: 1 the request was a HEAD, 2 HTTP/1.0)
+-- Whether a connection can carry another request after this answer, as
+-- its head must say (res._keep: true, false, or the request while its body
+-- is not known to be read; the head settles it). A body left unread is
+-- drained after the handler, up to drain_limit: the answer says
+-- keep-alive only when that can work -- the body is read, or what is left
+-- of it is a known length within the limit (not an error, not a chunked
+-- body of unknown size, not an Expect: 100-continue whose 100 was never
+-- sent: that client may never send it). Else Connection: close, as Go says
+-- when it will not reuse the connection.
+local function settle_keep(keep)
+  if type(keep) ~= "table" then return keep end
+  local req = keep
+  if req._done then return true end
+  local limit_ = req._conn.drain_limit
+  return not req._err and not req._expect and req._kind == "length"
+    and (not limit_ or req._left <= limit_)
+end
+
 local function head_text(res, length, body)
   local rq = res._rq or 0
   local status = res.status
@@ -228,7 +246,7 @@ local function head_text(res, length, body)
   local nobody = status < 200 or status == 204 or status == 304
   if not nobody and rq & 1 ~= 0 then nobody = "head" end -- announces the length, sends no body
   local head, chunked, keep, handler_len = httpresponse(status, REASONS[status] or "Unknown",
-    res.headers, length, nobody, rq & 2 ~= 0 and 0 or 1, res._keep, body)
+    res.headers, length, nobody, rq & 2 ~= 0 and 0 or 1, settle_keep(res._keep), body)
   res._keep, res._chunked, res._bodyless = keep, chunked, nobody
   if handler_len and not nobody then res._length = handler_len end
   return head
@@ -508,7 +526,8 @@ local function connection(s, sock, conn)
       req._expect = false
       req._err = "body too large"
     end
-    if s.closing or (max_requests and nreq >= max_requests) then res._keep = false end
+    if s.closing or (max_requests and nreq >= max_requests) then res._keep = false
+    elseif kind then res._keep = req end -- settled by the head (settle_keep)
     if body_t then sock:settimeout(s.body_timeout) end
     local st, hh, hb = handler(req, res)
     if st ~= nil then answer_c(res, st, hh, hb) end -- returned: status [, headers [, body]]
@@ -559,8 +578,8 @@ function Server:serve(listener)
   local s = self
   local slot
   local function run(sock)
-    local conn = { sock = sock, max_body = s.max_body_size, thread = core.current(), fresh = true,
-      hijacked = false }
+    local conn = { sock = sock, max_body = s.max_body_size, drain_limit = s.drain_limit,
+      thread = core.current(), fresh = true, hijacked = false }
     local ok, how = xpcall(connection, with_traceback, s, sock, conn)
     s.nconns = s.nconns - 1
     if not ok then failed(s, conn) end
@@ -616,6 +635,12 @@ function Server:shutdown(grace)
   -- still before its first request is in flight (its client is sending
   -- it): it is served, unless nothing of a request came within a second
   for c in pairs(self.conns) do if not c.res and not c.fresh then c.sock:close() end end
+  -- a running request's answer, if its head is not out yet, says
+  -- Connection: close (the connection closes after it)
+  for c in pairs(self.conns) do
+    local res = c.res
+    if res and not res.headers_sent then res._keep = false end
+  end
   local t0 = core.clock()
   local deadline = grace and t0 + grace
   local function fresh_left()
