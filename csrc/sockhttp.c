@@ -458,7 +458,18 @@ static int head_loop(lua_State *L, gh_sock *s, int64_t total, const head_run *a,
         *nres = 3;
         return 0;
       }
-      if (got == -2) { *nres = push_errno(L, errno); return 0; }
+      if (got == -2) {
+        *nres = push_errno(L, errno);
+        /* a response's reader says how much of the head came first, as
+           for a clean close (the client retries a reused connection that
+           failed before any byte: a server that closed it with our request
+           unread resets it, ECONNRESET, "closed" too) */
+        if (!a->request) {
+          lua_pushinteger(L, (lua_Integer)buf_len(&s->buf));
+          (*nres)++;
+        }
+        return 0;
+      }
     }
     /* the server's idle timeout until a byte of the head is here, then
        its header timeout (from that first byte); else the socket's own */
