@@ -227,7 +227,11 @@ static void hb_uint(lua_State *L, hbuf *b, unsigned long long v) {
 static void add_field(lua_State *L, hbuf *b, const char *name, size_t nn, int vidx) {
   size_t vn;
   const char *v;
-  int pushed = lua_type(L, vidx) != LUA_TSTRING;
+  int t = lua_type(L, vidx);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER) /* (a table's elements come one by one) */
+    luaL_error(L, "http: response header %s is a %s (a string or a number expected)", name,
+               lua_typename(L, t));
+  int pushed = t != LUA_TSTRING;
   v = pushed ? luaL_tolstring(L, vidx, &vn) : lua_tolstring(L, vidx, &vn);
   for (size_t i = 0; i < vn; i++) { /* one pass (values are short): no CR, LF or NUL */
     unsigned char c = (unsigned char)v[i];
@@ -239,6 +243,43 @@ static void add_field(lua_State *L, hbuf *b, const char *name, size_t nn, int vi
   hb_add(L, b, v, vn);
   hb_add(L, b, "\r\n", 2);
   if (pushed) lua_pop(L, 1);
+}
+
+/* a Connection value (a string) that lists the "close" option */
+static int names_close(const char *v, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    size_t j = i;
+    while (j < n && v[j] != ',') j++;
+    size_t a = i, e = j;
+    while (a < e && (v[a] == ' ' || v[a] == '\t')) a++;
+    while (e > a && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+    if (http_token_eq(v + a, e - a, "close")) return 1;
+    i = j + 1;
+  }
+  return 0;
+}
+
+/* a handler's Content-Length (a string or a number): 1*DIGIT up to
+   2^63 - 1, or -1 */
+static lua_Integer handler_length(lua_State *L, int idx) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TNUMBER) {
+    lua_Integer n;
+    if (!lua_isinteger(L, idx) && !lua_numbertointeger(lua_tonumber(L, idx), &n)) return -1;
+    n = lua_tointeger(L, idx);
+    return n >= 0 ? n : -1;
+  }
+  if (t != LUA_TSTRING) return -1;
+  size_t n;
+  const char *v = lua_tolstring(L, idx, &n);
+  if (n == 0 || n > 19) return -1;
+  unsigned long long x = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (v[i] < '0' || v[i] > '9') return -1;
+    x = x * 10 + (unsigned)(v[i] - '0');
+  }
+  return x > (unsigned long long)LUA_MAXINTEGER ? -1 : (lua_Integer)x;
 }
 
 /* "Date: <IMF-fixdate>\r\n", rebuilt once a second */
@@ -308,10 +349,12 @@ static void resp_build(lua_State *L, const resp_args *ra, hbuf *b, char *stack, 
                        resp_info *ri) {
   lua_Integer status = ra->status;
   if (status < 100 || status > 999) luaL_error(L, "http: bad response status %d", (int)status);
-  int has_cl = 0, has_date = 0, has_conn = 0;
+  int has_cl = 0, has_date = 0, conn_close = 0;
   lua_Integer handler_len = -1;
   int hdrs = ra->headers;
   hb_init(L, b, stack, cap);
+  lua_pushnil(L); /* the handler's Connection value, written after the framing is known */
+  int conn = lua_gettop(L);
   char line[16] = "HTTP/1.1 ";
   line[9] = (char)('0' + status / 100);
   line[10] = (char)('0' + status / 10 % 10);
@@ -335,11 +378,34 @@ static void resp_build(lua_State *L, const resp_args *ra, hbuf *b, char *stack, 
         break;
       case 'c':
         if (nn == 14 && http_token_eq(name, nn, "content-length")) {
-          const char *v = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
-                              ? lua_tostring(L, -1) : NULL;
+          handler_len = handler_length(L, -1);
+          if (handler_len < 0)
+            luaL_error(L, "http: bad response Content-Length '%s' (digits expected)", luaL_tolstring(L, -1, NULL));
           has_cl = 1;
-          handler_len = v ? (lua_Integer)strtoll(v, NULL, 10) : -1;
-        } else if (nn == 10 && http_token_eq(name, nn, "connection")) has_conn = 1;
+        } else if (nn == 10 && http_token_eq(name, nn, "connection")) {
+          /* kept for later: a server that closes says so, whatever the
+             handler set (a "close" from the handler closes too) */
+          int v = lua_gettop(L);
+          if (lua_type(L, v) == LUA_TTABLE) {
+            lua_Integer k = luaL_len(L, v);
+            for (lua_Integer i = 1; i <= k; i++) {
+              if (lua_rawgeti(L, v, i) == LUA_TSTRING) {
+                size_t en;
+                const char *ev = lua_tolstring(L, -1, &en);
+                conn_close |= names_close(ev, en);
+              }
+              lua_pop(L, 1);
+            }
+          } else if (lua_type(L, v) == LUA_TSTRING) {
+            size_t vn;
+            const char *cv = lua_tolstring(L, v, &vn);
+            conn_close |= names_close(cv, vn);
+          }
+          lua_pushvalue(L, v);
+          lua_replace(L, conn);
+          lua_pop(L, 1);
+          continue;
+        }
         break;
       case 'd':
         if (nn == 4 && http_token_eq(name, nn, "date")) has_date = 1;
@@ -363,7 +429,7 @@ static void resp_build(lua_State *L, const resp_args *ra, hbuf *b, char *stack, 
     const char *d = date_line(&dn);
     hb_add(L, b, d, dn);
   }
-  int chunked = 0, close = !ra->keep;
+  int chunked = 0, close = !ra->keep || conn_close;
   if (ra->bodyless) {
     /* no body, no framing (HEAD and 304 keep a Content-Length set); a
        HEAD's answer says the length its body would have had */
@@ -384,8 +450,24 @@ static void resp_build(lua_State *L, const resp_args *ra, hbuf *b, char *stack, 
   } else {
     close = 1; /* close-delimited for HTTP/1.0 */
   }
-  if (close && !has_conn) hb_add(L, b, "Connection: close\r\n", 19);
-  else if (!close && ra->minor == 0) hb_add(L, b, "Connection: keep-alive\r\n", 24);
+  int has_conn = !lua_isnil(L, conn);
+  if (has_conn && (status == 101 || (!close && ra->minor >= 1) || conn_close)) {
+    /* the handler's, as it set it (an upgrade's own; or nothing to add) */
+    if (lua_type(L, conn) == LUA_TTABLE) {
+      lua_Integer k = luaL_len(L, conn);
+      for (lua_Integer i = 1; i <= k; i++) {
+        lua_rawgeti(L, conn, i);
+        add_field(L, b, "Connection", 10, lua_gettop(L));
+        lua_pop(L, 1);
+      }
+    } else {
+      add_field(L, b, "Connection", 10, conn);
+    }
+  } else if (close) {
+    hb_add(L, b, "Connection: close\r\n", 19);
+  } else if (ra->minor == 0) {
+    hb_add(L, b, "Connection: keep-alive\r\n", 24);
+  }
   hb_add(L, b, "\r\n", 2);
   if (ra->body && !ra->bodyless) hb_add(L, b, ra->body, ra->bn);
   ri->chunked = chunked;
@@ -1020,7 +1102,8 @@ static gh_sock *fresh_response(lua_State *L) {
  * write from C as far as the socket takes them (the rest through FIN_REST).
  * Returns as res:finish does; or -1, nothing done, when res._keep is a
  * request whose body is not read yet (the Lua side settles whether the
- * connection stays: settle_keep).
+ * connection stays: settle_keep), or when the body is longer than the
+ * handler's own Content-Length (the Lua side sends what that announced).
  */
 static int finish_fast(lua_State *L, gh_sock *s, int sidx, int hidx, lua_Integer status,
                        const char *body, size_t bn) {
@@ -1056,6 +1139,10 @@ static int finish_fast(lua_State *L, gh_sock *s, int sidx, int hidx, lua_Integer
   hbuf b;
   resp_info ri;
   resp_build(L, &ra, &b, stack, sizeof stack, &ri);              /* may raise: nothing sent */
+  if (ri.handler_len >= 0 && !ra.bodyless && (lua_Integer)bn > ri.handler_len) {
+    lua_settop(L, top); /* longer than the handler's own Content-Length: the Lua side's */
+    return -1;
+  }
   SSET(L, 1, SK_FINISHED, lua_pushboolean(L, 1));
   SSET(L, 1, SK_HEADERS_SENT, lua_pushboolean(L, 1));
   size_t done = 0;

@@ -279,10 +279,16 @@ local function start(res)
   if res._chunked then
     return send(res, #body > 0 and (head .. ("%x\r\n"):format(#body) .. body .. "\r\n") or head)
   end
-  if res._length then
-    res._sent = #body
-    if #body > res._length then res._keep = false; return nil, "too much data" end
+  local len = res._length
+  if len and #body > len then
+    -- more than the handler's own Content-Length: what it announced goes
+    -- out (a whole answer: the connection stays), the rest does not
+    res._sent = len
+    local ok, err = send(res, head .. sub(body, 1, len))
+    if not ok then return nil, err end
+    return nil, "too much data"
   end
+  if len then res._sent = #body end
   return send(res, head .. body)
 end
 
@@ -359,13 +365,27 @@ local function finish(self, body, trailers)
     local data = self._buf and concat(self._buf) or ""
     local out = head_text(self, #data, data)
     self.headers_sent = true
-    if self._length and #data ~= self._length and not self._bodyless then self._keep = false end
+    local len = self._length
+    if len and not self._bodyless and #data ~= len then
+      if #data < len then self._keep = false -- short: the client sees it cut, at the close
+      else
+        -- longer: what the handler's Content-Length announced goes out, as in start
+        local ok, err = send(self, sub(out, 1, #out - (#data - len)))
+        if not ok then return nil, err end
+        return nil, "too much data"
+      end
+    end
     return send(self, out)
   end
   if self._chunked then
     local t = { "0\r\n" }
     if trailers then
-      for name, v in pairs(trailers) do v = tostring(v); check_field(name, v); t[#t + 1] = name .. ": " .. v .. "\r\n" end
+      for name, v in pairs(trailers) do
+        if type(v) ~= "string" and type(v) ~= "number" then
+          error("http: trailer " .. tostring(name) .. " is a " .. type(v) .. " (a string or a number expected)", 2)
+        end
+        v = tostring(v); check_field(name, v); t[#t + 1] = name .. ": " .. v .. "\r\n"
+      end
     end
     t[#t + 1] = "\r\n"
     return send(self, concat(t))
