@@ -976,13 +976,42 @@ local function exchange(c, u, method, headers, body, timeout, inline)
   end
 end
 
+-- RFC 3986 5.2.4: a path without its "." and ".." segments
+local function remove_dots(path)
+  local out = {}
+  local i, n = 1, #path
+  while i <= n do
+    if sub(path, i, i + 2) == "../" then i = i + 3
+    elseif sub(path, i, i + 1) == "./" then i = i + 2
+    elseif sub(path, i, i + 2) == "/./" then i = i + 2
+    elseif i + 1 == n and sub(path, i, i + 1) == "/." then path, n = sub(path, 1, i) , i
+    elseif sub(path, i, i + 3) == "/../" then i = i + 3; out[#out] = nil
+    elseif i + 2 == n and sub(path, i, i + 2) == "/.." then path, n = sub(path, 1, i), i; out[#out] = nil
+    elseif (i == n and sub(path, i, i) == ".") or (i + 1 == n and sub(path, i, i + 1) == "..") then i = n + 1
+    else
+      local j = find(path, "/", i + 1, true) or n + 1
+      out[#out + 1] = sub(path, i, j - 1)
+      i = j
+    end
+  end
+  return concat(out)
+end
+
+-- RFC 3986 5.2.2: the URL a redirect's Location (a reference) names,
+-- resolved against the URL that answered (base)
 local function resolve(base, loc)
-  if loc:match("^%a[%w+.%-]*://") then return loc end
-  local root = base:match("^(%a[%w+.%-]*://[^/?#]*)")
-  if loc:sub(1, 2) == "//" then return base:match("^(%a[%w+.%-]*:)") .. loc end
-  if loc:sub(1, 1) == "/" then return root .. loc end
-  local dir = base:match("^(%a[%w+.%-]*://[^?#]*/)") or (root .. "/")
-  return dir .. loc
+  loc = loc:gsub("#.*$", "") -- (a fragment is the client's own, never sent)
+  if loc:match("^%a[%w+.%-]*:") then return loc end
+  local scheme, authority, path, query = base:match("^(%a[%w+.%-]*:)//([^/?#]*)([^?#]*)(%??[^#]*)")
+  if sub(loc, 1, 2) == "//" then return scheme .. loc end
+  if loc == "" then return scheme .. "//" .. authority .. path .. query end
+  local lpath, lquery = loc:match("^([^?]*)(.*)$")
+  if lpath == "" then return scheme .. "//" .. authority .. path .. lquery end
+  if sub(lpath, 1, 1) ~= "/" then
+    -- merge (5.2.3): the base's path up to its last "/" (or "/" when it has none)
+    lpath = (path == "" and "/" or path:match("^(.*/)") or "") .. lpath
+  end
+  return scheme .. "//" .. authority .. remove_dots(lpath) .. lquery
 end
 
 --- c:fetch(url_or_opts) -> res or nil, err
