@@ -19,6 +19,7 @@ M.DEFAULTS = {
   max_connections = 1024, header_timeout = 60, idle_timeout = 75, body_timeout = 60,
   send_timeout = 60, max_requests = 1000, max_request_line = 8192, max_header_size = 65536,
   max_headers = 100, max_body_size = 1024 * 1024, drain_limit = 256 * 1024, grace = 30,
+  lingering_time = 30, lingering_timeout = 5, -- nginx's lingering close (see linger)
 }
 
 local REASONS = {
@@ -533,7 +534,9 @@ local function connection(s, sock, conn)
     if nreq == 0 then conn.fresh = nil end
     if not req then
       local err, x = res, kind
-      if type(x) == "number" and err ~= "closed" and err ~= "timeout" then reject(s, sock, x)
+      if type(x) == "number" and err ~= "closed" and err ~= "timeout" then
+        reject(s, sock, x)
+        conn.linger = true -- the client may be sending the rest
       elseif err == "timeout" and x and x > 0 then reject(s, sock, 408) end
       break
     end
@@ -567,10 +570,40 @@ local function connection(s, sock, conn)
       res:finish()
     end
     conn.res = nil
-    if not res._keep then break end -- (false too when a send failed)
-    if kind and not req._done and not drain(s, req) then break end
+    if not res._keep or (kind and not req._done and not drain(s, req)) then
+      -- (_keep false too when a send failed); a body not read to its end
+      -- may still be coming
+      if kind and not req._done then conn.linger = true end
+      break
+    end
   end
   s.conns[conn] = nil
+end
+
+-- Closing a connection the client may still be sending on (a body left
+-- unread, a rejected head): closing at once with bytes unread makes the
+-- kernel reset the connection, and a client still sending (curl uploading
+-- past a 413) can lose the answer before it reads it. So first our FIN,
+-- after the answer, then what comes is read away until the client closes
+-- too, lingering_timeout passes without a byte, or lingering_time in all
+-- (nginx's lingering_close, with its defaults). Plain TCP and Unix sockets
+-- (a TLS stream closes as it did).
+local LINGERING = { ["tcp{client}"] = true, ["unix{client}"] = true }
+local function linger(s, sock)
+  local total, each = s.lingering_time, s.lingering_timeout
+  if not LINGERING[sock.class] or total == 0 or each == 0 then return end
+  if not sock:flush() or not sock:shutdown("send") then return end
+  local deadline = total and core.clock() + total
+  while true do
+    local wait = each
+    if deadline then
+      local left = deadline - core.clock()
+      if left <= 0 then return end
+      wait = wait and min(wait, left) or left
+    end
+    sock:settimeout(wait)
+    if not sock:receivepartial(65536) then return end -- closed, timed out, or an error
+  end
 end
 
 -- after an error on a connection (a handler's, or a kill): the response
@@ -583,6 +616,8 @@ local function failed(s, conn)
   conn.res = nil
   if not res or conn.hijacked then return end
   count_error(s, 500)
+  local keep = res._keep -- (the request, while its body is not known read)
+  if type(keep) == "table" and not keep._done then conn.linger = true end
   res._keep = false
   if not res.headers_sent then
     res.status, res.headers, res._buf, res._nbuf, res._finished = 500, {}, nil, nil, false
@@ -597,15 +632,28 @@ function Server:serve(listener)
     self.header_timeout, Request, Response)
   local s = self
   local slot
+  -- the end of a connection: closed (after lingering, if the client may
+  -- still be sending), its place given back
+  local function close_conn(sock, conn, ok, how)
+    if how ~= "hijacked" or not ok then
+      if conn.linger and not conn.hijacked then pcall(linger, s, sock) end -- (killed: closes now)
+      sock:close()
+    end
+    s.nconns = s.nconns - 1
+    if slot and s.nconns < (s.max_connections or math.huge) then local e = slot; slot = nil; e:send() end
+  end
   local function run(sock)
     local conn = { sock = sock, max_body = s.max_body_size, drain_limit = s.drain_limit,
       thread = core.current(), fresh = true, hijacked = false }
     local ok, how = xpcall(connection, with_traceback, s, sock, conn)
-    s.nconns = s.nconns - 1
-    if not ok then failed(s, conn) end
-    if how ~= "hijacked" or not ok then sock:close() end
-    if slot and s.nconns < (s.max_connections or math.huge) then local e = slot; slot = nil; e:send() end
-    if not ok then error(how, 0) end
+    if ok then return close_conn(sock, conn, ok, how) end
+    failed(s, conn)
+    -- the error is reported now (it ends this thread): a lingering close
+    -- goes on in a thread of its own. Killed: closed at once
+    if how == core.Killed then conn.linger = nil end
+    if conn.linger and not conn.hijacked then core.spawn_n(close_conn, sock, conn, ok, how)
+    else close_conn(sock, conn, ok, how) end
+    error(how, 0)
   end
   local backoff = 0.01
   while not self.closing do
