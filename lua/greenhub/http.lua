@@ -577,6 +577,10 @@ local function connection(s, sock, conn)
       break
     end
   end
+  -- pipelined requests the server will not answer (a Connection: close,
+  -- max_requests, a shutdown) are unread bytes too, read here or still in
+  -- the kernel (a peek: _quiet is false for bytes, or the client's close)
+  if not conn.linger and (sock:dirty() or not sock:_quiet(0, math.huge)) then conn.linger = true end
   s.conns[conn] = nil
 end
 
