@@ -336,9 +336,20 @@ static int l_wskey(lua_State *L) {
   return 1;
 }
 
+/* core._b64(s) -> s in base64 (the HTTP client's Basic credentials) */
+static int l_b64(lua_State *L) {
+  size_t n;
+  const unsigned char *p = (const unsigned char *)luaL_checklstring(L, 1, &n);
+  luaL_argcheck(L, n <= 65536, 1, "too long");
+  luaL_Buffer b;
+  char *out = luaL_buffinitsize(L, &b, (n + 2) / 3 * 4);
+  luaL_pushresultsize(&b, base64(p, n, out));
+  return 1;
+}
+
 static const luaL_Reg ws_funcs[] = {
   {"_wsparse", l_wsparse}, {"_wsencode", l_wsencode}, {"_wsutf8", l_wsutf8},
-  {"_wsaccept", l_wsaccept}, {"_wskey", l_wskey},
+  {"_wsaccept", l_wsaccept}, {"_wskey", l_wskey}, {"_b64", l_b64},
   {NULL, NULL}
 };
 

@@ -1,6 +1,6 @@
--- greenhub.http: an HTTP/1.1 server on green sockets (the client is still
--- to come). Heads are parsed in C (csrc/http.c) straight out of the
--- socket's receive buffer; this file frames bodies and responses.
+-- greenhub.http: an HTTP/1.1 server and client on green sockets. Heads are
+-- parsed in C (csrc/http.c) straight out of the socket's receive buffer;
+-- this file frames bodies and responses.
 --   http.serve(listener, handler [, opts])
 --   local s = http.server(handler [, opts]); s:serve(listener); s:shutdown([grace]); s:stats()
 --   handler(req, res)   -- or return status [, headers [, body]]
@@ -744,6 +744,12 @@ Client.__index = Client
 
 local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
 
+-- %XX decoded (nil for a % not followed by two hex digits)
+local function pct_decode(p)
+  if find(p, "%%") and (find(p, "%%%X") or find(p, "%%.%X") or find(p, "%%.?$")) then return nil end
+  return (p:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
 --- parse_url(url) -> { scheme, host, port, target, authority } or nil, err
 function M.parse_url(url)
   if type(url) ~= "string" then return nil, "invalid URL" end
@@ -754,7 +760,8 @@ function M.parse_url(url)
   local authority, target = rest:match("^([^/?#]*)(.*)$")
   target = target:gsub("#.*$", "")
   if target == "" or target:sub(1, 1) == "?" then target = "/" .. target end
-  local hostport = authority:match("^.*@(.*)$") or authority
+  local userinfo, hostport = authority:match("^(.*)@(.*)$")
+  hostport = hostport or authority
   local host, port
   if hostport:sub(1, 1) == "[" then host, port = hostport:match("^%[([^%]]+)%]:?(%d*)$")
   else host, port = hostport:match("^([^:]*):?(%d*)$") end
@@ -763,7 +770,16 @@ function M.parse_url(url)
   local defport = scheme == "https" and 443 or 80
   port = tonumber(port) or defport
   local hosthdr = (host:find(":", 1, true) and "[" .. host .. "]" or host) .. (port ~= defport and ":" .. port or "")
-  return { scheme = scheme, host = host, port = port, target = target, hosthdr = hosthdr }
+  -- user[:password]@ -> Basic credentials (each part percent-decoded), as
+  -- socket.http, Go and curl send them
+  local auth
+  if userinfo then
+    local user, password = userinfo:match("^([^:]*):?(.*)$")
+    user, password = pct_decode(user), pct_decode(password)
+    if not user or not password then return nil, "invalid URL " .. url end
+    auth = "Basic " .. core._b64(user .. ":" .. password)
+  end
+  return { scheme = scheme, host = host, port = port, target = target, hosthdr = hosthdr, auth = auth }
 end
 
 -- max_body_size as client or fetch (fname) was given it: nil, false (no
@@ -864,7 +880,7 @@ local function request_text(u, method, headers, body)
     local text = u.heads[method]
     if not text then
       text = method .. " " .. u.target .. " HTTP/1.1\r\nHost: " .. u.hosthdr
-        .. "\r\nUser-Agent: greenhub\r\n\r\n"
+        .. (u.auth and "\r\nAuthorization: " .. u.auth or "") .. "\r\nUser-Agent: greenhub\r\n\r\n"
       u.heads[method] = text
     end
     return text, false
@@ -881,6 +897,7 @@ local function request_text(u, method, headers, body)
     end
   end
   if not has.host then lines[#lines + 1] = "Host: " .. u.hosthdr .. "\r\n" end
+  if u.auth and not has.authorization then lines[#lines + 1] = "Authorization: " .. u.auth .. "\r\n" end
   if not has["user-agent"] then lines[#lines + 1] = "User-Agent: greenhub\r\n" end
   local chunked = false
   if type(body) == "string" then
@@ -1155,6 +1172,11 @@ function Client:request(a, b)
   if type(a) ~= "table" then error("bad argument #1 to 'request' (string or table expected)", 2) end
   local headers = {}
   for k, v in pairs(a.headers or {}) do headers[k] = v end
+  if a.user and a.password then -- (socket.http's fields; a header of the caller's wins)
+    local given = false
+    for k in pairs(headers) do if type(k) == "string" and k:lower() == "authorization" then given = true end end
+    if not given then headers.authorization = "Basic " .. core._b64(a.user .. ":" .. a.password) end
+  end
   local res, err = self:fetch({ url = a.url, method = a.method, headers = headers, body = a.source,
     redirects = a.redirect == false and false or 5, stream = true, timeout = a.timeout })
   if not res then return nil, err end
