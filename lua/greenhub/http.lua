@@ -1178,7 +1178,7 @@ function Client:request(a, b)
     if not given then headers.authorization = "Basic " .. core._b64(a.user .. ":" .. a.password) end
   end
   local res, err = self:fetch({ url = a.url, method = a.method, headers = headers, body = a.source,
-    redirects = a.redirect == false and false or 5, stream = true, timeout = a.timeout })
+    redirects = a.redirect ~= false and 5 or false, stream = true, timeout = a.timeout })
   if not res then return nil, err end
   local sink = a.sink
   while true do
