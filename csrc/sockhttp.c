@@ -260,14 +260,13 @@ static int names_close(const char *v, size_t n) {
   return 0;
 }
 
-/* a handler's Content-Length (a string or a number): 1*DIGIT up to
-   2^63 - 1, or -1 */
+/* a handler's Content-Length (a string of 1*DIGIT up to 2^63 - 1, or an
+   integer: a float would go out as "2.0"), or -1 */
 static lua_Integer handler_length(lua_State *L, int idx) {
   int t = lua_type(L, idx);
   if (t == LUA_TNUMBER) {
-    lua_Integer n;
-    if (!lua_isinteger(L, idx) && !lua_numbertointeger(lua_tonumber(L, idx), &n)) return -1;
-    n = lua_tointeger(L, idx);
+    if (!lua_isinteger(L, idx)) return -1;
+    lua_Integer n = lua_tointeger(L, idx);
     return n >= 0 ? n : -1;
   }
   if (t != LUA_TSTRING) return -1;

@@ -219,9 +219,6 @@ Response.__index = Response
 
 local httpresponse = core._httpresponse
 
--- the head (written in C, csrc/socket.c), with the framing decided there;
--- with body, the body follows it in the same string
--- (res._rq, set with the response: 1 the request was a HEAD, 2 HTTP/1.0)
 -- Whether a connection can carry another request after this answer, as
 -- its head must say (res._keep: true, false, or the request while its body
 -- is not known to be read; the head settles it). A body left unread is
@@ -240,6 +237,9 @@ local function settle_keep(keep)
     and (not limit_ or req._left <= limit_)
 end
 
+-- the head (written in C, csrc/socket.c), with the framing decided there;
+-- with body, the body follows it in the same string
+-- (res._rq, set with the response: 1 the request was a HEAD, 2 HTTP/1.0)
 local function head_text(res, length, body)
   local rq = res._rq or 0
   local status = res.status
@@ -1053,7 +1053,7 @@ local function remove_dots(path)
     if sub(path, i, i + 2) == "../" then i = i + 3
     elseif sub(path, i, i + 1) == "./" then i = i + 2
     elseif sub(path, i, i + 2) == "/./" then i = i + 2
-    elseif i + 1 == n and sub(path, i, i + 1) == "/." then path, n = sub(path, 1, i) , i
+    elseif i + 1 == n and sub(path, i, i + 1) == "/." then path, n = sub(path, 1, i), i
     elseif sub(path, i, i + 3) == "/../" then i = i + 3; out[#out] = nil
     elseif i + 2 == n and sub(path, i, i + 2) == "/.." then path, n = sub(path, 1, i), i; out[#out] = nil
     elseif (i == n and sub(path, i, i) == ".") or (i + 1 == n and sub(path, i, i + 1) == "..") then i = n + 1

@@ -42,8 +42,8 @@ describe("regress: the handler's own Content-Length", function()
     end)
   end
 
-  for _, v in ipairs({ "abc", "-1", "1.5", " 2", "2 ", "99999999999999999999" }) do
-    it(("a Content-Length of %q is the handler's error: 500, reported"):format(v), function()
+  for _, v in ipairs({ "abc", "-1", "1.5", " 2", "2 ", "99999999999999999999", 2.0, -2, {} }) do
+    it(("a Content-Length of %s is the handler's error: 500, reported"):format(type(v) == "string" and ("%q"):format(v) or tostring(v)), function()
       local errs = {}
       H.gh.onerror(function(_, e) errs[#errs + 1] = tostring(e) end)
       local _, port2, stop2 = H.http_server(function() return 200, { ["content-length"] = v }, "ab" end)
