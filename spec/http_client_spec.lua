@@ -126,6 +126,14 @@ describe("http client", function()
     assert.equal("1, 2", res.headers["x-r"])
     assert.equal("4", res.headers["content-length"])
     assert.equal(res.headers, rawget(res, "headers"))
+    -- res:header_list(): the lines as they came, repeats apart (before and
+    -- after the look above)
+    local list = res:header_list()
+    local xr = {}
+    for _, f in ipairs(list) do if f[1] == "x-r" then xr[#xr + 1] = f[2] end end
+    assert.same({ "1", "2" }, xr)
+    local function names(l) local t = {} for i, f in ipairs(l) do t[i] = f[1] end return t end
+    assert.same(names(list), names(assert(c:fetch(base .. "/")):header_list())) -- (no look first)
     -- a Location on a status that is no redirect is not followed
     res = assert(c:fetch(base .. "/made"))
     assert.same({ 201, "body", "/elsewhere" }, { res.status, res.body, res.headers.location })

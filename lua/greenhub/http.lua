@@ -916,6 +916,9 @@ end
 local Resp = { version = 1.1 }
 Resp.__index = core._httpindex(Resp)
 Resp.__pairs = show_all
+-- res:header_list(): the fields as they came, repeats not joined (several
+-- Set-Cookie lines cannot be told apart once joined with ", ")
+Resp.header_list = Request.header_list
 
 --- res:read([max]) -> next body chunk, nil at the end, or nil, err
 function Resp:read(max)
