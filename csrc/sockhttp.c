@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -782,8 +783,25 @@ int l_httpcfg(lua_State *L) {
    the header lines are kept as one string, req._fields, until the first
    look at req.headers (l_headersindex), as OpenResty builds its header table
    only when asked -- a handler that never reads a header costs no table. */
+/* Where the path begins in an absolute-form target (RFC 9112 3.2.2, which
+   a server MUST accept: "GET http://host/a?b HTTP/1.1"): past the scheme
+   and the authority; 0 for any other form. req.path and req.query are then
+   the path's and query's, as in origin-form (Go's URL.Path, OpenResty's
+   $uri); req.target stays as received. */
+static size_t path_start(const char *t, size_t n) {
+  size_t i;
+  if (n >= 7 && strncasecmp(t, "http://", 7) == 0) i = 7;
+  else if (n >= 8 && strncasecmp(t, "https://", 8) == 0) i = 8;
+  else return 0;
+  while (i < n && t[i] != '/' && t[i] != '?') i++;
+  return i;
+}
+
 static void push_request(lua_State *L, const http_head *h, const char *end) {
-  const char *q = memchr(h->target, '?', h->target_len);
+  size_t off = path_start(h->target, h->target_len);
+  const char *pt = h->target + off; /* the path and query */
+  size_t pn = h->target_len - off;
+  const char *q = memchr(pt, '?', pn);
   int expect = h->expect_continue && h->minor;
   int nf = 5 + (h->nheaders > 0) + (q != NULL) + 2 * expect + !h->minor; /* _fields and, later, headers */
   if (h->body != HTTP_BODY_NONE) nf += 2 + (h->body == HTTP_BODY_LENGTH) + 4; /* _kind, _chunked, _left; the reader's */
@@ -796,7 +814,12 @@ static void push_request(lua_State *L, const http_head *h, const char *end) {
   if (mk >= 0) SSET(L, req, SK_METHOD, SKEY(L, mk));
   else SSET(L, req, SK_METHOD, lua_pushlstring(L, h->method, h->method_len));
   SSET(L, req, SK_TARGET, lua_pushlstring(L, h->target, h->target_len));
-  if (q) {
+  if (off) { /* absolute-form: an empty path is "/" */
+    size_t plen = q ? (size_t)(q - pt) : pn;
+    if (plen) SSET(L, req, SK_PATH, lua_pushlstring(L, pt, plen));
+    else SSET(L, req, SK_PATH, lua_pushliteral(L, "/"));
+    if (q) SSET(L, req, SK_QUERY, lua_pushlstring(L, q + 1, pn - plen - 1));
+  } else if (q) {
     SSET(L, req, SK_PATH, lua_pushlstring(L, h->target, (size_t)(q - h->target)));
     SSET(L, req, SK_QUERY, lua_pushlstring(L, q + 1, h->target_len - (size_t)(q + 1 - h->target)));
   } else {
