@@ -704,7 +704,18 @@ static int t_dirty(lua_State *L) {
   return 1;
 }
 
+/* _closenotify(): our close_notify now (into the output; a flush sends
+   it), reading still possible: a server's lingering close over TLS */
+static int t_closenotify(lua_State *L) {
+  gh_sock *s = sock_check(L, 1);
+  if (!s->tls || s->fd < 0) return gh_fail(L, "closed");
+  tls_close_notify(s);
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
 const luaL_Reg tls_methods[] = {
+  {"_closenotify", t_closenotify},
   {"dohandshake", t_dohandshake}, {"sni", t_sni}, {"_peercert", t_peercert},
   {"_peerchain", t_peerchain}, {"_localcert", t_localcert},
   {"getpeerverification", t_getpeerverification}, {"getfinished", t_getfinished},

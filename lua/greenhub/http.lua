@@ -590,13 +590,14 @@ end
 -- past a 413) can lose the answer before it reads it. So first our FIN,
 -- after the answer, then what comes is read away until the client closes
 -- too, lingering_timeout passes without a byte, or lingering_time in all
--- (nginx's lingering_close, with its defaults). Plain TCP and Unix sockets
--- (a TLS stream closes as it did).
-local LINGERING = { ["tcp{client}"] = true, ["unix{client}"] = true }
+-- (nginx's lingering_close, with its defaults). Over TLS our FIN is the
+-- close_notify (reading goes on after it).
+local LINGERING = { ["tcp{client}"] = "shutdown", ["unix{client}"] = "shutdown", ["tls{client}"] = "_closenotify" }
 local function linger(s, sock)
   local total, each = s.lingering_time, s.lingering_timeout
-  if not LINGERING[sock.class] or total == 0 or each == 0 then return end
-  if not sock:flush() or not sock:shutdown("send") then return end
+  local fin = LINGERING[sock.class]
+  if not fin or total == 0 or each == 0 then return end
+  if not sock:flush() or not sock[fin](sock, "send") or not sock:flush() then return end
   local deadline = total and core.clock() + total
   while true do
     local wait = each
