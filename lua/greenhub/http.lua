@@ -801,8 +801,9 @@ function M.client(opts)
     pool_size = opts.pool_size or 30, idle_timeout = opts.idle_timeout or 60,
     connect_timeout = opts.connect_timeout or 10, timeout = opts.timeout or 60,
     -- opts.tls: gh.tls params for https (cafile, verify, ...)
-    max_header_size = opts.max_header_size or 1024 * 1024, tls = opts.tls, pools = {},
+    max_header_size = opts.max_header_size or 1024 * 1024, tls = opts.tls or false, pools = {},
     max_body_size = opts.max_body_size, -- nil: no limit (socket.http, Go and requests set none)
+    proxy = opts.proxy or false, -- "http://[user:password@]host:port" for http:// URLs (false: M.PROXY)
   }, Client)
 end
 
@@ -836,6 +837,25 @@ end
 local function with_tls(u, tls)
   local key = tls_key(tls)
   return setmetatable({ tls = tls, pkey = u.pkey .. key, heads = u.heads }, { __index = u })
+end
+
+-- An http:// URL through an HTTP proxy (socket.http's proxy): the
+-- connection is the proxy's (pooled as the proxy's), the request line
+-- names the whole URL (absolute-form), Host and Authorization stay the
+-- origin's, the proxy's own user:password@ goes as Proxy-Authorization.
+-- Made once per URL and proxy (its request heads are kept as u's are).
+local function with_proxy(u, proxy)
+  local views = u.proxied
+  if not views then views = {}; u.proxied = views end
+  local v = views[proxy]
+  if v then return v end
+  local p, err = M.parse_url(proxy)
+  if not p or p.scheme ~= "http" then return nil, "bad proxy " .. tostring(proxy) .. (err and " (" .. err .. ")" or "") end
+  v = { scheme = "http", host = p.host, port = p.port, pkey = "proxy " .. p.scheme .. "://" .. p.host .. ":" .. p.port .. "|",
+    target = u.scheme .. "://" .. u.hosthdr .. u.target, hosthdr = u.hosthdr, auth = u.auth,
+    proxy_auth = p.auth and "Proxy-Authorization: " .. p.auth .. "\r\n" or "", heads = {} }
+  views[proxy] = v
+  return v
 end
 
 -- a pool: idle connections and when each went idle, as pairs in one array
@@ -881,7 +901,8 @@ local function request_text(u, method, headers, body)
     local text = u.heads[method]
     if not text then
       text = method .. " " .. u.target .. " HTTP/1.1\r\nHost: " .. u.hosthdr
-        .. (u.auth and "\r\nAuthorization: " .. u.auth or "") .. "\r\nUser-Agent: greenhub\r\n\r\n"
+        .. (u.auth and "\r\nAuthorization: " .. u.auth or "") .. "\r\n" .. (u.proxy_auth or "")
+        .. "User-Agent: greenhub\r\n\r\n"
       u.heads[method] = text
     end
     return text, false
@@ -899,6 +920,7 @@ local function request_text(u, method, headers, body)
   end
   if not has.host then lines[#lines + 1] = "Host: " .. u.hosthdr .. "\r\n" end
   if u.auth and not has.authorization then lines[#lines + 1] = "Authorization: " .. u.auth .. "\r\n" end
+  if u.proxy_auth and u.proxy_auth ~= "" and not has["proxy-authorization"] then lines[#lines + 1] = u.proxy_auth end
   if not has["user-agent"] then lines[#lines + 1] = "User-Agent: greenhub\r\n" end
   local chunked = false
   if type(body) == "string" then
@@ -1091,15 +1113,17 @@ end
 -- opts: url, method ("GET"), headers, body (string | LTN12 source),
 -- timeout, redirects (5), stream (false)
 function Client:fetch(o)
-  local url, method, headers, body, stream, redirects, timeout, tls, max
+  local url, method, headers, body, stream, redirects, timeout, tls, max, proxy
   if type(o) == "string" then -- a plain GET: no options table to read
-    url, method, redirects, timeout, tls, max = o, "GET", 5, self.timeout, self.tls, self.max_body_size
+    url, method, redirects, timeout, tls, max, proxy = o, "GET", 5, self.timeout, self.tls, self.max_body_size,
+      self.proxy or M.PROXY
   elseif type(o) == "table" then
     url, headers, body, stream, redirects = o.url, o.headers, o.body, o.stream, o.redirects
     method = o.method
     method = method and method:upper() or "GET"
     if redirects == nil then redirects = 5 end
     timeout, tls = o.timeout or self.timeout, o.tls or self.tls
+    proxy = o.proxy or self.proxy or M.PROXY
     max = body_limit(o.max_body_size, "fetch")
     if max == nil then max = self.max_body_size end
   else
@@ -1113,18 +1137,26 @@ function Client:fetch(o)
       u, uerr = parse_cached(url)
       if not u then return nil, uerr end
     end
-    if u.scheme == "https" then u = with_tls(u, tls) end
-    local res, sock = exchange(self, u, method, headers, body, timeout,
+    local cu = u -- what the connection is to (and pooled as)
+    if proxy then
+      if u.scheme == "https" then return nil, "https through a proxy (CONNECT) is not supported" end
+      local perr
+      cu, perr = with_proxy(u, proxy)
+      if not cu then return nil, perr end
+    elseif u.scheme == "https" then
+      u = with_tls(u, tls); cu = u
+    end
+    local res, sock = exchange(self, cu, method, headers, body, timeout,
       stream and 0 or max and max < INLINE_BODY and max or INLINE_BODY)
     if not res then return nil, sock end
     local st = res.status
     if res._done then
       -- the whole body came with the head: the connection goes back now
       -- (a 101's connection speaks another protocol now: never pooled)
-      if res.keep_alive and st ~= 101 then give_back(self, u, sock) else sock:close() end
+      if res.keep_alive and st ~= 101 then give_back(self, cu, sock) else sock:close() end
       if not (redirects and REDIRECT[st]) then return res end
     else
-      res._sock, res._client, res._url, res._max = sock, self, u, max
+      res._sock, res._client, res._url, res._max = sock, self, cu, max
       res._reusable = res.keep_alive and res._kind ~= "close"
       if res._kind == "chunked" then res._chunked = core._httpchunked(4096, self.max_header_size) end
     end
@@ -1182,7 +1214,7 @@ function Client:request(a, b)
     if not given then headers.authorization = "Basic " .. core._b64(a.user .. ":" .. a.password) end
   end
   local res, err = self:fetch({ url = a.url, method = a.method, headers = headers, body = a.source,
-    redirects = a.redirect ~= false and 5 or false, stream = true, timeout = a.timeout })
+    redirects = a.redirect ~= false and 5 or false, stream = true, timeout = a.timeout, proxy = a.proxy })
   if not res then return nil, err end
   local sink = a.sink
   while true do
