@@ -1297,18 +1297,39 @@ end
 
 -- the response for an open regular file (http.static): headers, 304,
 -- ranges, then the body by sendfile (plain TCP) or by 64 KiB reads
+-- whether an If-None-Match list names etag ("*": any), compared weakly
+-- (a W/ prefix does not count), as RFC 9110 13.1.2 says
+local function etag_listed(list, etag)
+  for tag in list:gmatch("[^,]+") do
+    tag = tag:match("^%s*(.-)%s*$")
+    if tag == "*" or tag:gsub("^W/", "") == etag then return true end
+  end
+  return false
+end
+
 local function serve_fd(req, res, fd, real, size, mtime, types)
   local h = res.headers
-  h["last-modified"] = imf_date(mtime)
+  local lm = imf_date(mtime)
+  -- a strong validator from the time and the size, as nginx makes it
+  local etag = ('"%x-%x"'):format(math.floor(mtime), size)
+  h["last-modified"] = lm
+  h["etag"] = etag
   h["accept-ranges"] = "bytes"
   h["content-type"] = types[(real:match("%.([%w]+)$") or ""):lower()] or "application/octet-stream"
-  local ims = parse_imf(req.headers["if-modified-since"])
-  if ims and mtime <= ims and not req.headers.range then
+  -- RFC 9110 13.2.2: If-None-Match, and only without it If-Modified-Since
+  local inm = req.headers["if-none-match"]
+  local ims = not inm and parse_imf(req.headers["if-modified-since"])
+  if (inm and etag_listed(inm, etag)) or (ims and mtime <= ims) then
     res.status = 304
     return res:finish()
   end
   local from, count = 0, size
   local range = req.headers.range
+  -- If-Range (13.1.5): the range only of the file the client has part of
+  -- (this ETag, compared strongly, or exactly this Last-Modified); else
+  -- the whole file, never a piece of a changed one
+  local if_range = req.headers["if-range"]
+  if range and if_range and if_range ~= etag and if_range ~= lm then range = nil end
   if range then
     local a, b = range:match("^bytes=(%d*)%-(%d*)$")
     if a and (a ~= "" or b ~= "") then
