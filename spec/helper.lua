@@ -130,6 +130,21 @@ function H.raw_server(on_conn)
   end, held
 end
 
+-- A raw HTTP/1.1 server for client specs, over raw_server: each request's
+-- line and its header lines (as received, the blank one last) go to
+-- answer(line, lines), which returns the whole response to send.
+function H.raw_http_server(answer)
+  return H.raw_server(function(s)
+    while true do
+      local line = s:receive()
+      if not line then return end
+      local lines = {}
+      repeat local x = s:receive(); lines[#lines + 1] = x until x == "" or not x
+      s:send(answer(line, lines))
+    end
+  end)
+end
+
 -- A green connection to 127.0.0.1:port with a 5 s timeout.
 function H.connect(port)
   local c = assert(H.gh.connect("127.0.0.1", port))

@@ -10,19 +10,13 @@ local http = require "greenhub.http"
 describe("regress: a redirect's relative Location", function()
   local port, stop, next_ref, seen
   setup(function()
-    port, stop = H.raw_server(function(s)
-      while true do
-        local line = s:receive()
-        if not line then return end
-        repeat local x = s:receive() until x == "" or not x
-        local target = line:match("^GET (%S+)")
-        if target == "/b/c/d;p?q" then
-          s:send("HTTP/1.1 302 Found\r\nLocation: " .. next_ref .. "\r\nContent-Length: 0\r\n\r\n")
-        else
-          seen = target
-          s:send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        end
+    port, stop = H.raw_http_server(function(line)
+      local target = line:match("^GET (%S+)")
+      if target == "/b/c/d;p?q" then
+        return "HTTP/1.1 302 Found\r\nLocation: " .. next_ref .. "\r\nContent-Length: 0\r\n\r\n"
       end
+      seen = target
+      return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     end)
   end)
   teardown(function() stop() end)

@@ -11,22 +11,14 @@ local http = require "greenhub.http"
 describe("regress: credentials in the URL", function()
   local port, stop, seen
   setup(function()
-    port, stop = H.raw_server(function(s)
-      while true do
-        local line = s:receive()
-        if not line then return end
-        local auth
-        repeat
-          local x = s:receive()
-          auth = auth or (x and x:match("^[Aa]uthorization: (.*)$"))
-        until x == "" or not x
-        seen = auth or "none"
-        if line:match("^GET /away") then
-          s:send("HTTP/1.1 302 Found\r\nLocation: http://localhost:" .. port .. "/there\r\nContent-Length: 0\r\n\r\n")
-        else
-          s:send("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-        end
+    port, stop = H.raw_http_server(function(line, lines)
+      local auth
+      for _, x in ipairs(lines) do auth = auth or x:match("^[Aa]uthorization: (.*)$") end
+      seen = auth or "none"
+      if line:match("^GET /away") then
+        return "HTTP/1.1 302 Found\r\nLocation: http://localhost:" .. port .. "/there\r\nContent-Length: 0\r\n\r\n"
       end
+      return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
     end)
   end)
   teardown(function() stop() end)
