@@ -265,6 +265,12 @@ static int conn_elem(const char *p, size_t n, void *ud) {
   return 0;
 }
 
+int http_conn_close(const char *v, size_t n) {
+  conn_state c = {0, 0, 0};
+  each_elem(v, n, conn_elem, &c);
+  return c.close;
+}
+
 int http_framing(http_head *h, int request, const char *request_method) {
   int cl_seen = 0, te_seen = 0, host = 0;
   uint64_t cl = 0;

@@ -65,6 +65,10 @@ extern const unsigned char http_tchar[256];
 /* Case-insensitive equality of a span and a lower-case C string. */
 int http_token_eq(const char *s, size_t n, const char *lower);
 
+/* Whether a Connection value lists the "close" option (as http_framing
+   reads a head's). */
+int http_conn_close(const char *v, size_t n);
+
 /*
  * Incremental chunked-body decoder. http_chunk_step looks at buf[0..len):
  *   HTTP_CHUNK_DATA: *data_off, *data_len is the next span of body data (at

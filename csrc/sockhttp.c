@@ -246,19 +246,18 @@ static void add_field(lua_State *L, hbuf *b, const char *name, size_t nn, int vi
   if (pushed) lua_pop(L, 1);
 }
 
-/* a Connection value (a string) that lists the "close" option */
-static int names_close(const char *v, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    size_t j = i;
-    while (j < n && v[j] != ',') j++;
-    size_t a = i, e = j;
-    while (a < e && (v[a] == ' ' || v[a] == '\t')) a++;
-    while (e > a && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
-    if (http_token_eq(v + a, e - a, "close")) return 1;
-    i = j + 1;
+/* the field name: the value at vidx, or each of an array of values */
+static void add_fields(lua_State *L, hbuf *b, const char *name, size_t nn, int vidx) {
+  if (lua_type(L, vidx) != LUA_TTABLE) {
+    add_field(L, b, name, nn, vidx);
+    return;
   }
-  return 0;
+  lua_Integer k = luaL_len(L, vidx);
+  for (lua_Integer i = 1; i <= k; i++) {
+    lua_rawgeti(L, vidx, i);
+    add_field(L, b, name, nn, lua_gettop(L));
+    lua_pop(L, 1);
+  }
 }
 
 /* a handler's Content-Length (a string of 1*DIGIT up to 2^63 - 1, or an
@@ -392,14 +391,14 @@ static void resp_build(lua_State *L, const resp_args *ra, hbuf *b, char *stack, 
               if (lua_rawgeti(L, v, i) == LUA_TSTRING) {
                 size_t en;
                 const char *ev = lua_tolstring(L, -1, &en);
-                conn_close |= names_close(ev, en);
+                conn_close |= http_conn_close(ev, en);
               }
               lua_pop(L, 1);
             }
           } else if (lua_type(L, v) == LUA_TSTRING) {
             size_t vn;
             const char *cv = lua_tolstring(L, v, &vn);
-            conn_close |= names_close(cv, vn);
+            conn_close |= http_conn_close(cv, vn);
           }
           lua_pushvalue(L, v);
           lua_replace(L, conn);
@@ -411,17 +410,7 @@ static void resp_build(lua_State *L, const resp_args *ra, hbuf *b, char *stack, 
         if (nn == 4 && http_token_eq(name, nn, "date")) has_date = 1;
         break;
     }
-    int v = lua_gettop(L);
-    if (lua_type(L, v) == LUA_TTABLE) {
-      lua_Integer k = luaL_len(L, v);
-      for (lua_Integer i = 1; i <= k; i++) {
-        lua_rawgeti(L, v, i);
-        add_field(L, b, name, nn, lua_gettop(L));
-        lua_pop(L, 1);
-      }
-    } else {
-      add_field(L, b, name, nn, v);
-    }
+    add_fields(L, b, name, nn, lua_gettop(L));
     lua_pop(L, 1);
   }
   if (!has_date) {
@@ -453,16 +442,7 @@ static void resp_build(lua_State *L, const resp_args *ra, hbuf *b, char *stack, 
   int has_conn = !lua_isnil(L, conn);
   if (has_conn && (status == 101 || (!close && ra->minor >= 1) || conn_close)) {
     /* the handler's, as it set it (an upgrade's own; or nothing to add) */
-    if (lua_type(L, conn) == LUA_TTABLE) {
-      lua_Integer k = luaL_len(L, conn);
-      for (lua_Integer i = 1; i <= k; i++) {
-        lua_rawgeti(L, conn, i);
-        add_field(L, b, "Connection", 10, lua_gettop(L));
-        lua_pop(L, 1);
-      }
-    } else {
-      add_field(L, b, "Connection", 10, conn);
-    }
+    add_fields(L, b, "Connection", 10, conn);
   } else if (close) {
     hb_add(L, b, "Connection: close\r\n", 19);
   } else if (ra->minor == 0) {
@@ -777,12 +757,6 @@ int l_httpcfg(lua_State *L) {
   return 1;
 }
 
-/* The request object of h (its head ending at end) and its response
-   object; then the body's framing (nil: none; reading then ends at once).
-   Stack: 3 conn, 6 Request, 7 Response. req.headers is not made here:
-   the header lines are kept as one string, req._fields, until the first
-   look at req.headers (l_headersindex), as OpenResty builds its header table
-   only when asked -- a handler that never reads a header costs no table. */
 /* Where the path begins in an absolute-form target (RFC 9112 3.2.2, which
    a server MUST accept: "GET http://host/a?b HTTP/1.1"): past the scheme
    and the authority; 0 for any other form. req.path and req.query are then
@@ -797,6 +771,12 @@ static size_t path_start(const char *t, size_t n) {
   return i;
 }
 
+/* The request object of h (its head ending at end) and its response
+   object; then the body's framing (nil: none; reading then ends at once).
+   Stack: 3 conn, 6 Request, 7 Response. req.headers is not made here:
+   the header lines are kept as one string, req._fields, until the first
+   look at req.headers (l_headersindex), as OpenResty builds its header table
+   only when asked -- a handler that never reads a header costs no table. */
 static void push_request(lua_State *L, const http_head *h, const char *end) {
   size_t off = path_start(h->target, h->target_len);
   const char *pt = h->target + off; /* the path and query */
@@ -996,13 +976,6 @@ static int sock_httpres(lua_State *L) {
   return res_step(L, s, call_deadline(s));
 }
 
-/*
- * Request.__index (and the client's Resp.__index): the class's own fields
- * (methods, the 1.1 default), and obj.headers, made on its first look from
- * obj._fields (the header lines the head was parsed from: they parse again
- * as they did then) and kept. Upvalues: 1 the class, 2 "headers",
- * 3 "_fields".
- */
 /* The field lines at idx (an object's _fields; nil: none) parsed again
    into *h, its headers array hs (room for 256); raises when they are not
    field lines (a handler may have set _fields) */
@@ -1019,6 +992,13 @@ static void parse_field_lines(lua_State *L, int idx, http_head *h, http_header *
   }
 }
 
+/*
+ * Request.__index (and the client's Resp.__index): the class's own fields
+ * (methods, the 1.1 default), and obj.headers, made on its first look from
+ * obj._fields (the header lines the head was parsed from: they parse again
+ * as they did then) and kept. Upvalues: 1 the class, 2 "headers",
+ * 3 "_fields".
+ */
 static int l_headersindex(lua_State *L) {
   lua_settop(L, 2);
   lua_pushvalue(L, 2);
